@@ -1,0 +1,36 @@
+"""`python -m bot` runs the bot; `python -m bot migrate` only applies migrations."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import sys
+
+from bot.config import ConfigError, load_settings
+
+
+def main(argv: list[str]) -> int:
+    try:
+        settings = load_settings()
+    except ConfigError as exc:
+        print(exc, file=sys.stderr)
+        return 2
+    logging.basicConfig(
+        level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
+    from bot.runners import run_polling, run_webhook
+    from services.embedded.db import migrate
+
+    if argv[:1] == ["migrate"]:
+        asyncio.run(migrate(settings.database_url))
+        return 0
+    runner = run_webhook if settings.webhook_mode else run_polling
+    try:
+        asyncio.run(runner(settings))
+    except KeyboardInterrupt:
+        pass
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

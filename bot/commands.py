@@ -1,0 +1,39 @@
+"""Bot commands registered with setMyCommands, in every supported language."""
+
+from __future__ import annotations
+
+from aiogram import Bot
+from aiogram.types import BotCommand
+from aiogram.utils.i18n import I18n
+from aiogram.utils.i18n import gettext as _
+
+from bot.config import SUPPORTED_LANGUAGES
+
+
+def command_list() -> list[BotCommand]:
+    items = [
+        ("start", _("Start and main menu")),
+        ("menu", _("Main menu")),
+        ("orders", _("My orders")),
+        ("neworder", _("Order a server")),
+        ("invoices", _("Invoices and payments")),
+        ("balance", _("Balance")),
+        ("topup", _("Top up the balance")),
+        ("tickets", _("Support tickets")),
+        ("newticket", _("Write to support")),
+        ("settings", _("Settings")),
+        ("language", _("Interface language")),
+        ("help", _("Help")),
+        ("cancel", _("Leave the current dialog")),
+    ]
+    return [BotCommand(command=name, description=text) for name, text in items]
+
+
+async def register_commands(bot: Bot, i18n: I18n, default_language: str) -> None:
+    with i18n.context():
+        for language in SUPPORTED_LANGUAGES:
+            with i18n.use_locale(language):
+                commands = command_list()
+            await bot.set_my_commands(commands, language_code=language)
+        with i18n.use_locale(default_language):
+            await bot.set_my_commands(command_list())

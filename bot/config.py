@@ -1,0 +1,116 @@
+"""Application settings, read from the environment and an optional `.env` file."""
+
+from __future__ import annotations
+
+import re
+from decimal import Decimal
+from typing import Annotated
+
+from pydantic import Field, SecretStr, field_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+TOKEN_PATTERN = re.compile(r"^\d{1,20}:[A-Za-z0-9_-]{20,}$")
+SUPPORTED_LANGUAGES = ("en", "ru")
+
+
+def _split_csv(value: object) -> object:
+    if isinstance(value, str):
+        return [item.strip() for item in value.split(",") if item.strip()]
+    return value
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_file=".env", env_file_encoding="utf-8", extra="ignore")
+
+    bot_token: SecretStr
+    telegram_api_url: str = "https://api.telegram.org"
+    database_url: str = "sqlite+aiosqlite:///data/bot.sqlite3"
+    redis_url: str | None = None
+    staff_chat_id: int | None = None
+    admin_ids: Annotated[list[int], NoDecode] = Field(default_factory=list)
+    default_language: str = "en"
+    payment_provider_token: SecretStr | None = None
+
+    webhook_url: str | None = None
+    webhook_path: str = "/telegram/webhook"
+    webhook_secret: SecretStr | None = None
+    web_host: str = "0.0.0.0"
+    web_port: int = 8080
+
+    # Billing
+    default_currency: str = "EUR"
+    currencies: Annotated[list[str], NoDecode] = Field(
+        default_factory=lambda: ["EUR", "USD", "RUB"]
+    )
+    static_rates: str = ""  # e.g. "USD=1.08,RUB=98.5" (units per 1 EUR); overrides fetched rates
+    stars_per_eur: Decimal = Decimal("50")
+    ip_pool: str = "203.0.113.10-203.0.113.250"
+    seed_demo_catalogue: bool = True
+
+    # Jobs
+    scheduler_enabled: bool = True
+    alert_interval_seconds: int = 300
+    rates_interval_seconds: int = 3600 * 6
+    sender_interval_seconds: float = 1.0
+
+    log_level: str = "INFO"
+
+    @field_validator("bot_token")
+    @classmethod
+    def _token_format(cls, value: SecretStr) -> SecretStr:
+        if not TOKEN_PATTERN.match(value.get_secret_value().strip()):
+            raise ValueError("does not look like a Telegram bot token (expected 123456:ABC...)")
+        return SecretStr(value.get_secret_value().strip())
+
+    @field_validator("admin_ids", mode="before")
+    @classmethod
+    def _admin_ids(cls, value: object) -> object:
+        return _split_csv(value)
+
+    @field_validator("currencies", mode="before")
+    @classmethod
+    def _currencies(cls, value: object) -> object:
+        items = _split_csv(value)
+        return [str(item).upper() for item in items] if isinstance(items, list) else items
+
+    @field_validator("default_language")
+    @classmethod
+    def _language(cls, value: str) -> str:
+        if value not in SUPPORTED_LANGUAGES:
+            raise ValueError(f"DEFAULT_LANGUAGE must be one of {', '.join(SUPPORTED_LANGUAGES)}")
+        return value
+
+    @field_validator(
+        "redis_url",
+        "webhook_url",
+        "staff_chat_id",
+        "payment_provider_token",
+        "webhook_secret",
+        mode="before",
+    )
+    @classmethod
+    def _empty_is_none(cls, value: object) -> object:
+        return None if value == "" else value
+
+    @property
+    def webhook_mode(self) -> bool:
+        return bool(self.webhook_url)
+
+
+class ConfigError(Exception):
+    """Settings could not be loaded; the message is one human-readable line."""
+
+
+def load_settings(**overrides: object) -> Settings:
+    from pydantic import ValidationError
+
+    try:
+        return Settings(**overrides)  # type: ignore[arg-type]
+    except ValidationError as exc:
+        problems = []
+        for error in exc.errors():
+            field = ".".join(str(part) for part in error["loc"]).upper() or "settings"
+            message = "is required" if error["type"] == "missing" else error["msg"]
+            message = message.removeprefix("Value error, ")
+            problems.append(f"{field} {message}")
+        raise ConfigError("Configuration error: " + "; ".join(problems)) from None

@@ -1,0 +1,79 @@
+"""The composition root: builds the Bot, the Dispatcher and the billing gateway from Settings.
+Production (`python -m bot`) and the tests use the same functions."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from aiogram import Bot, Dispatcher
+from aiogram.client.default import DefaultBotProperties
+from aiogram.client.session.aiohttp import AiohttpSession
+from aiogram.client.session.base import BaseSession
+from aiogram.client.telegram import TelegramAPIServer
+from aiogram.enums import ParseMode
+from aiogram.fsm.storage.base import BaseStorage
+from aiogram.fsm.storage.memory import MemoryStorage
+from aiogram.utils.i18n import I18n
+
+from bot.config import Settings
+from bot.middlewares import AccountI18nMiddleware, AccountMiddleware, BillingTransactionMiddleware
+from handlers import section_routers
+from services.billing import BillingGateway
+from services.embedded.billing import EmbeddedGateway
+from services.embedded.config import BillingConfig, parse_static_rates
+from services.embedded.db import create_engine
+
+LOCALES_DIR = Path(__file__).resolve().parent.parent / "locales"
+
+
+def create_i18n(default_language: str) -> I18n:
+    return I18n(path=LOCALES_DIR, default_locale=default_language, domain="messages")
+
+
+def billing_config(settings: Settings) -> BillingConfig:
+    return BillingConfig(
+        base_currency=settings.default_currency,
+        currencies=tuple(settings.currencies),
+        static_rates=parse_static_rates(settings.static_rates),
+        stars_per_base_unit=settings.stars_per_eur,
+        ip_pool=settings.ip_pool,
+    )
+
+
+def create_gateway(settings: Settings) -> EmbeddedGateway:
+    return EmbeddedGateway(create_engine(settings.database_url), billing_config(settings))
+
+
+def create_bot(settings: Settings, session: BaseSession | None = None) -> Bot:
+    if session is None:
+        session = AiohttpSession(api=TelegramAPIServer.from_base(settings.telegram_api_url))
+    return Bot(
+        token=settings.bot_token.get_secret_value(),
+        session=session,
+        default=DefaultBotProperties(parse_mode=ParseMode.HTML, link_preview_is_disabled=True),
+    )
+
+
+def create_storage(settings: Settings) -> BaseStorage:
+    if settings.redis_url:
+        from aiogram.fsm.storage.redis import RedisStorage
+
+        return RedisStorage.from_url(settings.redis_url)
+    return MemoryStorage()
+
+
+def create_dispatcher(
+    settings: Settings,
+    gateway: BillingGateway,
+    storage: BaseStorage | None = None,
+    i18n: I18n | None = None,
+) -> Dispatcher:
+    i18n = i18n or create_i18n(settings.default_language)
+    dp = Dispatcher(
+        storage=storage or create_storage(settings), settings=settings, gateway=gateway, i18n=i18n
+    )
+    dp.update.outer_middleware(BillingTransactionMiddleware(gateway))
+    dp.update.outer_middleware(AccountMiddleware())
+    AccountI18nMiddleware(i18n, settings.default_language).setup(dp)
+    dp.include_routers(*section_routers())
+    return dp

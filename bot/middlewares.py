@@ -1,0 +1,81 @@
+"""Per-update middlewares: one billing transaction, the caller's account, and the locale."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from aiogram import BaseMiddleware
+from aiogram.types import TelegramObject, Update, User
+from aiogram.utils.i18n import I18n, I18nMiddleware
+
+from bot.config import SUPPORTED_LANGUAGES
+from services.billing import BillingGateway
+
+Handler = Callable[[TelegramObject, dict[str, Any]], Awaitable[Any]]
+
+
+class BillingTransactionMiddleware(BaseMiddleware):
+    """Opens one billing transaction per update: committed when the handler returns,
+    rolled back when it raises (the central error handler then answers the user)."""
+
+    def __init__(self, gateway: BillingGateway) -> None:
+        self.gateway = gateway
+
+    async def __call__(self, handler: Handler, event: TelegramObject, data: dict[str, Any]) -> Any:
+        async with self.gateway.transaction() as billing:
+            data["billing"] = billing
+            return await handler(event, data)
+
+
+def _private_user(update: Update) -> User | None:
+    """The user of an update that happens in a private chat with the bot (or has no chat)."""
+    event = update.event
+    user: User | None = getattr(event, "from_user", None)
+    if user is None or user.is_bot:
+        return None
+    chat = getattr(event, "chat", None)
+    if chat is None and getattr(event, "message", None) is not None:
+        chat = event.message.chat  # callback query
+    if chat is not None and chat.type != "private":
+        return None
+    return user
+
+
+class AccountMiddleware(BaseMiddleware):
+    """Resolves the caller's billing account (created on first contact in a private chat)."""
+
+    async def __call__(self, handler: Handler, event: TelegramObject, data: dict[str, Any]) -> Any:
+        data["account"] = None
+        user = _private_user(event) if isinstance(event, Update) else None
+        if user is not None:
+            account, created = await data["billing"].get_or_create_account(
+                user.id, user.id, name=user.full_name, username=user.username
+            )
+            data["account"] = account
+            data["account_created"] = created
+        return await handler(event, data)
+
+
+def pick_language(account_language: str | None, telegram_language: str | None, default: str) -> str:
+    if account_language in SUPPORTED_LANGUAGES:
+        return account_language  # type: ignore[return-value]
+    code = (telegram_language or "").split("-")[0].lower()
+    return code if code in SUPPORTED_LANGUAGES else default
+
+
+class AccountI18nMiddleware(I18nMiddleware):
+    """Language: the account's choice, else Telegram's language_code, else the default."""
+
+    def __init__(self, i18n: I18n, default_language: str) -> None:
+        super().__init__(i18n)
+        self.default_language = default_language
+
+    async def get_locale(self, event: TelegramObject, data: dict[str, Any]) -> str:
+        account = data.get("account")
+        user: User | None = data.get("event_from_user")
+        return pick_language(
+            account.language if account else None,
+            user.language_code if user else None,
+            self.default_language,
+        )

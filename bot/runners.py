@@ -1,0 +1,86 @@
+"""Runners: long polling (default) or webhook on aiohttp; graceful shutdown in both."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+
+from aiogram import Bot, Dispatcher
+from aiogram.webhook.aiohttp_server import SimpleRequestHandler, setup_application
+from aiohttp import web
+
+from bot.commands import register_commands
+from bot.config import Settings
+from bot.factory import create_bot, create_dispatcher, create_gateway
+from bot.scheduler import create_scheduler
+from services.embedded.db import migrate
+
+log = logging.getLogger(__name__)
+
+
+async def prepare(settings: Settings) -> tuple[Bot, Dispatcher]:
+    await migrate(settings.database_url)
+    gateway = create_gateway(settings)
+    if settings.seed_demo_catalogue:
+        added = await gateway.seed_demo()
+        if added:
+            log.info("Seeded %d demo tariffs", added)
+    bot = create_bot(settings)
+    dp = create_dispatcher(settings, gateway)
+    scheduler = create_scheduler(settings)
+    dp["scheduler"] = scheduler
+
+    async def on_startup(bot: Bot) -> None:
+        await register_commands(bot, dp["i18n"], settings.default_language)
+        if settings.scheduler_enabled:
+            scheduler.start()
+
+    async def on_shutdown(bot: Bot) -> None:
+        if scheduler.running:
+            scheduler.shutdown(wait=False)
+        await gateway.close()
+        await dp.storage.close()
+
+    dp.startup.register(on_startup)
+    dp.shutdown.register(on_shutdown)
+    return bot, dp
+
+
+async def run_polling(settings: Settings) -> None:
+    bot, dp = await prepare(settings)
+    me = await bot.get_me()
+    log.info("Starting long polling as @%s", me.username)
+    await bot.delete_webhook(drop_pending_updates=False)
+    await dp.start_polling(bot, handle_signals=True)
+
+
+async def run_webhook(settings: Settings) -> None:
+    bot, dp = await prepare(settings)
+    secret = settings.webhook_secret.get_secret_value() if settings.webhook_secret else None
+    app = web.Application()
+    SimpleRequestHandler(dispatcher=dp, bot=bot, secret_token=secret).register(
+        app, path=settings.webhook_path
+    )
+    setup_application(app, dp, bot=bot)
+
+    async def set_webhook(_app: web.Application) -> None:
+        url = settings.webhook_url.rstrip("/") + settings.webhook_path  # type: ignore[union-attr]
+        await bot.set_webhook(
+            url, secret_token=secret, allowed_updates=dp.resolve_used_update_types()
+        )
+        log.info("Webhook set to %s", url)
+
+    app.on_startup.append(set_webhook)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    site = web.TCPSite(runner, settings.web_host, settings.web_port)
+    await site.start()
+    log.info("Listening for webhooks on %s:%s", settings.web_host, settings.web_port)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    await stop.wait()
+    log.info("Shutting down")
+    await runner.cleanup()

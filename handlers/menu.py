@@ -1,0 +1,112 @@
+"""Main menu, /start, /help, /cancel and the language switch."""
+
+from __future__ import annotations
+
+from aiogram import F, Router
+from aiogram.filters import Command, CommandStart, StateFilter
+from aiogram.fsm.context import FSMContext
+from aiogram.types import CallbackQuery, Message
+from aiogram.utils.i18n import I18n
+from aiogram.utils.i18n import gettext as _
+
+from handlers.common import money, show
+from keyboards.callbacks import LangCb, MenuCb
+from keyboards.menu import LANGUAGE_NAMES, back_to_menu_kb, language_kb, main_menu_kb
+from services.billing import Billing
+from services.contracts.common import Account
+
+
+def main_menu_text(account: Account) -> str:
+    return _(
+        "💼 <b>Personal cabinet</b>\n"
+        "Login: <code>{login}</code>\n"
+        "Balance: <b>{balance}</b>\n\n"
+        "Choose a section:"
+    ).format(login=account.login, balance=money(account.balance_minor, account.base_currency))
+
+
+async def show_main_menu(
+    event: Message | CallbackQuery, state: FSMContext, account: Account, notice: str | None = None
+) -> None:
+    await state.clear()
+    await show(event, main_menu_text(account), main_menu_kb(), notice)
+
+
+async def cmd_start(
+    message: Message, state: FSMContext, account: Account, account_created: bool
+) -> None:
+    if account_created:
+        await message.answer(
+            _("👋 Welcome! Your billing account <code>{login}</code> is ready.").format(
+                login=account.login
+            )
+        )
+    await show_main_menu(message, state, account)
+
+
+def help_text() -> str:
+    return _(
+        "❓ <b>Help</b>\n\n"
+        "/menu — main menu\n"
+        "/orders — your orders\n"
+        "/neworder — order a server\n"
+        "/invoices — invoices and payment history\n"
+        "/balance — balance in all currencies\n"
+        "/topup — top up the balance\n"
+        "/tickets — support tickets\n"
+        "/newticket — write to support\n"
+        "/settings — profile and settings\n"
+        "/language — interface language\n"
+        "/cancel — leave the current dialog"
+    )
+
+
+async def cmd_help(event: Message | CallbackQuery) -> None:
+    await show(event, help_text(), back_to_menu_kb())
+
+
+async def cmd_cancel(message: Message, state: FSMContext, account: Account) -> None:
+    had_dialog = await state.get_state() is not None
+    await message.answer(
+        _("Cancelled. Nothing was changed.") if had_dialog else _("There is nothing to cancel.")
+    )
+    await show_main_menu(message, state, account)
+
+
+async def cmd_language(event: Message | CallbackQuery, i18n: I18n) -> None:
+    await show(event, _("🌐 Choose the interface language:"), language_kb(i18n.current_locale))
+
+
+async def set_language(
+    query: CallbackQuery,
+    callback_data: LangCb,
+    billing: Billing,
+    account: Account,
+    state: FSMContext,
+    i18n: I18n,
+) -> None:
+    if callback_data.code not in LANGUAGE_NAMES:
+        await query.answer(_("This language is not available."), show_alert=True)
+        return
+    account = await billing.set_language(account.id, callback_data.code)
+    with i18n.use_locale(callback_data.code):
+        await show_main_menu(query, state, account, notice=_("Language: English"))
+
+
+async def menu_button(query: CallbackQuery, state: FSMContext, account: Account) -> None:
+    await show_main_menu(query, state, account)
+
+
+def create_router() -> Router:
+    router = Router(name="menu")
+    router.message.filter(F.chat.type == "private")
+    router.message.register(cmd_start, CommandStart())
+    router.message.register(cmd_cancel, Command("cancel"), StateFilter("*"))
+    router.message.register(show_main_menu, Command("menu"))
+    router.message.register(cmd_help, Command("help"))
+    router.message.register(cmd_language, Command("language"))
+    router.callback_query.register(menu_button, MenuCb.filter(F.section == "main"))
+    router.callback_query.register(cmd_help, MenuCb.filter(F.section == "help"))
+    router.callback_query.register(cmd_language, MenuCb.filter(F.section == "language"))
+    router.callback_query.register(set_language, LangCb.filter())
+    return router

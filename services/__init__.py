@@ -1,0 +1,1 @@
+"""Business logic: the billing interface, its implementations, alerts, rates and delivery."""

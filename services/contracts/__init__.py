@@ -1,0 +1,1 @@
+"""The billing interface, split per domain. `services.billing.Billing` composes them."""

@@ -1,0 +1,86 @@
+"""DTOs shared by every domain of the billing interface."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Generic, TypeVar
+
+T = TypeVar("T")
+
+
+@dataclass(frozen=True, slots=True)
+class Page(Generic[T]):
+    items: list[T]
+    total: int
+    offset: int
+    limit: int
+
+    @property
+    def has_prev(self) -> bool:
+        return self.offset > 0
+
+    @property
+    def has_next(self) -> bool:
+        return self.offset + self.limit < self.total
+
+    @property
+    def page_number(self) -> int:
+        return self.offset // self.limit + 1 if self.limit else 1
+
+    @property
+    def page_count(self) -> int:
+        return max(1, -(-self.total // self.limit)) if self.limit else 1
+
+
+@dataclass(frozen=True, slots=True)
+class Money:
+    minor: int
+    currency: str
+
+
+@dataclass(frozen=True, slots=True)
+class Account:
+    id: int
+    telegram_id: int | None
+    chat_id: int | None
+    login: str
+    language: str | None
+    currency: str  # display ("site") currency chosen by the user
+    balance_minor: int  # base currency
+    base_currency: str
+    created_at: datetime
+    telegram_name: str = ""
+    unreachable: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class LedgerLine:
+    id: int
+    amount_minor: int
+    currency: str
+    balance_after_minor: int
+    kind: str
+    description: str
+    reference: str | None
+    created_at: datetime
+    actor: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class TariffPrice:
+    months: int
+    price_minor: int  # base currency
+
+
+@dataclass(frozen=True, slots=True)
+class Tariff:
+    id: int
+    code: str
+    product_type: str
+    name: str
+    specs: str
+    prices: list[TariffPrice] = field(default_factory=list)
+
+    def price_for(self, months: int) -> int | None:
+        return next((p.price_minor for p in self.prices if p.months == months), None)

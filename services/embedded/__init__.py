@@ -1,0 +1,1 @@
+"""The embedded billing: a complete small billing on SQLAlchemy (SQLite or PostgreSQL)."""

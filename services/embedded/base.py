@@ -1,0 +1,28 @@
+"""State every embedded-billing mixin shares: the session of the current transaction."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from services.embedded import models as m
+from services.embedded.config import BillingConfig
+from services.errors import NotFound
+
+
+class EmbeddedBase:
+    def __init__(self, session: AsyncSession, config: BillingConfig) -> None:
+        self.session = session
+        self.config = config
+        self.base_currency = config.base_currency
+
+    @staticmethod
+    def now() -> datetime:
+        return datetime.now(UTC)
+
+    async def _account_row(self, account_id: int) -> m.Account:
+        row = await self.session.get(m.Account, account_id, populate_existing=True)
+        if row is None:
+            raise NotFound("account")
+        return row

@@ -1,0 +1,79 @@
+"""Money helpers: integer minor units per currency, parsing user input, Babel formatting."""
+
+from __future__ import annotations
+
+import re
+from decimal import ROUND_DOWN, ROUND_HALF_UP, ROUND_UP, Decimal, InvalidOperation
+
+from babel.numbers import format_currency, get_currency_precision
+
+from services.errors import ValidationFailed
+
+# Telegram Stars have no fractional part; Babel does not know the code.
+_EXPONENT_OVERRIDES = {"XTR": 0}
+_AMOUNT_RE = re.compile(r"^\d+([.,]\d+)?$")
+
+
+def exponent(currency: str) -> int:
+    currency = currency.upper()
+    if currency in _EXPONENT_OVERRIDES:
+        return _EXPONENT_OVERRIDES[currency]
+    return get_currency_precision(currency)
+
+
+def to_decimal(minor: int, currency: str) -> Decimal:
+    return Decimal(minor).scaleb(-exponent(currency))
+
+
+def to_minor(amount: Decimal, currency: str, rounding: str = ROUND_HALF_UP) -> int:
+    quantum = Decimal(1).scaleb(-exponent(currency))
+    return int(amount.quantize(quantum, rounding=rounding).scaleb(exponent(currency)))
+
+
+def convert(
+    minor: int,
+    from_currency: str,
+    to_currency: str,
+    rates: dict[str, Decimal],
+    rounding: str = ROUND_HALF_UP,
+) -> int:
+    """Convert through the rates table (units of currency per 1 unit of the base currency)."""
+    if from_currency == to_currency:
+        return minor
+    amount = to_decimal(minor, from_currency) / rates[from_currency] * rates[to_currency]
+    return to_minor(amount, to_currency, rounding)
+
+
+def convert_down(
+    minor: int, from_currency: str, to_currency: str, rates: dict[str, Decimal]
+) -> int:
+    return convert(minor, from_currency, to_currency, rates, ROUND_DOWN)
+
+
+def convert_up(minor: int, from_currency: str, to_currency: str, rates: dict[str, Decimal]) -> int:
+    return convert(minor, from_currency, to_currency, rates, ROUND_UP)
+
+
+def parse_amount(text: str, currency: str) -> int:
+    """Parse '12', '12.5', '12,50', '1 000' into minor units; raise ValidationFailed with a code:
+    not_a_number, not_positive, too_many_decimals."""
+    cleaned = text.strip().replace(" ", "").replace("\u00a0", "")
+    if cleaned.startswith("-"):
+        raise ValidationFailed("not_positive")
+    if not _AMOUNT_RE.match(cleaned):
+        raise ValidationFailed("not_a_number")
+    try:
+        value = Decimal(cleaned.replace(",", "."))
+    except InvalidOperation:
+        raise ValidationFailed("not_a_number") from None
+    if value <= 0:
+        raise ValidationFailed("not_positive")
+    if -value.as_tuple().exponent > exponent(currency):  # type: ignore[operator]
+        raise ValidationFailed("too_many_decimals", places=exponent(currency))
+    return to_minor(value, currency)
+
+
+def format_money(minor: int, currency: str, locale: str) -> str:
+    if currency.upper() == "XTR":
+        return f"{minor} ⭐"
+    return format_currency(to_decimal(minor, currency), currency, locale=locale)

@@ -1,0 +1,48 @@
+"""An aiogram session that sends every API call to the in-memory FakeTelegram."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import AsyncGenerator
+from typing import Any
+
+from aiogram import Bot
+from aiogram.client.session.base import BaseSession
+from aiogram.methods import TelegramMethod
+from aiogram.methods.base import TelegramType
+
+from tests.harness.telegram import FakeTelegram
+
+
+class RecordingSession(BaseSession):
+    def __init__(self, fake: FakeTelegram) -> None:
+        super().__init__()
+        self.fake = fake
+
+    async def make_request(
+        self, bot: Bot, method: TelegramMethod[TelegramType], timeout: int | None = None
+    ) -> TelegramType:
+        files: dict[str, Any] = {}
+        params = {}
+        for key, value in method.model_dump(warnings=False).items():
+            prepared = self.prepare_value(value, bot=bot, files=files, _dumps_json=False)
+            if prepared is not None:
+                params[key] = prepared
+        status, body = await self.fake.handle(method.__api_method__, params)
+        response = self.check_response(
+            bot=bot, method=method, status_code=status, content=json.dumps(body)
+        )
+        return response.result  # type: ignore[return-value]
+
+    async def stream_content(
+        self,
+        url: str,
+        headers: dict[str, Any] | None = None,
+        timeout: int = 30,
+        chunk_size: int = 65536,
+        raise_for_status: bool = True,
+    ) -> AsyncGenerator[bytes, None]:
+        yield b""
+
+    async def close(self) -> None:
+        return None

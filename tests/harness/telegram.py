@@ -1,0 +1,737 @@
+"""A stand-in for the Telegram Bot API: keeps chats and messages, answers like Telegram
+(including its errors), records every call, and builds the updates a user or staff would cause.
+
+The same core serves the in-process tests (through RecordingSession) and the end-to-end tests
+(through the aiohttp server in tests/harness/server.py). Every request is validated with
+aiogram's own method models, so a malformed call fails the way Telegram would reject it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from aiogram import methods as tg_methods
+from aiogram.methods import TelegramMethod
+from pydantic import ValidationError
+
+BOT_ID = 1000001
+BOT_USERNAME = "cabinet_test_bot"
+TOKEN = f"{BOT_ID}:TEST-token-abcdefghijklmnopqrstuvwxyz"
+
+METHOD_MODELS: dict[str, type[TelegramMethod[Any]]] = {
+    cls.__api_method__: cls
+    for cls in vars(tg_methods).values()
+    if isinstance(cls, type) and issubclass(cls, TelegramMethod) and hasattr(cls, "__api_method__")
+}
+
+
+class ApiError(Exception):
+    def __init__(self, status: int, description: str, retry_after: int | None = None) -> None:
+        super().__init__(description)
+        self.status = status
+        self.description = description
+        self.retry_after = retry_after
+
+    def payload(self) -> dict[str, Any]:
+        body: dict[str, Any] = {
+            "ok": False,
+            "error_code": self.status,
+            "description": self.description,
+        }
+        if self.retry_after is not None:
+            body["parameters"] = {"retry_after": self.retry_after}
+        return body
+
+
+def bad_request(text: str) -> ApiError:
+    return ApiError(400, f"Bad Request: {text}")
+
+
+@dataclass
+class Call:
+    method: str
+    params: dict[str, Any]
+    result: Any = None
+    error: ApiError | None = None
+
+    def __getitem__(self, key: str) -> Any:
+        return self.params[key]
+
+    def get(self, key: str, default: Any = None) -> Any:
+        return self.params.get(key, default)
+
+    @property
+    def text(self) -> str | None:
+        return self.params.get("text", self.params.get("caption"))
+
+    def buttons(self) -> list[list[dict[str, Any]]]:
+        markup = self.params.get("reply_markup") or {}
+        return markup.get("inline_keyboard") or markup.get("keyboard") or []
+
+    def button_texts(self) -> list[str]:
+        return [b["text"] for row in self.buttons() for b in row]
+
+    def callback_data(self, text_part: str) -> str:
+        for row in self.buttons():
+            for button in row:
+                if text_part in button["text"]:
+                    return button["callback_data"]
+        raise AssertionError(f"no button with {text_part!r} in {self.button_texts()}")
+
+
+@dataclass
+class Chat:
+    id: int
+    type: str = "private"
+    title: str | None = None
+    first_name: str | None = None
+    is_forum: bool = False
+
+    def as_dict(self) -> dict[str, Any]:
+        data: dict[str, Any] = {"id": self.id, "type": self.type}
+        if self.title:
+            data["title"] = self.title
+        if self.first_name:
+            data["first_name"] = self.first_name
+        if self.is_forum:
+            data["is_forum"] = True
+        return data
+
+
+@dataclass
+class User:
+    id: int
+    first_name: str = "Test"
+    last_name: str | None = None
+    username: str | None = None
+    language_code: str | None = "en"
+
+    def as_dict(self) -> dict[str, Any]:
+        data: dict[str, Any] = {"id": self.id, "is_bot": False, "first_name": self.first_name}
+        for key in ("last_name", "username", "language_code"):
+            if getattr(self, key):
+                data[key] = getattr(self, key)
+        return data
+
+
+@dataclass
+class QueuedError:
+    method: str
+    error: ApiError
+    match: Callable[[dict[str, Any]], bool] | None = None
+
+
+@dataclass
+class FakeTelegram:
+    calls: list[Call] = field(default_factory=list)
+    chats: dict[int, Chat] = field(default_factory=dict)
+    messages: dict[tuple[int, int], dict[str, Any]] = field(default_factory=dict)
+    topics: dict[tuple[int, int], str] = field(default_factory=dict)
+    blocked: set[int] = field(default_factory=set)
+    chat_members: dict[tuple[int, int], str] = field(default_factory=dict)
+    webhook: dict[str, Any] = field(default_factory=dict)
+    refunds: list[tuple[int, str]] = field(default_factory=list)
+    clock: Callable[[], float] = time.time
+
+    def __post_init__(self) -> None:
+        self._message_ids: dict[int, itertools.count[int]] = {}
+        self._update_ids = itertools.count(1)
+        self._callback_ids = itertools.count(1)
+        self._thread_ids = itertools.count(100)
+        self._errors: list[QueuedError] = []
+        self._updates: list[dict[str, Any]] = []
+        self._open_queries: set[str] = set()
+        self._changed = asyncio.Condition()
+        self._update_event: asyncio.Event | None = None
+
+    # ---- test controls -------------------------------------------------------------------
+    def add_chat(self, chat: Chat) -> Chat:
+        self.chats[chat.id] = chat
+        return chat
+
+    def fail_next(
+        self,
+        method: str,
+        status: int,
+        description: str,
+        retry_after: int | None = None,
+        match: Callable[[dict[str, Any]], bool] | None = None,
+    ) -> None:
+        """The next matching call of `method` fails as Telegram would."""
+        self._errors.append(QueuedError(method, ApiError(status, description, retry_after), match))
+
+    def block_bot(self, user_id: int) -> None:
+        self.blocked.add(user_id)
+
+    def set_member(self, chat_id: int, user_id: int, status: str = "member") -> None:
+        self.chat_members[(chat_id, user_id)] = status
+
+    def delete_topic(self, chat_id: int, thread_id: int) -> None:
+        self.topics.pop((chat_id, thread_id), None)
+
+    def calls_of(self, method: str) -> list[Call]:
+        return [c for c in self.calls if c.method == method and c.error is None]
+
+    def sent(self, chat_id: int | None = None) -> list[Call]:
+        """Successful send* calls (optionally to one chat), in order."""
+        return [
+            c
+            for c in self.calls
+            if c.method.startswith(("send", "copyMessage"))
+            and c.error is None
+            and (chat_id is None or c.params.get("chat_id") == chat_id)
+        ]
+
+    def last_sent(self, chat_id: int | None = None) -> Call:
+        sent = self.sent(chat_id)
+        assert sent, f"nothing was sent to {chat_id}"
+        return sent[-1]
+
+    def reset_calls(self) -> None:
+        self.calls.clear()
+
+    def message(self, chat_id: int, message_id: int) -> dict[str, Any]:
+        return self.messages[(chat_id, message_id)]
+
+    # ---- dispatching ---------------------------------------------------------------------
+    async def handle(self, method: str, params: dict[str, Any]) -> tuple[int, dict[str, Any]]:
+        call = Call(method, params)
+        self.calls.append(call)
+        try:
+            result = await self._dispatch(method, params)
+        except ApiError as exc:
+            call.error = exc
+            return exc.status, exc.payload()
+        call.result = result
+        async with self._changed:
+            self._changed.notify_all()
+        return 200, {"ok": True, "result": result}
+
+    async def _dispatch(self, method: str, params: dict[str, Any]) -> Any:
+        for queued in self._errors:
+            if queued.method == method and (queued.match is None or queued.match(params)):
+                self._errors.remove(queued)
+                raise queued.error
+        model = METHOD_MODELS.get(method)
+        handler = getattr(self, f"_m_{method}", None)
+        if model is None or handler is None:
+            raise ApiError(404, "Not Found: method not found")
+        try:
+            model.model_validate(params)
+        except ValidationError as exc:
+            raise bad_request(f"invalid parameters: {exc.errors()[0]['msg']}") from None
+        return await handler(params) if asyncio.iscoroutinefunction(handler) else handler(params)
+
+    async def wait_for(
+        self, predicate: Callable[[Call], bool], timeout: float = 10.0, start: int = 0
+    ) -> Call:
+        """Wait until a successful call after index `start` matches `predicate`."""
+
+        def found() -> Call | None:
+            return next((c for c in self.calls[start:] if c.error is None and predicate(c)), None)
+
+        async with self._changed:
+            await asyncio.wait_for(self._changed.wait_for(lambda: found() is not None), timeout)
+        result = found()
+        assert result is not None
+        return result
+
+    # ---- chats and messages ----------------------------------------------------------------
+    def _chat(self, chat_id: Any) -> Chat:
+        try:
+            chat_id = int(chat_id)
+        except (TypeError, ValueError):
+            raise bad_request("chat not found") from None
+        chat = self.chats.get(chat_id)
+        if chat is None:
+            if chat_id > 0:  # a user who started the bot
+                chat = self.add_chat(Chat(id=chat_id, first_name="User"))
+            else:
+                raise bad_request("chat not found")
+        if chat.type == "private" and chat.id in self.blocked:
+            raise ApiError(403, "Forbidden: bot was blocked by the user")
+        return chat
+
+    def _next_message_id(self, chat_id: int) -> int:
+        return next(self._message_ids.setdefault(chat_id, itertools.count(1)))
+
+    def _store(
+        self,
+        chat: Chat,
+        content: dict[str, Any],
+        params: dict[str, Any],
+        sender: dict[str, Any] | None = None,
+    ) -> dict[str, Any]:
+        message: dict[str, Any] = {
+            "message_id": self._next_message_id(chat.id),
+            "date": int(self.clock()),
+            "chat": chat.as_dict(),
+            "from": sender
+            or {"id": BOT_ID, "is_bot": True, "first_name": "Cabinet", "username": BOT_USERNAME},
+            **content,
+        }
+        thread_id = params.get("message_thread_id")
+        if thread_id:
+            if chat.is_forum and (chat.id, int(thread_id)) not in self.topics:
+                raise bad_request("message thread not found")
+            message["message_thread_id"] = int(thread_id)
+            message["is_topic_message"] = True
+        markup = params.get("reply_markup")
+        if markup and "inline_keyboard" in markup:
+            self._check_keyboard(markup)
+            message["reply_markup"] = markup
+        reply_to = params.get("reply_parameters") or {}
+        if reply_to.get("message_id"):
+            original = self.messages.get((chat.id, int(reply_to["message_id"])))
+            if original is None and not reply_to.get("allow_sending_without_reply"):
+                raise bad_request("message to be replied not found")
+            if original is not None:
+                message["reply_to_message"] = original
+        self.messages[(chat.id, message["message_id"])] = message
+        return message
+
+    @staticmethod
+    def _check_keyboard(markup: dict[str, Any]) -> None:
+        for row in markup["inline_keyboard"]:
+            for button in row:
+                data = button.get("callback_data")
+                if data is not None and not 1 <= len(data.encode()) <= 64:
+                    raise bad_request("BUTTON_DATA_INVALID")
+
+    @staticmethod
+    def _check_text(text: Any, limit: int = 4096, what: str = "message text") -> str:
+        if text is None or not str(text).strip():
+            raise bad_request(f"{what} is empty")
+        if len(str(text)) > limit:
+            raise bad_request("message is too long")
+        return str(text)
+
+    # ---- methods -----------------------------------------------------------------------------
+    def _m_getMe(self, params: dict[str, Any]) -> dict[str, Any]:
+        return {
+            "id": BOT_ID,
+            "is_bot": True,
+            "first_name": "Cabinet",
+            "username": BOT_USERNAME,
+            "can_join_groups": True,
+            "can_read_all_group_messages": True,
+            "supports_inline_queries": False,
+        }
+
+    def _m_setMyCommands(self, params: dict[str, Any]) -> bool:
+        return True
+
+    def _m_deleteMyCommands(self, params: dict[str, Any]) -> bool:
+        return True
+
+    def _m_setWebhook(self, params: dict[str, Any]) -> bool:
+        self.webhook = {"url": params["url"], "secret_token": params.get("secret_token")}
+        return True
+
+    def _m_deleteWebhook(self, params: dict[str, Any]) -> bool:
+        self.webhook = {}
+        return True
+
+    def _m_getWebhookInfo(self, params: dict[str, Any]) -> dict[str, Any]:
+        return {
+            "url": self.webhook.get("url", ""),
+            "has_custom_certificate": False,
+            "pending_update_count": len(self._updates),
+        }
+
+    def _m_sendMessage(self, params: dict[str, Any]) -> dict[str, Any]:
+        chat = self._chat(params["chat_id"])
+        text = self._check_text(params.get("text"))
+        return self._store(chat, {"text": text}, params)
+
+    def _m_sendPhoto(self, params: dict[str, Any]) -> dict[str, Any]:
+        chat = self._chat(params["chat_id"])
+        content: dict[str, Any] = {
+            "photo": [
+                {
+                    "file_id": str(params["photo"]),
+                    "file_unique_id": "u" + str(params["photo"])[-8:],
+                    "width": 800,
+                    "height": 600,
+                }
+            ]
+        }
+        if params.get("caption"):
+            content["caption"] = self._check_text(params["caption"], 1024, "caption")
+        return self._store(chat, content, params)
+
+    def _m_sendDocument(self, params: dict[str, Any]) -> dict[str, Any]:
+        chat = self._chat(params["chat_id"])
+        content: dict[str, Any] = {
+            "document": {
+                "file_id": str(params["document"]),
+                "file_unique_id": "d" + str(params["document"])[-8:],
+            }
+        }
+        if params.get("caption"):
+            content["caption"] = self._check_text(params["caption"], 1024, "caption")
+        return self._store(chat, content, params)
+
+    def _m_copyMessage(self, params: dict[str, Any]) -> dict[str, Any]:
+        source = self.messages.get((int(params["from_chat_id"]), int(params["message_id"])))
+        if source is None:
+            raise bad_request("message to copy not found")
+        chat = self._chat(params["chat_id"])
+        content = {
+            k: v
+            for k, v in source.items()
+            if k in ("text", "photo", "document", "caption", "entities")
+        }
+        if "caption" in params and params["caption"] is not None:
+            content["caption"] = params["caption"]
+        message = self._store(chat, content, params)
+        return {"message_id": message["message_id"]}
+
+    def _m_sendChatAction(self, params: dict[str, Any]) -> bool:
+        self._chat(params["chat_id"])
+        return True
+
+    def _m_sendInvoice(self, params: dict[str, Any]) -> dict[str, Any]:
+        chat = self._chat(params["chat_id"])
+        currency = params["currency"]
+        if currency != "XTR" and not params.get("provider_token"):
+            raise bad_request("PAYMENT_PROVIDER_INVALID")
+        total = sum(int(p["amount"]) for p in params["prices"])
+        if total <= 0:
+            raise bad_request("CURRENCY_TOTAL_AMOUNT_INVALID")
+        content = {
+            "invoice": {
+                "title": params["title"],
+                "description": params["description"],
+                "start_parameter": params.get("start_parameter") or "",
+                "currency": currency,
+                "total_amount": total,
+            }
+        }
+        return self._store(chat, content, params)
+
+    def _m_editMessageText(self, params: dict[str, Any]) -> dict[str, Any]:
+        message = self._editable(params)
+        if "text" not in message:
+            raise bad_request("there is no text in the message to edit")
+        text = self._check_text(params.get("text"))
+        markup = params.get("reply_markup")
+        if markup:
+            self._check_keyboard(markup)
+        if message.get("text") == text and message.get("reply_markup") == markup:
+            raise bad_request(
+                "message is not modified: specified new message content and reply "
+                "markup are exactly the same as a current content and reply markup "
+                "of the message"
+            )
+        message["text"] = text
+        message["edit_date"] = int(self.clock())
+        if markup:
+            message["reply_markup"] = markup
+        else:
+            message.pop("reply_markup", None)  # Telegram drops the keyboard on such an edit
+        return message
+
+    def _m_editMessageReplyMarkup(self, params: dict[str, Any]) -> dict[str, Any]:
+        message = self._editable(params)
+        markup = params.get("reply_markup")
+        if message.get("reply_markup") == markup:
+            raise bad_request(
+                "message is not modified: specified new message content and reply "
+                "markup are exactly the same as a current content and reply markup "
+                "of the message"
+            )
+        if markup:
+            self._check_keyboard(markup)
+            message["reply_markup"] = markup
+        else:
+            message.pop("reply_markup", None)
+        return message
+
+    def _m_editMessageCaption(self, params: dict[str, Any]) -> dict[str, Any]:
+        message = self._editable(params)
+        message["caption"] = params.get("caption") or ""
+        if params.get("reply_markup"):
+            message["reply_markup"] = params["reply_markup"]
+        return message
+
+    def _editable(self, params: dict[str, Any]) -> dict[str, Any]:
+        chat = self._chat(params.get("chat_id"))
+        message = self.messages.get((chat.id, int(params.get("message_id") or 0)))
+        if message is None:
+            raise bad_request("message to edit not found")
+        if message["from"].get("id") != BOT_ID:
+            raise bad_request("message can't be edited")
+        return message
+
+    def _m_deleteMessage(self, params: dict[str, Any]) -> bool:
+        key = (int(params["chat_id"]), int(params["message_id"]))
+        if key not in self.messages:
+            raise bad_request("message to delete not found")
+        del self.messages[key]
+        return True
+
+    def _m_answerCallbackQuery(self, params: dict[str, Any]) -> bool:
+        query_id = params["callback_query_id"]
+        if query_id not in self._open_queries:
+            raise bad_request(
+                "query is too old and response timeout expired or query ID is invalid"
+            )
+        self._open_queries.discard(query_id)
+        if params.get("text") and len(params["text"]) > 200:
+            raise bad_request("MESSAGE_TOO_LONG")
+        return True
+
+    def _m_answerPreCheckoutQuery(self, params: dict[str, Any]) -> bool:
+        if not params.get("ok") and not params.get("error_message"):
+            raise bad_request("error_message is required when ok is false")
+        return True
+
+    def _m_refundStarPayment(self, params: dict[str, Any]) -> bool:
+        self.refunds.append((int(params["user_id"]), params["telegram_payment_charge_id"]))
+        return True
+
+    def _m_createForumTopic(self, params: dict[str, Any]) -> dict[str, Any]:
+        chat = self._chat(params["chat_id"])
+        if not chat.is_forum:
+            raise bad_request("the chat is not a forum")
+        name = str(params["name"])
+        if not 1 <= len(name) <= 128:
+            raise bad_request("TOPIC_NAME_INVALID")
+        thread_id = next(self._thread_ids)
+        self.topics[(chat.id, thread_id)] = name
+        return {"message_thread_id": thread_id, "name": name, "icon_color": 7322096}
+
+    def _topic(self, params: dict[str, Any]) -> tuple[int, int]:
+        key = (int(params["chat_id"]), int(params["message_thread_id"]))
+        if key not in self.topics:
+            raise bad_request("message thread not found")
+        return key
+
+    def _m_editForumTopic(self, params: dict[str, Any]) -> bool:
+        key = self._topic(params)
+        if params.get("name"):
+            self.topics[key] = params["name"]
+        return True
+
+    def _m_closeForumTopic(self, params: dict[str, Any]) -> bool:
+        self._topic(params)
+        return True
+
+    def _m_reopenForumTopic(self, params: dict[str, Any]) -> bool:
+        self._topic(params)
+        return True
+
+    def _m_getChat(self, params: dict[str, Any]) -> dict[str, Any]:
+        chat = self._chat(params["chat_id"])
+        return {
+            **chat.as_dict(),
+            "accent_color_id": 0,
+            "max_reaction_count": 11,
+            "accepted_gift_types": {
+                "unlimited_gifts": False,
+                "limited_gifts": False,
+                "unique_gifts": False,
+                "premium_subscription": False,
+            },
+        }
+
+    def _m_getChatMember(self, params: dict[str, Any]) -> dict[str, Any]:
+        chat = self._chat(params["chat_id"])
+        user_id = int(params["user_id"])
+        status = self.chat_members.get((chat.id, user_id), "left")
+        member: dict[str, Any] = {
+            "status": status,
+            "user": {"id": user_id, "is_bot": False, "first_name": "U"},
+        }
+        if status == "administrator":
+            member.update(
+                can_be_edited=False,
+                is_anonymous=False,
+                can_manage_chat=True,
+                can_delete_messages=True,
+                can_manage_video_chats=True,
+                can_restrict_members=True,
+                can_promote_members=False,
+                can_change_info=True,
+                can_invite_users=True,
+                can_post_stories=False,
+                can_edit_stories=False,
+                can_delete_stories=False,
+            )
+        elif status == "restricted":
+            member.update(
+                is_member=True,
+                can_send_messages=True,
+                can_send_audios=True,
+                can_send_documents=True,
+                can_send_photos=True,
+                can_send_videos=True,
+                can_send_video_notes=True,
+                can_send_voice_notes=True,
+                can_send_polls=True,
+                can_send_other_messages=True,
+                can_add_web_page_previews=True,
+                can_change_info=False,
+                can_invite_users=False,
+                can_pin_messages=False,
+                can_manage_topics=False,
+                until_date=0,
+            )
+        return member
+
+    # ---- long polling ------------------------------------------------------------------------
+    async def _m_getUpdates(self, params: dict[str, Any]) -> list[dict[str, Any]]:
+        if self.webhook.get("url"):
+            raise ApiError(
+                409,
+                "Conflict: can't use getUpdates method while webhook is active; "
+                "use deleteWebhook to delete the webhook first",
+            )
+        offset = int(params.get("offset") or 0)
+        if offset:
+            self._updates = [u for u in self._updates if u["update_id"] >= offset]
+        timeout = float(params.get("timeout") or 0)
+        deadline = time.monotonic() + min(timeout, 2.0)
+        while not self._updates and time.monotonic() < deadline:
+            self._update_event = asyncio.Event()
+            try:
+                await asyncio.wait_for(self._update_event.wait(), deadline - time.monotonic())
+            except TimeoutError:
+                break
+        limit = int(params.get("limit") or 100)
+        return self._updates[:limit]
+
+    def enqueue_update(self, update: dict[str, Any]) -> None:
+        """Make an update available to getUpdates (the e2e polling path)."""
+        self._updates.append(update)
+        if self._update_event is not None:
+            self._update_event.set()
+
+    # ---- building updates ----------------------------------------------------------------
+    def _update(self, **payload: Any) -> dict[str, Any]:
+        return {"update_id": next(self._update_ids), **payload}
+
+    def user_message(
+        self,
+        user: User,
+        text: str | None = None,
+        *,
+        chat: Chat | None = None,
+        thread_id: int | None = None,
+        reply_to: dict[str, Any] | None = None,
+        photo: str | None = None,
+        document: str | None = None,
+        caption: str | None = None,
+        contact: dict[str, Any] | None = None,
+        extra: dict[str, Any] | None = None,
+    ) -> dict[str, Any]:
+        """The update Telegram delivers when `user` writes in `chat` (default: private)."""
+        chat = (
+            chat
+            or self.chats.get(user.id)
+            or self.add_chat(Chat(id=user.id, first_name=user.first_name))
+        )
+        content: dict[str, Any] = {}
+        if text is not None:
+            content["text"] = text
+            if text.startswith("/"):
+                command = text.split()[0]
+                content["entities"] = [{"type": "bot_command", "offset": 0, "length": len(command)}]
+        if photo:
+            content["photo"] = [
+                {"file_id": photo, "file_unique_id": "u" + photo[-8:], "width": 800, "height": 600}
+            ]
+        if document:
+            content["document"] = {
+                "file_id": document,
+                "file_unique_id": "d" + document[-8:],
+                "file_name": "file.pdf",
+            }
+        if caption:
+            content["caption"] = caption
+        if contact:
+            content["contact"] = contact
+        content.update(extra or {})
+        params: dict[str, Any] = {}
+        if thread_id:
+            params["message_thread_id"] = thread_id
+        if reply_to:
+            params["reply_parameters"] = {"message_id": reply_to["message_id"]}
+        message = self._store(chat, content, params, sender=user.as_dict())
+        if thread_id and chat.is_forum and reply_to is None:
+            # Telegram marks a topic message as a reply to the topic's creation message.
+            message["reply_to_message"] = {
+                "message_id": thread_id,
+                "date": message["date"],
+                "chat": chat.as_dict(),
+                "message_thread_id": thread_id,
+                "forum_topic_created": {
+                    "name": self.topics.get((chat.id, thread_id), "topic"),
+                    "icon_color": 7322096,
+                },
+            }
+        return self._update(message=message)
+
+    def press(self, user: User, message: dict[str, Any] | Call, data: str) -> dict[str, Any]:
+        """The update for `user` pressing the inline button with `data` under `message`."""
+        if isinstance(message, Call):
+            message = message.result
+        query_id = str(next(self._callback_ids))
+        self._open_queries.add(query_id)
+        stored = self.messages.get((message["chat"]["id"], message["message_id"]), message)
+        return self._update(
+            callback_query={
+                "id": query_id,
+                "from": user.as_dict(),
+                "message": stored,
+                "chat_instance": f"ci{message['chat']['id']}",
+                "data": data,
+            }
+        )
+
+    def pre_checkout(
+        self, user: User, currency: str, total_amount: int, payload: str
+    ) -> dict[str, Any]:
+        query_id = f"pcq{next(self._callback_ids)}"
+        return self._update(
+            pre_checkout_query={
+                "id": query_id,
+                "from": user.as_dict(),
+                "currency": currency,
+                "total_amount": total_amount,
+                "invoice_payload": payload,
+            }
+        )
+
+    def successful_payment(
+        self,
+        user: User,
+        currency: str,
+        total_amount: int,
+        payload: str,
+        charge_id: str,
+        provider_charge_id: str = "prov-1",
+    ) -> dict[str, Any]:
+        """A fresh update (new update_id) carrying the same payment: Telegram may redeliver."""
+        chat = self.chats.get(user.id) or self.add_chat(Chat(id=user.id))
+        message = self._store(
+            chat,
+            {
+                "successful_payment": {
+                    "currency": currency,
+                    "total_amount": total_amount,
+                    "invoice_payload": payload,
+                    "telegram_payment_charge_id": charge_id,
+                    "provider_payment_charge_id": provider_charge_id,
+                }
+            },
+            {},
+            sender=user.as_dict(),
+        )
+        return self._update(message=message)
