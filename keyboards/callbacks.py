@@ -41,3 +41,10 @@ class NewTicketCb(CallbackData, prefix="nt"):
     to a department and a translated subject (e.g. "country")."""
 
     topic: str
+
+
+class CartCb(CallbackData, prefix="cart"):
+    """The remembered order cart: `action` is "complete" (pay from the balance and create the
+    order) or "drop". Shown after a top-up by the payments section; handled by new-order."""
+
+    action: str
