@@ -11,6 +11,7 @@ from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 TOKEN_PATTERN = re.compile(r"^\d{1,20}:[A-Za-z0-9_-]{20,}$")
 SUPPORTED_LANGUAGES = ("en", "ru")
+QUIET_HOURS_PATTERN = re.compile(r"^([01]\d|2[0-3]):[0-5]\d-([01]\d|2[0-3]):[0-5]\d$")
 
 
 def _split_csv(value: object) -> object:
@@ -53,6 +54,29 @@ class Settings(BaseSettings):
     rates_interval_seconds: int = 3600 * 6
     sender_interval_seconds: float = 1.0
 
+    # Tickets
+    ticket_reopen_days: int = Field(default=7, ge=0)  # a closed ticket reopens by a reply
+    ticket_reminder_minutes: int = Field(default=30, ge=1)  # unanswered → one staff reminder
+
+    # Alerts (issue #7)
+    expiry_alert_stages: Annotated[list[int], NoDecode] = Field(default_factory=lambda: [7, 3, 1])
+    overdue_grace_days: int = 3  # expired orders are suspended this many days after paid-until
+    auto_renew_lead_hours: int = 24  # auto-renewal runs this long before paid-until
+    quiet_hours: str = "22:00-09:00"  # local time of the account; empty disables quiet hours
+    default_timezone: str = "UTC"  # for accounts without their own time zone
+    sender_global_per_second: float = 30.0
+    sender_chat_interval_seconds: float = 1.0
+    sender_group_per_minute: int = 20
+    broadcast_progress_interval_seconds: float = 3.0
+
+    # E-mail (settings: e-mail confirmation codes); empty SMTP_HOST = e-mail not configured
+    smtp_host: str | None = None
+    smtp_port: int = 587
+    smtp_user: str | None = None
+    smtp_password: SecretStr | None = None
+    smtp_from: str = "billing@localhost"
+    smtp_tls: str = "starttls"  # none, starttls, ssl
+
     log_level: str = "INFO"
 
     @field_validator("bot_token")
@@ -66,6 +90,48 @@ class Settings(BaseSettings):
     @classmethod
     def _admin_ids(cls, value: object) -> object:
         return _split_csv(value)
+
+    @field_validator("expiry_alert_stages", mode="before")
+    @classmethod
+    def _stages(cls, value: object) -> object:
+        return _split_csv(value)
+
+    @field_validator("expiry_alert_stages")
+    @classmethod
+    def _stages_positive(cls, value: list[int]) -> list[int]:
+        if any(day <= 0 for day in value):
+            raise ValueError("stages are whole days before paid-until, each above 0")
+        return sorted(set(value), reverse=True)
+
+    @field_validator("quiet_hours")
+    @classmethod
+    def _quiet_hours(cls, value: str) -> str:
+        if value.strip() and not QUIET_HOURS_PATTERN.match(value.strip()):
+            raise ValueError("expected HH:MM-HH:MM, e.g. 22:00-09:00")
+        return value.strip()
+
+    @field_validator("default_timezone")
+    @classmethod
+    def _timezone(cls, value: str) -> str:
+        from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ValueError(f"unknown time zone {value!r}") from None
+        return value
+
+    @field_validator("smtp_tls")
+    @classmethod
+    def _smtp_tls(cls, value: str) -> str:
+        if value.strip().lower() not in ("none", "starttls", "ssl"):
+            raise ValueError("must be one of none, starttls, ssl")
+        return value.strip().lower()
+
+    @field_validator("smtp_host", "smtp_user", "smtp_password", mode="before")
+    @classmethod
+    def _smtp_empty_is_none(cls, value: object) -> object:
+        return None if value == "" else value
 
     @field_validator("currencies", mode="before")
     @classmethod

@@ -19,9 +19,11 @@ from bot.config import Settings
 from bot.middlewares import AccountI18nMiddleware, AccountMiddleware, BillingTransactionMiddleware
 from handlers import section_routers
 from services.billing import BillingGateway
+from services.email import Mailer, create_mailer
 from services.embedded.billing import EmbeddedGateway
 from services.embedded.config import BillingConfig, parse_static_rates
 from services.embedded.db import create_engine
+from services.telephony import DevTelephony
 
 LOCALES_DIR = Path(__file__).resolve().parent.parent / "locales"
 
@@ -75,5 +77,19 @@ def create_dispatcher(
     dp.update.outer_middleware(BillingTransactionMiddleware(gateway))
     dp.update.outer_middleware(AccountMiddleware())
     AccountI18nMiddleware(i18n, settings.default_language).setup(dp)
+    dp["mailer"] = create_mailer_from(settings)
+    dp["telephony"] = DevTelephony()
     dp.include_routers(*section_routers())
     return dp
+
+
+def create_mailer_from(settings: Settings) -> Mailer:
+    password = settings.smtp_password.get_secret_value() if settings.smtp_password else None
+    return create_mailer(
+        settings.smtp_host,
+        settings.smtp_port,
+        settings.smtp_from,
+        username=settings.smtp_user,
+        password=password,
+        tls=settings.smtp_tls,
+    )

@@ -11,7 +11,10 @@ from contextlib import AbstractAsyncContextManager
 from typing import Protocol
 
 from services.contracts.accounts import AccountsApi, CatalogueApi, LedgerApi
+from services.contracts.orders import OrdersApi
+from services.contracts.payments import PaymentsApi
 from services.contracts.profile import ProfileApi
+from services.contracts.tickets import TicketsApi
 
 
 class Billing(
@@ -19,6 +22,9 @@ class Billing(
     LedgerApi,
     CatalogueApi,
     ProfileApi,
+    PaymentsApi,
+    OrdersApi,
+    TicketsApi,
     Protocol,
 ):
     """Everything the bot can ask of a billing, one domain Protocol per section."""

@@ -8,6 +8,7 @@ import os
 import shutil
 import uuid
 from collections.abc import AsyncIterator, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
@@ -26,6 +27,12 @@ from tests.harness.telegram import TOKEN, FakeTelegram
 POSTGRES_ADMIN_URL = os.environ.get(
     "TEST_POSTGRES_URL", "postgresql+asyncpg://postgres@127.0.0.1:5432/test"
 )
+
+
+def _in_thread(function, *args):  # type: ignore[no-untyped-def]
+    """Run blocking setup (Alembic, asyncio.run) off the event loop a fixture may run in."""
+    with ThreadPoolExecutor(1) as pool:
+        return pool.submit(function, *args).result()
 
 
 def make_settings(database_url: str, **overrides: object) -> Settings:
@@ -47,7 +54,7 @@ def make_settings(database_url: str, **overrides: object) -> Settings:
 @pytest.fixture(scope="session")
 def sqlite_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
     path = tmp_path_factory.mktemp("db") / "template.sqlite3"
-    _upgrade(f"sqlite+aiosqlite:///{path}", "head")
+    _in_thread(_upgrade, f"sqlite+aiosqlite:///{path}", "head")
     return path
 
 
@@ -79,27 +86,32 @@ async def _admin_execute(statement: str) -> None:
 def postgres_database() -> Iterator[str]:
     """A fresh database per test session (parallel runs never share one), migrated once."""
     name = f"cabinet_test_{uuid.uuid4().hex[:10]}"
-    asyncio.run(_admin_execute(f'CREATE DATABASE "{name}"'))
+    _in_thread(asyncio.run, _admin_execute(f'CREATE DATABASE "{name}"'))
     url = make_url(POSTGRES_ADMIN_URL).set(database=name).render_as_string(hide_password=False)
     try:
-        _upgrade(url, "head")
+        _in_thread(_upgrade, url, "head")
         yield url
     finally:
-        asyncio.run(_admin_execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        _in_thread(asyncio.run, _admin_execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
 
 
-@pytest.fixture
-async def postgres_url(postgres_database: str) -> str:
-    engine = create_engine(postgres_database)
+async def _truncate_all(url: str) -> None:
+    engine = create_engine(url)
     tables = ", ".join(f'"{t.name}"' for t in Base.metadata.sorted_tables)
     async with engine.begin() as conn:
         await conn.execute(text(f"TRUNCATE {tables} RESTART IDENTITY CASCADE"))
     await engine.dispose()
+
+
+@pytest.fixture
+def postgres_url(postgres_database: str) -> str:
+    """The session's PostgreSQL database, emptied for this test."""
+    _in_thread(asyncio.run, _truncate_all(postgres_database))
     return postgres_database
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])
-async def database_url(request: pytest.FixtureRequest) -> str:
+def database_url(request: pytest.FixtureRequest) -> str:
     """Service tests run twice: on a SQLite file and on the local PostgreSQL."""
     name = "sqlite_url" if request.param == "sqlite" else "postgres_url"
     return request.getfixturevalue(name)

@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises: 
-Create Date: 2026-11-25 13:15:32.962853
+Create Date: 2026-11-25 13:24:32.185995
 """
 from collections.abc import Sequence
 
@@ -70,8 +70,14 @@ def upgrade() -> None:
     sa.Column('kind', sa.String(length=24), nullable=False),
     sa.Column('key', sa.String(length=160), nullable=False),
     sa.Column('created_at', services.embedded.models.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('order_id', sa.Integer(), nullable=True),
+    sa.Column('period', services.embedded.models.UTCDateTime(timezone=True), nullable=True),
+    sa.Column('stage', sa.Integer(), nullable=True),
     sa.PrimaryKeyConstraint('kind', 'key', name=op.f('pk_alert_marks'))
     )
+    with op.batch_alter_table('alert_marks', schema=None) as batch_op:
+        batch_op.create_index('ix_alert_marks_order', ['order_id', 'period', 'kind'], unique=False)
+
     op.create_table('broadcasts',
     sa.Column('id', sa.Integer(), nullable=False),
     sa.Column('created_by', sa.BigInteger(), nullable=False),
@@ -81,7 +87,10 @@ def upgrade() -> None:
     sa.Column('total', sa.Integer(), nullable=False),
     sa.Column('progress_chat_id', sa.BigInteger(), nullable=True),
     sa.Column('progress_message_id', sa.BigInteger(), nullable=True),
+    sa.Column('language', sa.String(length=8), nullable=True),
     sa.Column('created_at', services.embedded.models.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('started_at', services.embedded.models.UTCDateTime(timezone=True), nullable=True),
+    sa.Column('finished_at', services.embedded.models.UTCDateTime(timezone=True), nullable=True),
     sa.PrimaryKeyConstraint('id', name=op.f('pk_broadcasts'))
     )
     op.create_table('exchange_rates',
@@ -127,6 +136,7 @@ def upgrade() -> None:
     sa.Column('currency', sa.String(length=3), nullable=False),
     sa.Column('credit_minor', sa.BigInteger(), nullable=False),
     sa.Column('rate', sa.Numeric(precision=20, scale=8), nullable=False),
+    sa.Column('stars_amount', sa.BigInteger(), nullable=True),
     sa.Column('status', sa.String(length=16), nullable=False),
     sa.Column('method', sa.String(length=16), nullable=True),
     sa.Column('created_at', services.embedded.models.UTCDateTime(timezone=True), nullable=False),
@@ -194,6 +204,8 @@ def upgrade() -> None:
     sa.Column('sent_at', services.embedded.models.UTCDateTime(timezone=True), nullable=True),
     sa.Column('error', sa.String(length=300), nullable=True),
     sa.Column('broadcast_id', sa.Integer(), nullable=True),
+    sa.Column('locked_by', sa.String(length=64), nullable=True),
+    sa.Column('locked_until', services.embedded.models.UTCDateTime(timezone=True), nullable=True),
     sa.ForeignKeyConstraint(['broadcast_id'], ['broadcasts.id'], name=op.f('fk_outbox_broadcast_id_broadcasts')),
     sa.PrimaryKeyConstraint('id', name=op.f('pk_outbox')),
     sa.UniqueConstraint('idempotency_key', name=op.f('uq_outbox_idempotency_key'))
@@ -224,6 +236,7 @@ def upgrade() -> None:
     sa.Column('staff_chat_id', sa.BigInteger(), nullable=True),
     sa.Column('staff_thread_id', sa.BigInteger(), nullable=True),
     sa.Column('staff_reminded_at', services.embedded.models.UTCDateTime(timezone=True), nullable=True),
+    sa.Column('language', sa.String(length=8), nullable=True),
     sa.ForeignKeyConstraint(['account_id'], ['accounts.id'], name=op.f('fk_tickets_account_id_accounts')),
     sa.PrimaryKeyConstraint('id', name=op.f('pk_tickets'))
     )
@@ -347,6 +360,9 @@ def downgrade() -> None:
     op.drop_table('job_leases')
     op.drop_table('exchange_rates')
     op.drop_table('broadcasts')
+    with op.batch_alter_table('alert_marks', schema=None) as batch_op:
+        batch_op.drop_index('ix_alert_marks_order')
+
     op.drop_table('alert_marks')
     op.drop_table('accounts')
     # ### end Alembic commands ###

@@ -10,8 +10,11 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from services.embedded.accounts import AccountsMixin, CatalogueMixin, LedgerMixin
 from services.embedded.config import BillingConfig
 from services.embedded.db import session_factory
+from services.embedded.orders import OrdersMixin
+from services.embedded.payments import PaymentsMixin
 from services.embedded.profile import ProfileMixin
 from services.embedded.seed import seed_demo_catalogue
+from services.embedded.tickets import TicketsMixin
 
 
 class EmbeddedBilling(
@@ -19,6 +22,9 @@ class EmbeddedBilling(
     LedgerMixin,
     CatalogueMixin,
     ProfileMixin,
+    PaymentsMixin,
+    OrdersMixin,
+    TicketsMixin,
 ):
     """One instance per transaction; see EmbeddedGateway.transaction()."""
 

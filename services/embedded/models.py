@@ -203,6 +203,7 @@ class Invoice(Base):
     currency: Mapped[str] = mapped_column(String(3))
     credit_minor: Mapped[int] = mapped_column(BigInteger)  # base currency credited when paid
     rate: Mapped[Decimal]  # units of `currency` per 1 base unit, fixed at issue
+    stars_amount: Mapped[int | None] = mapped_column(BigInteger)  # XTR price, fixed at issue
     status: Mapped[str] = mapped_column(String(16), default="unpaid")  # unpaid, paid, cancelled
     method: Mapped[str | None] = mapped_column(String(16))  # card, stars, balance
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
@@ -248,6 +249,7 @@ class Ticket(Base):
     staff_chat_id: Mapped[int | None] = mapped_column(BigInteger)
     staff_thread_id: Mapped[int | None] = mapped_column(BigInteger)
     staff_reminded_at: Mapped[datetime | None]
+    language: Mapped[str | None] = mapped_column(String(8))  # the customer's locale at creation
 
     __table_args__ = (Index("ix_tickets_staff_thread", "staff_chat_id", "staff_thread_id"),)
 
@@ -299,6 +301,12 @@ class AlertMark(Base):
     kind: Mapped[str] = mapped_column(String(24), primary_key=True)
     key: Mapped[str] = mapped_column(String(160), primary_key=True)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    # Structured copy of the key for order alerts, so due scans filter with NOT EXISTS in SQL.
+    order_id: Mapped[int | None] = mapped_column(Integer)
+    period: Mapped[datetime | None]  # the order's paid_until the alert was about
+    stage: Mapped[int | None] = mapped_column(Integer)  # days before paid_until (0: expired)
+
+    __table_args__ = (Index("ix_alert_marks_order", "order_id", "period", "kind"),)
 
 
 class OutboxMessage(Base):
@@ -318,6 +326,10 @@ class OutboxMessage(Base):
     sent_at: Mapped[datetime | None]
     error: Mapped[str | None] = mapped_column(String(300))
     broadcast_id: Mapped[int | None] = mapped_column(ForeignKey("broadcasts.id"), index=True)
+    # A sender claims rows before sending: no other sender takes them until the lease expires
+    # (a crashed sender's rows come back after `locked_until`).
+    locked_by: Mapped[str | None] = mapped_column(String(64))
+    locked_until: Mapped[datetime | None]
 
     __table_args__ = (Index("ix_outbox_due", "status", "not_before"),)
 
@@ -333,7 +345,10 @@ class Broadcast(Base):
     total: Mapped[int] = mapped_column(Integer, default=0)
     progress_chat_id: Mapped[int | None] = mapped_column(BigInteger)
     progress_message_id: Mapped[int | None] = mapped_column(BigInteger)
+    language: Mapped[str | None] = mapped_column(String(8))  # of the admin's progress reports
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    started_at: Mapped[datetime | None]
+    finished_at: Mapped[datetime | None]
 
 
 class JobLease(Base):

@@ -1,0 +1,167 @@
+"""Ticket keyboards, their callback factories and the labels of departments and statuses."""
+
+from __future__ import annotations
+
+from aiogram.filters.callback_data import CallbackData
+from aiogram.types import InlineKeyboardButton, InlineKeyboardMarkup
+from aiogram.utils.i18n import gettext as _
+from aiogram.utils.keyboard import InlineKeyboardBuilder
+
+from keyboards.common import back_button
+from services.contracts.common import Page
+from services.contracts.tickets import DEPARTMENTS, Ticket
+
+
+class TicketCb(CallbackData, prefix="tk"):
+    """`action`: list (page), view, reply, close, reopen."""
+
+    action: str
+    ticket_id: int = 0
+    page: int = 0
+
+
+class TicketDeptCb(CallbackData, prefix="tkd"):
+    department: str
+
+
+class TicketDraftCb(CallbackData, prefix="tkn"):
+    """`action`: send (create the ticket from the draft), cancel."""
+
+    action: str
+
+
+def department_name(code: str) -> str:
+    names = {
+        "tech": _("Technical support"),
+        "billing": _("Billing"),
+        "abuse": _("Abuse"),
+    }
+    return names.get(code, code)
+
+
+def status_name(code: str) -> str:
+    names = {
+        "open": _("🟢 Open"),
+        "answered": _("🔵 Answered — waiting for you"),
+        "customer_replied": _("🟡 Your reply — waiting for support"),
+        "closed": _("⚪ Closed"),
+    }
+    return names.get(code, code)
+
+
+def tickets_list_kb(page: Page[Ticket], page_index: int) -> InlineKeyboardMarkup:
+    builder = InlineKeyboardBuilder()
+    for ticket in page.items:
+        builder.row(
+            InlineKeyboardButton(
+                text=f"#{ticket.id} {ticket.subject}"[:60],
+                callback_data=TicketCb(
+                    action="view", ticket_id=ticket.id, page=page_index
+                ).pack(),
+            )
+        )
+    nav = []
+    if page.has_prev:
+        nav.append(
+            InlineKeyboardButton(
+                text="◀️", callback_data=TicketCb(action="list", page=page_index - 1).pack()
+            )
+        )
+    if page.has_next:
+        nav.append(
+            InlineKeyboardButton(
+                text="▶️", callback_data=TicketCb(action="list", page=page_index + 1).pack()
+            )
+        )
+    if nav:
+        builder.row(*nav)
+    builder.row(new_ticket_button())
+    builder.row(back_button())
+    return builder.as_markup()
+
+
+def new_ticket_button() -> InlineKeyboardButton:
+    return InlineKeyboardButton(
+        text=_("✏️ New ticket"), callback_data=TicketCb(action="new").pack()
+    )
+
+
+def departments_kb() -> InlineKeyboardMarkup:
+    builder = InlineKeyboardBuilder()
+    for code in DEPARTMENTS:
+        builder.button(text=department_name(code), callback_data=TicketDeptCb(department=code))
+    builder.button(text=_("✖️ Cancel"), callback_data=TicketDraftCb(action="cancel"))
+    builder.adjust(1)
+    return builder.as_markup()
+
+
+def cancel_kb() -> InlineKeyboardMarkup:
+    return InlineKeyboardMarkup(
+        inline_keyboard=[
+            [
+                InlineKeyboardButton(
+                    text=_("✖️ Cancel"), callback_data=TicketDraftCb(action="cancel").pack()
+                )
+            ]
+        ]
+    )
+
+
+def draft_kb() -> InlineKeyboardMarkup:
+    return InlineKeyboardMarkup(
+        inline_keyboard=[
+            [
+                InlineKeyboardButton(
+                    text=_("✅ Create ticket"), callback_data=TicketDraftCb(action="send").pack()
+                ),
+                InlineKeyboardButton(
+                    text=_("✖️ Cancel"), callback_data=TicketDraftCb(action="cancel").pack()
+                ),
+            ]
+        ]
+    )
+
+
+def ticket_view_kb(ticket: Ticket, can_reopen: bool, page: int = 0) -> InlineKeyboardMarkup:
+    builder = InlineKeyboardBuilder()
+    if ticket.status != "closed":
+        builder.button(text=_("✍️ Reply"), callback_data=TicketCb(action="reply", ticket_id=ticket.id))
+        builder.button(text=_("✅ Close"), callback_data=TicketCb(action="close", ticket_id=ticket.id))
+    elif can_reopen:
+        builder.button(
+            text=_("🔄 Reopen"), callback_data=TicketCb(action="reopen", ticket_id=ticket.id)
+        )
+    builder.adjust(2)
+    builder.row(
+        InlineKeyboardButton(
+            text=_("⬅️ Back"), callback_data=TicketCb(action="list", page=page).pack()
+        )
+    )
+    return builder.as_markup()
+
+
+def answer_kb(ticket_id: int) -> InlineKeyboardMarkup:
+    """Under a pushed support answer."""
+    return InlineKeyboardMarkup(
+        inline_keyboard=[
+            [
+                InlineKeyboardButton(
+                    text=_("✍️ Reply"),
+                    callback_data=TicketCb(action="reply", ticket_id=ticket_id).pack(),
+                ),
+                InlineKeyboardButton(
+                    text=_("📄 Open ticket"),
+                    callback_data=TicketCb(action="view", ticket_id=ticket_id).pack(),
+                ),
+            ]
+        ]
+    )
+
+
+def open_ticket_kb(ticket_id: int) -> InlineKeyboardMarkup:
+    builder = InlineKeyboardBuilder()
+    builder.button(
+        text=_("📄 Open ticket"), callback_data=TicketCb(action="view", ticket_id=ticket_id)
+    )
+    builder.row(back_button())
+    return builder.as_markup()

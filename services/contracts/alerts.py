@@ -1,0 +1,248 @@
+"""Alerts, the delivery queue (outbox), job leases and broadcasts.
+
+The alert jobs (services/alerts.py) ask the billing what is due — the SQL does the filtering,
+jobs never scan tables themselves — and, in one transaction, record that an alert was produced
+(an alert mark) and write the message to the outbox. The sender (services/outbox.py) drains the
+outbox within Telegram's limits. Payloads are the Bot API parameters of `method` without
+`chat_id` (that is a column).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any, Protocol
+
+# Outbox row statuses.
+PENDING, SENT, FAILED, UNREACHABLE, CANCELLED = (
+    "pending",
+    "sent",
+    "failed",
+    "unreachable",
+    "cancelled",
+)
+# Broadcast statuses.
+DRAFT, SENDING, DONE = "draft", "sending", "done"
+
+# Alert-mark kinds.
+MARK_EXPIRY = "expiry"
+MARK_RENEWAL = "renewal"  # taken while a period is being renewed (overlapping runs skip it)
+MARK_RENEWAL_TOLD = "renewal_told"  # the customer was told about this renewal cycle
+MARK_SUSPENDED = "suspended"
+MARK_LOW_BALANCE = "low_balance"
+
+
+@dataclass(frozen=True, slots=True)
+class Recipient:
+    """Where and how to tell an account something."""
+
+    account_id: int
+    chat_id: int
+    language: str | None
+    timezone: str | None
+    currency: str  # the account's display currency
+
+
+@dataclass(frozen=True, slots=True)
+class DueOrder:
+    order_id: int
+    account_id: int
+    tariff_name: str
+    ip_address: str | None
+    status: str
+    paid_until: datetime
+    period_months: int
+    price_minor: int  # per period, base currency
+    auto_renew: bool
+    stage: int = 0  # expiry alerts: days before paid-until this alert is for (0: expired)
+
+
+@dataclass(frozen=True, slots=True)
+class AccountDue:
+    """Everything due for one account, so it gets one message instead of one per order."""
+
+    recipient: Recipient
+    orders: list[DueOrder] = field(default_factory=list)
+
+
+@dataclass(frozen=True, slots=True)
+class LowBalanceDue:
+    recipient: Recipient
+    balance_minor: int
+    threshold_minor: int
+    crossing: int  # id of the newest ledger entry: names this crossing of the threshold
+    next_charges: list[DueOrder] = field(default_factory=list)  # upcoming auto-renewals
+
+
+@dataclass(frozen=True, slots=True)
+class OutboxItem:
+    id: int
+    chat_id: int
+    method: str
+    payload: dict[str, Any]
+    attempts: int
+    broadcast_id: int | None
+    idempotency_key: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class BroadcastInfo:
+    id: int
+    created_by: int
+    text: str
+    photo_file_id: str | None
+    status: str
+    total: int
+    sent: int
+    failed: int  # failed or unreachable
+    pending: int
+    cancelled: int
+    language: str | None
+    progress_chat_id: int | None
+    progress_message_id: int | None
+    created_at: datetime
+    started_at: datetime | None
+    finished_at: datetime | None
+
+    @property
+    def left(self) -> int:
+        return self.pending
+
+
+class AlertsApi(Protocol):
+    async def rearm_low_balance(self) -> int:
+        """Re-arm the low-balance alert of accounts whose balance is at or above their threshold
+        again (or that have no threshold any more). Returns how many were re-armed."""
+
+    async def low_balance_due(
+        self, *, after_account_id: int = 0, limit: int = 500
+    ) -> list[LowBalanceDue]:
+        """Reachable accounts below their threshold and not alerted yet, by id."""
+
+    async def mark_low_balance_alerted(self, account_id: int) -> bool:
+        """Flag the crossing as told; False when it already was (a concurrent run won)."""
+
+    async def expiring_due(
+        self,
+        now: datetime,
+        stages: Sequence[int],
+        grace: timedelta,
+        *,
+        after_account_id: int = 0,
+        limit: int = 500,
+    ) -> list[AccountDue]:
+        """Orders whose current expiry stage was not alerted yet, grouped per account (at most
+        `limit` accounts, ids above `after_account_id`). The current stage of an order is the
+        smallest of `stages` (days) with now >= paid_until - stage, or 0 once paid-until has
+        passed (for expired orders still within `grace`). Orders set to be cancelled at period
+        end and unreachable chats are left out."""
+
+    async def renewals_due(
+        self, now: datetime, lead: timedelta, *, after_account_id: int = 0, limit: int = 500
+    ) -> list[AccountDue]:
+        """Active or expired orders with auto-renew on (and no cancellation at period end) whose
+        paid-until is within `lead` from now, grouped per account."""
+
+    async def expire_overdue_orders(self, now: datetime) -> int:
+        """Active orders past paid-until become expired (cancelled when set to be cancelled at
+        the period end). Returns how many changed."""
+
+    async def suspension_due(
+        self, now: datetime, grace: timedelta, *, limit: int = 500
+    ) -> list[AccountDue]:
+        """Expired orders whose paid-until is more than `grace` ago, grouped per account."""
+
+    async def suspend_order(self, order_id: int, paid_until: datetime, now: datetime) -> bool:
+        """Suspend an expired order if it is still expired with that paid-until."""
+
+    async def add_alert_mark(
+        self,
+        kind: str,
+        key: str,
+        *,
+        order_id: int | None = None,
+        period: datetime | None = None,
+        stage: int | None = None,
+    ) -> bool:
+        """Record that an alert was produced; False when the mark exists already (then nothing
+        changes: the caller skips the alert). Waits for a concurrent writer of the same mark."""
+
+    async def has_alert_mark(self, kind: str, key: str) -> bool: ...
+
+
+class OutboxApi(Protocol):
+    async def enqueue_message(
+        self,
+        chat_id: int,
+        method: str,
+        payload: dict[str, Any],
+        *,
+        idempotency_key: str | None = None,
+        not_before: datetime | None = None,
+        broadcast_id: int | None = None,
+    ) -> bool:
+        """Queue one API call in the caller's transaction; False when the key was queued
+        before (nothing is added)."""
+
+    async def claim_outbox(
+        self, owner: str, now: datetime, lease: timedelta, limit: int = 100
+    ) -> list[OutboxItem]:
+        """Take up to `limit` due pending rows for `owner` until now + lease, oldest first.
+        Rows claimed by another owner whose lease has not expired are never returned. Rows for
+        chats marked unreachable are closed as unreachable instead."""
+
+    async def mark_outbox_sent(self, item_id: int, owner: str, now: datetime) -> None: ...
+
+    async def mark_outbox_retry(
+        self, item_id: int, owner: str, not_before: datetime, error: str
+    ) -> None:
+        """Count a failed attempt and release the row until `not_before`."""
+
+    async def mark_outbox_failed(self, item_id: int, owner: str, error: str) -> None: ...
+
+    async def mark_outbox_unreachable(self, item_id: int, chat_id: int, error: str) -> int:
+        """403: the chat blocked the bot. Marks its account unreachable and closes this and the
+        other pending rows of that chat. Returns how many rows were closed."""
+
+    async def outbox_counts(self) -> dict[str, int]:
+        """Rows per status."""
+
+    async def acquire_job_lease(
+        self, name: str, owner: str, now: datetime, ttl: timedelta
+    ) -> bool:
+        """Take (or extend) the named lease until now + ttl; False while another owner holds
+        an unexpired one."""
+
+    async def release_job_lease(self, name: str, owner: str) -> None: ...
+
+    async def newsletter_subscriber_chat_ids(
+        self, *, after_chat_id: int = 0, limit: int = 1000
+    ) -> list[int]:
+        """Private chats of reachable accounts subscribed to the newsletter, ascending."""
+
+    async def newsletter_subscriber_count(self) -> int: ...
+
+    async def create_broadcast(
+        self, created_by: int, text: str, photo_file_id: str | None, language: str | None
+    ) -> BroadcastInfo: ...
+
+    async def start_broadcast(self, broadcast_id: int, now: datetime) -> BroadcastInfo:
+        """Queue the broadcast for every subscriber (one outbox row each, in one statement)
+        and mark it sending. InvalidState unless it is a draft."""
+
+    async def set_broadcast_progress_message(
+        self, broadcast_id: int, chat_id: int, message_id: int
+    ) -> None: ...
+
+    async def get_broadcast(self, broadcast_id: int) -> BroadcastInfo:
+        """With live counts from the outbox; NotFound for an unknown id."""
+
+    async def active_broadcasts(self) -> list[BroadcastInfo]:
+        """Broadcasts being sent, oldest first."""
+
+    async def cancel_broadcast(self, broadcast_id: int, now: datetime) -> BroadcastInfo:
+        """Stop a broadcast: rows not sent yet are cancelled. InvalidState once it is over."""
+
+    async def finish_broadcast(self, broadcast_id: int, now: datetime) -> bool:
+        """Mark a sending broadcast done when nothing is pending; True for the call that did."""

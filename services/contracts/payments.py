@@ -1,0 +1,174 @@
+"""Currencies and exchange rates, invoices, Telegram payments (cards and Stars) and refunds."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import date, datetime
+from decimal import ROUND_DOWN, ROUND_HALF_UP, ROUND_UP, Decimal
+from typing import Protocol
+
+from services.contracts.common import Page
+from services.money import exponent, to_decimal
+
+STARS = "XTR"
+
+
+@dataclass(frozen=True, slots=True)
+class RateQuote:
+    """One fetched rate: units of `currency` per 1 unit of the base currency on `rate_date`."""
+
+    currency: str
+    rate: Decimal
+    rate_date: date
+    source: str
+
+
+@dataclass(frozen=True, slots=True)
+class Rates:
+    """The rates in force: stored (fetched) values overlaid with the static ones from the
+    configuration. `rates` always holds the base currency (1) and only currencies with a rate."""
+
+    base_currency: str
+    rates: dict[str, Decimal]
+    stars_per_base_unit: Decimal
+    rate_date: date | None = None  # the oldest fetched rate in use; None: all static
+    sources: tuple[str, ...] = ()  # e.g. ("ecb", "cbr"), "static" when configured ones are used
+    currencies: tuple[str, ...] = field(default_factory=tuple)  # supported, in configured order
+
+    def has(self, currency: str) -> bool:
+        return currency in self.rates
+
+    def available(self) -> list[str]:
+        """Supported currencies that can be converted right now, in the configured order."""
+        return [c for c in self.currencies if c in self.rates]
+
+    def convert(
+        self, minor: int, from_currency: str, to_currency: str, rounding: str = ROUND_HALF_UP
+    ) -> int:
+        from services.money import convert
+
+        return convert(minor, from_currency, to_currency, self.rates, rounding)
+
+    def stars_for(self, base_minor: int) -> int:
+        """Telegram Stars that buy `base_minor` of the base currency (rounded up, at least 1)."""
+        stars = (to_decimal(base_minor, self.base_currency) * self.stars_per_base_unit).quantize(
+            Decimal(1), rounding=ROUND_UP
+        )
+        return max(1, int(stars))
+
+    def base_for_stars(self, stars: int) -> int:
+        amount = Decimal(stars) / self.stars_per_base_unit
+        quantum = Decimal(1).scaleb(-exponent(self.base_currency))
+        return int(
+            amount.quantize(quantum, rounding=ROUND_DOWN).scaleb(exponent(self.base_currency))
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class Invoice:
+    id: int
+    number: str
+    account_id: int
+    purpose: str  # topup, order
+    amount_minor: int  # in `currency`
+    currency: str
+    credit_minor: int  # base currency credited when paid
+    base_currency: str
+    rate: Decimal  # units of `currency` per 1 base unit, fixed at issue
+    stars_amount: int | None  # the price in Telegram Stars, fixed at issue
+    status: str  # unpaid, paid, cancelled
+    method: str | None  # card, stars, balance
+    created_at: datetime
+    paid_at: datetime | None
+
+    @property
+    def payload(self) -> str:
+        """The invoice_payload of the Telegram invoice (at most 128 bytes)."""
+        return f"inv:{self.id}"
+
+
+def parse_payload(payload: str) -> int | None:
+    """The invoice id of an `inv:<id>` payload, None for anything else."""
+    prefix, _, number = payload.partition(":")
+    if prefix != "inv" or not number.isdigit() or len(number) > 12:
+        return None
+    return int(number)
+
+
+@dataclass(frozen=True, slots=True)
+class Payment:
+    id: int
+    invoice_id: int
+    account_id: int
+    provider: str  # telegram (card), stars
+    charge_id: str  # telegram_payment_charge_id
+    provider_charge_id: str | None
+    amount_minor: int
+    currency: str
+    credit_minor: int  # base currency credited for it
+    created_at: datetime
+    refunded_at: datetime | None
+
+
+@dataclass(frozen=True, slots=True)
+class PaymentResult:
+    """What `record_payment` did: `credited` is False for a redelivered payment."""
+
+    credited: bool
+    payment: Payment
+    invoice: Invoice
+    credit_minor: int
+    balance_minor: int
+
+
+class PaymentsApi(Protocol):
+    async def get_rates(self) -> Rates:
+        """Rates in force (stored, overridden by static configuration)."""
+
+    async def store_rates(self, quotes: list[RateQuote]) -> int:
+        """Upsert fetched rates (currencies other than the base one); return how many."""
+
+    async def create_invoice(
+        self, account_id: int, amount_minor: int, currency: str, *, purpose: str = "topup"
+    ) -> Invoice:
+        """Issue an invoice in a supported currency at the current rate (fixed on the invoice).
+        ValidationFailed('not_positive' | 'currency')."""
+
+    async def get_invoice(self, account_id: int, invoice_id: int) -> Invoice:
+        """NotFound when it does not exist or is another account's."""
+
+    async def list_invoices(
+        self, account_id: int, offset: int = 0, limit: int = 5
+    ) -> Page[Invoice]: ...
+
+    async def cancel_invoice(self, account_id: int, invoice_id: int) -> Invoice:
+        """InvalidState unless unpaid."""
+
+    async def check_invoice_payable(
+        self, account_id: int, invoice_id: int, currency: str, total_amount: int
+    ) -> Invoice:
+        """Pre-checkout: NotFound, InvalidState('paid' | 'cancelled'),
+        ValidationFailed('amount_mismatch'), PaymentBlocked."""
+
+    async def record_payment(
+        self,
+        account_id: int,
+        invoice_id: int,
+        *,
+        currency: str,
+        total_amount: int,
+        charge_id: str,
+        provider_charge_id: str | None = None,
+    ) -> PaymentResult:
+        """Credit a successful Telegram payment exactly once per `charge_id` (ledger key
+        f"tg:{charge_id}") and mark the invoice paid. A repeat returns credited=False."""
+
+    async def pay_invoice_from_balance(self, account_id: int, invoice_id: int) -> Invoice:
+        """Pay a non-top-up invoice by a debit (InsufficientFunds, InvalidState)."""
+
+    async def find_payment(self, charge_id: str) -> Payment | None: ...
+
+    async def refund_payment(self, charge_id: str, *, actor: str) -> Payment:
+        """Reverse the credit of a Stars payment (debit keyed f"refund:{charge_id}"): NotFound,
+        AlreadyDone, InvalidState('not_stars'), InsufficientFunds when already spent.
+        The caller then calls refundStarPayment inside the same transaction."""

@@ -1,0 +1,94 @@
+"""Outgoing e-mail behind a small interface: SMTP through aiosmtplib in production, a
+"not configured" sender when SMTP_HOST is empty. Message bodies may carry one-time codes, so
+nothing here ever logs a body."""
+
+from __future__ import annotations
+
+import logging
+from email.message import EmailMessage
+from email.utils import formatdate, make_msgid
+from typing import Protocol
+
+import aiosmtplib
+
+log = logging.getLogger(__name__)
+
+TLS_MODES = ("none", "starttls", "ssl")
+
+
+class EmailError(Exception):
+    """The e-mail could not be handed to the mail server."""
+
+
+class EmailNotConfigured(EmailError):
+    """No SMTP server is configured."""
+
+
+class Mailer(Protocol):
+    async def send(self, to: str, subject: str, body: str) -> None:
+        """Deliver a plain-text e-mail or raise EmailError."""
+
+
+class SmtpMailer:
+    def __init__(
+        self,
+        host: str,
+        port: int,
+        sender: str,
+        *,
+        username: str | None = None,
+        password: str | None = None,
+        tls: str = "starttls",
+        timeout: float = 20.0,
+    ) -> None:
+        if tls not in TLS_MODES:
+            raise ValueError(f"SMTP_TLS must be one of {', '.join(TLS_MODES)}")
+        self.host, self.port, self.sender = host, port, sender
+        self.username, self._password = username or None, password or None
+        self.tls, self.timeout = tls, timeout
+
+    def build(self, to: str, subject: str, body: str) -> EmailMessage:
+        message = EmailMessage()
+        message["From"] = self.sender
+        message["To"] = to
+        message["Subject"] = subject
+        message["Date"] = formatdate(localtime=False)
+        message["Message-ID"] = make_msgid(domain=self.sender.rpartition("@")[2] or None)
+        message.set_content(body)
+        return message
+
+    async def send(self, to: str, subject: str, body: str) -> None:
+        try:
+            await aiosmtplib.send(
+                self.build(to, subject, body),
+                hostname=self.host,
+                port=self.port,
+                username=self.username,
+                password=self._password,
+                use_tls=self.tls == "ssl",
+                start_tls=self.tls == "starttls",
+                timeout=self.timeout,
+            )
+        except (aiosmtplib.SMTPException, OSError, TimeoutError) as exc:
+            log.warning("e-mail to %s not sent: %s", to, type(exc).__name__)
+            raise EmailError(type(exc).__name__) from None
+        log.info("e-mail sent to %s: %s", to, subject)
+
+
+class UnconfiguredMailer:
+    async def send(self, to: str, subject: str, body: str) -> None:
+        log.warning("e-mail to %s not sent: SMTP_HOST is not configured", to)
+        raise EmailNotConfigured("SMTP_HOST is not set")
+
+
+def create_mailer(
+    host: str | None,
+    port: int,
+    sender: str,
+    username: str | None = None,
+    password: str | None = None,
+    tls: str = "starttls",
+) -> Mailer:
+    if not host:
+        return UnconfiguredMailer()
+    return SmtpMailer(host, port, sender, username=username, password=password, tls=tls)

@@ -1,0 +1,530 @@
+"""Orders of the embedded billing: list/search/sort, renewals, tariff changes, cancellation,
+new orders with an IP from the pool, and the cart of an order the user could not pay yet.
+
+Concurrency: every money action first locks the row it changes (`SELECT ... FOR UPDATE` on
+PostgreSQL; SQLite serializes writers with BEGIN IMMEDIATE), re-reads it, then posts to the
+ledger with an idempotency key, so repeated or concurrent confirmations debit once.
+
+Prorating of a tariff change (also in README.md, "Orders rules"): the difference between the
+new tariff's price for the order's period and the price the customer paid, times the share of
+the paid period that is left, counted in whole days and rounded in the customer's favour:
+an upgrade charges only the full days left, rounded down to the minor unit; a downgrade credits
+every started day, rounded up. Paid-until never moves on a tariff change.
+"""
+
+from __future__ import annotations
+
+import calendar
+import ipaddress
+import math
+from datetime import datetime
+from decimal import ROUND_FLOOR, Decimal
+from typing import TYPE_CHECKING
+
+from sqlalchemy import and_, case, delete, func, or_, select
+from sqlalchemy.exc import IntegrityError
+
+from services.contracts import orders as dto
+from services.contracts.common import Page
+from services.embedded import models as m
+from services.embedded.base import EmbeddedBase
+from services.errors import InvalidState, NotFound, ValidationFailed
+
+if TYPE_CHECKING:  # the composed EmbeddedBilling provides the ledger (LedgerMixin)
+    from services.embedded.accounts import LedgerMixin as _Base
+else:
+    _Base = EmbeddedBase
+
+MAX_QUERY_LENGTH = 64
+_STATUS_ORDER = {dto.ACTIVE: 0, dto.PENDING: 1, dto.SUSPENDED: 2, dto.EXPIRED: 3, dto.CANCELLED: 4}
+
+
+def add_months(value: datetime, months: int) -> datetime:
+    """Calendar months (negative too); the day is clamped to the end of a shorter month."""
+    index = value.month - 1 + months
+    year, month = value.year + index // 12, index % 12 + 1
+    day = min(value.day, calendar.monthrange(year, month)[1])
+    return value.replace(year=year, month=month, day=day)
+
+
+def order_dto(row: m.Order) -> dto.Order:
+    return dto.Order(
+        id=row.id,
+        account_id=row.account_id,
+        tariff_id=row.tariff_id,
+        tariff_name=row.tariff.name,
+        product_type=row.tariff.product_type,
+        status=row.status,
+        ip_address=row.ip_address,
+        period_months=row.period_months,
+        price_minor=row.price_minor,
+        created_at=row.created_at,
+        paid_until=row.paid_until,
+        auto_renew=row.auto_renew,
+        cancel_at_period_end=row.cancel_at_period_end,
+        cancelled_at=row.cancelled_at,
+    )
+
+
+def prorate(
+    old_price: int, new_price: int, paid_until: datetime, period_months: int, now: datetime
+) -> tuple[int, int, int]:
+    """(amount, remaining_days, period_days): amount > 0 is charged, < 0 credited back."""
+    period_days = max(1, (paid_until - add_months(paid_until, -period_months)).days)
+    seconds = max(0.0, (paid_until - now).total_seconds())
+    difference = new_price - old_price
+    # Upgrade: only the full days left are charged. Downgrade: every started day is credited.
+    days = math.floor(seconds / 86400) if difference >= 0 else math.ceil(seconds / 86400)
+    # Rounding towards minus infinity is the customer's side both ways: a charge rounds down,
+    # a credit (a negative amount) rounds up in size.
+    amount = (Decimal(difference) * days / period_days).to_integral_value(ROUND_FLOOR)
+    return int(amount), days, period_days
+
+
+class OrdersMixin(_Base):
+    # ---- reading --------------------------------------------------------------------------
+    async def _order_row(self, account_id: int, order_id: int, *, lock: bool = False) -> m.Order:
+        query = select(m.Order).where(m.Order.id == order_id, m.Order.account_id == account_id)
+        if lock:
+            query = query.with_for_update(of=m.Order)
+        row = await self.session.scalar(query.execution_options(populate_existing=True))
+        if row is None:
+            raise NotFound("order")
+        return row
+
+    async def _lock_account(self, account_id: int) -> None:
+        found = await self.session.scalar(
+            select(m.Account.id).where(m.Account.id == account_id).with_for_update()
+        )
+        if found is None:
+            raise NotFound("account")
+
+    async def _balance(self, account_id: int) -> int:
+        balance = await self.session.scalar(
+            select(m.Account.balance_minor).where(m.Account.id == account_id)
+        )
+        if balance is None:
+            raise NotFound("account")
+        return int(balance)
+
+    async def _tariff_row(self, tariff_id: int, *, active_only: bool = True) -> m.Tariff:
+        row = await self.session.get(m.Tariff, tariff_id)
+        if row is None or (active_only and not row.active):
+            raise NotFound("tariff")
+        return row
+
+    @staticmethod
+    def _price(tariff: m.Tariff, months: int) -> int:
+        price = next((p.price_minor for p in tariff.prices if p.months == months), None)
+        if price is None:
+            raise ValidationFailed("period_not_offered", months=months)
+        return price
+
+    async def list_orders(
+        self,
+        account_id: int,
+        *,
+        query: str | None = None,
+        sort: str = "created",
+        descending: bool = True,
+        offset: int = 0,
+        limit: int = 5,
+    ) -> Page[dto.Order]:
+        if sort not in dto.SORT_KEYS:
+            raise ValidationFailed("unknown_sort")
+        where = [m.Order.account_id == account_id]
+        text = (query or "").strip()[:MAX_QUERY_LENGTH].lower()
+        if text:
+            matches = [
+                func.lower(m.Tariff.name).contains(text, autoescape=True),
+                func.coalesce(m.Order.ip_address, "").contains(text, autoescape=True),
+            ]
+            number = text.removeprefix("#")
+            if number.isdigit() and len(number) < 10:
+                matches.append(m.Order.id == int(number))
+            where.append(or_(*matches))
+        base = select(m.Order).join(m.Tariff, m.Order.tariff_id == m.Tariff.id).where(and_(*where))
+        total = await self.session.scalar(select(func.count()).select_from(base.subquery())) or 0
+        column = {
+            "created": m.Order.created_at,
+            "status": case(_STATUS_ORDER, value=m.Order.status, else_=9),
+            "cost": m.Order.price_minor,
+            "paid_until": m.Order.paid_until,
+        }[sort]
+        ordering = [column.desc(), m.Order.id.desc()] if descending else [column.asc(), m.Order.id]
+        offset = max(0, offset)
+        rows = await self.session.scalars(base.order_by(*ordering).offset(offset).limit(limit))
+        return Page([order_dto(r) for r in rows], total, offset, limit)
+
+    async def get_order(self, account_id: int, order_id: int) -> dto.Order:
+        return order_dto(await self._order_row(account_id, order_id))
+
+    # ---- renewal --------------------------------------------------------------------------
+    def _renewal_start(self, row: m.Order, now: datetime) -> datetime:
+        return row.paid_until if row.paid_until > now else now.replace(microsecond=0)
+
+    async def quote_renewal(self, account_id: int, order_id: int, months: int) -> dto.Quote:
+        row = await self._order_row(account_id, order_id)
+        if row.status not in dto.RENEWABLE:
+            raise InvalidState("not_renewable", status=row.status)
+        tariff = await self._tariff_row(row.tariff_id, active_only=False)
+        price = self._price(tariff, months)
+        return dto.Quote(
+            amount_minor=price,
+            balance_minor=await self._balance(account_id),
+            currency=self.base_currency,
+            tariff_id=tariff.id,
+            tariff_name=tariff.name,
+            months=months,
+            paid_until=add_months(self._renewal_start(row, self.now()), months),
+        )
+
+    async def renew_order(
+        self,
+        account_id: int,
+        order_id: int,
+        months: int,
+        *,
+        idempotency_key: str | None = None,
+        period_start: datetime | None = None,
+    ) -> dto.Order:
+        row = await self._order_row(account_id, order_id, lock=True)
+        if period_start is not None and row.paid_until != period_start:
+            return order_dto(row)  # the period the user confirmed is already paid
+        key = idempotency_key or dto.renewal_key(row.id, row.paid_until)
+        if await self._key_used(key):
+            return order_dto(row)
+        if row.status not in dto.RENEWABLE:
+            raise InvalidState("not_renewable", status=row.status)
+        tariff = await self._tariff_row(row.tariff_id, active_only=False)
+        price = self._price(tariff, months)
+        now = self.now()
+        new_paid_until = add_months(self._renewal_start(row, now), months)
+        line = await self.debit(
+            account_id,
+            price,
+            kind="renewal",
+            description=f"Renewal of order #{row.id} ({tariff.name}) for {months} mo.",
+            reference=f"order:{row.id}",
+            idempotency_key=key,
+        )
+        if line is None:  # the same period was renewed concurrently
+            return order_dto(await self._order_row(account_id, order_id))
+        row.paid_until = new_paid_until
+        row.period_months = months
+        row.price_minor = price
+        row.status = dto.ACTIVE
+        row.suspended_at = None
+        row.cancel_at_period_end = False
+        await self.session.flush()
+        return order_dto(row)
+
+    # ---- tariff change --------------------------------------------------------------------
+    def _check_changeable(self, row: m.Order) -> None:
+        if row.status != dto.ACTIVE or row.paid_until <= self.now():
+            raise InvalidState("not_changeable", status=row.status)
+
+    async def _change_quote(self, row: m.Order, tariff: m.Tariff, balance: int) -> dto.Quote:
+        if tariff.product_type != row.tariff.product_type:
+            raise ValidationFailed("other_product_type")
+        new_price = self._price(tariff, row.period_months)
+        amount, days, period_days = prorate(
+            row.price_minor, new_price, row.paid_until, row.period_months, self.now()
+        )
+        return dto.Quote(
+            amount_minor=amount,
+            balance_minor=balance,
+            currency=self.base_currency,
+            tariff_id=tariff.id,
+            tariff_name=tariff.name,
+            months=row.period_months,
+            paid_until=row.paid_until,
+            remaining_days=days,
+            period_days=period_days,
+        )
+
+    async def change_tariff_options(self, account_id: int, order_id: int) -> list[dto.Quote]:
+        row = await self._order_row(account_id, order_id)
+        self._check_changeable(row)
+        balance = await self._balance(account_id)
+        tariffs = await self.session.scalars(
+            select(m.Tariff)
+            .where(
+                m.Tariff.active,
+                m.Tariff.product_type == row.tariff.product_type,
+                m.Tariff.id != row.tariff_id,
+            )
+            .order_by(m.Tariff.sort, m.Tariff.id)
+        )
+        return [
+            await self._change_quote(row, t, balance)
+            for t in tariffs
+            if any(p.months == row.period_months for p in t.prices)
+        ]
+
+    async def quote_tariff_change(
+        self, account_id: int, order_id: int, tariff_id: int
+    ) -> dto.Quote:
+        row = await self._order_row(account_id, order_id)
+        self._check_changeable(row)
+        if row.tariff_id == tariff_id:
+            raise InvalidState("same_tariff")
+        tariff = await self._tariff_row(tariff_id)
+        return await self._change_quote(row, tariff, await self._balance(account_id))
+
+    async def change_tariff(
+        self,
+        account_id: int,
+        order_id: int,
+        tariff_id: int,
+        *,
+        expected_amount_minor: int | None = None,
+    ) -> dto.Order:
+        row = await self._order_row(account_id, order_id, lock=True)
+        self._check_changeable(row)
+        if row.tariff_id == tariff_id:
+            raise InvalidState("same_tariff")
+        tariff = await self._tariff_row(tariff_id)
+        quote = await self._change_quote(row, tariff, await self._balance(account_id))
+        if expected_amount_minor is not None and quote.amount_minor != expected_amount_minor:
+            raise ValidationFailed("quote_changed", amount_minor=quote.amount_minor)
+        description = f"Order #{row.id}: {row.tariff.name} → {tariff.name}"
+        if quote.amount_minor > 0:
+            await self.debit(
+                account_id,
+                quote.amount_minor,
+                kind="upgrade",
+                description=description,
+                reference=f"order:{row.id}",
+            )
+        elif quote.amount_minor < 0:
+            await self.credit(
+                account_id,
+                -quote.amount_minor,
+                kind="refund",
+                description=description,
+                reference=f"order:{row.id}",
+            )
+        row.tariff_id = tariff.id
+        row.tariff = tariff
+        row.price_minor = self._price(tariff, row.period_months)
+        await self.session.flush()
+        return order_dto(row)
+
+    # ---- cancel, resume, auto-renew -------------------------------------------------------
+    async def cancel_order(self, account_id: int, order_id: int, *, immediately: bool) -> dto.Order:
+        row = await self._order_row(account_id, order_id, lock=True)
+        if row.status == dto.CANCELLED:
+            raise InvalidState("cancelled")
+        now = self.now()
+        if immediately:
+            row.status = dto.CANCELLED
+            row.cancelled_at = now
+            row.ip_address = None  # back to the pool
+            row.auto_renew = False
+            row.cancel_at_period_end = False
+        else:
+            if row.status != dto.ACTIVE or row.paid_until <= now:
+                raise InvalidState("period_over")
+            row.cancel_at_period_end = True
+            row.auto_renew = False
+        await self.session.flush()
+        return order_dto(row)
+
+    async def resume_order(self, account_id: int, order_id: int) -> dto.Order:
+        row = await self._order_row(account_id, order_id, lock=True)
+        if row.status == dto.CANCELLED or not row.cancel_at_period_end:
+            raise InvalidState("not_scheduled")
+        row.cancel_at_period_end = False
+        await self.session.flush()
+        return order_dto(row)
+
+    async def set_order_auto_renew(
+        self, account_id: int, order_id: int, enabled: bool
+    ) -> dto.Order:
+        row = await self._order_row(account_id, order_id, lock=True)
+        if enabled and (row.status == dto.CANCELLED or row.cancel_at_period_end):
+            raise InvalidState("cancelled")
+        row.auto_renew = enabled
+        await self.session.flush()
+        return order_dto(row)
+
+    # ---- new orders -----------------------------------------------------------------------
+    async def quote_new_order(self, account_id: int, tariff_id: int, months: int) -> dto.Quote:
+        tariff = await self._tariff_row(tariff_id)
+        price = self._price(tariff, months)
+        return dto.Quote(
+            amount_minor=price,
+            balance_minor=await self._balance(account_id),
+            currency=self.base_currency,
+            tariff_id=tariff.id,
+            tariff_name=tariff.name,
+            months=months,
+            paid_until=add_months(self.now().replace(microsecond=0), months),
+        )
+
+    async def _order_by_key(self, account_id: int, key: str) -> dto.Order | None:
+        reference = await self.session.scalar(
+            select(m.LedgerEntry.reference).where(
+                m.LedgerEntry.idempotency_key == key, m.LedgerEntry.account_id == account_id
+            )
+        )
+        if reference is None:
+            return None
+        _, _, order_id = reference.partition(":")
+        return await self.get_order(account_id, int(order_id))
+
+    async def place_order(
+        self, account_id: int, tariff_id: int, months: int, *, idempotency_key: str | None = None
+    ) -> dto.Order:
+        await self._lock_account(account_id)  # one money action per account at a time
+        if idempotency_key:
+            existing = await self._order_by_key(account_id, idempotency_key)
+            if existing is not None:
+                return existing
+        tariff = await self._tariff_row(tariff_id)
+        price = self._price(tariff, months)
+        await self._raise_if_short(account_id, price)
+        now = self.now().replace(microsecond=0)
+        row = m.Order(
+            account_id=account_id,
+            tariff_id=tariff.id,
+            tariff=tariff,
+            status=dto.PENDING,
+            period_months=months,
+            price_minor=price,
+            created_at=now,
+            paid_until=add_months(now, months),
+            auto_renew=(await self._account_row(account_id)).auto_renew_default,
+        )
+        self.session.add(row)
+        await self.session.flush()
+        line = await self.debit(
+            account_id,
+            price,
+            kind="order",
+            description=f"Order #{row.id}: {tariff.name} for {months} mo.",
+            reference=f"order:{row.id}",
+            idempotency_key=idempotency_key,
+        )
+        if line is None:  # the same key won concurrently: forget this row, return that order
+            await self.session.delete(row)
+            await self.session.flush()
+            existing = await self._order_by_key(account_id, idempotency_key or "")
+            if existing is None:
+                raise InvalidState("duplicate")
+            return existing
+        await self._assign_ip(row)
+        row.status = dto.ACTIVE
+        await self.session.flush()
+        return order_dto(row)
+
+    async def _raise_if_short(self, account_id: int, price: int) -> None:
+        balance = await self._balance(account_id)
+        if balance < price:
+            await self._raise_insufficient(account_id, price)
+
+    async def _assign_ip(self, row: m.Order) -> None:
+        """The first free address of the configured pool (retried if taken concurrently)."""
+        first, last = self.config.ip_pool_range()
+        for _attempt in range(20):
+            used = set(
+                (
+                    await self.session.scalars(
+                        select(m.Order.ip_address).where(
+                            m.Order.ip_address.is_not(None), m.Order.id != row.id
+                        )
+                    )
+                ).all()
+            )
+            address = next(
+                (
+                    str(ipaddress.IPv4Address(n))
+                    for n in range(int(first), int(last) + 1)
+                    if str(ipaddress.IPv4Address(n)) not in used
+                ),
+                None,
+            )
+            if address is None:
+                raise InvalidState("ip_pool_exhausted")
+            try:
+                async with self.session.begin_nested():
+                    row.ip_address = address
+                    await self.session.flush()
+                return
+            except IntegrityError:
+                row.ip_address = None
+                continue
+        raise InvalidState("ip_pool_busy")
+
+    # ---- cart -----------------------------------------------------------------------------
+    async def _cart_row(self, account_id: int, *, lock: bool = False) -> m.Cart | None:
+        query = select(m.Cart).where(m.Cart.account_id == account_id)
+        if lock:
+            query = query.with_for_update()
+        return await self.session.scalar(query.execution_options(populate_existing=True))
+
+    async def get_cart(self, account_id: int) -> dto.Cart | None:
+        row = await self._cart_row(account_id)
+        if row is None:
+            return None
+        tariff = await self.session.get(m.Tariff, row.tariff_id)
+        price = (
+            next((p.price_minor for p in tariff.prices if p.months == row.months), None)
+            if tariff is not None and tariff.active
+            else None
+        )
+        if tariff is None or price is None:  # the tariff or period is no longer offered
+            await self.clear_cart(account_id)
+            return None
+        return dto.Cart(
+            account_id=account_id,
+            tariff_id=tariff.id,
+            tariff_name=tariff.name,
+            product_type=tariff.product_type,
+            months=row.months,
+            price_minor=price,
+            created_at=row.created_at,
+        )
+
+    async def save_cart(self, account_id: int, tariff_id: int, months: int) -> dto.Cart:
+        tariff = await self._tariff_row(tariff_id)
+        self._price(tariff, months)
+        await self._account_row(account_id)
+        row = await self._cart_row(account_id, lock=True)
+        now = self.now()
+        if row is None:
+            try:
+                async with self.session.begin_nested():
+                    self.session.add(
+                        m.Cart(
+                            account_id=account_id,
+                            tariff_id=tariff_id,
+                            months=months,
+                            created_at=now,
+                        )
+                    )
+                    await self.session.flush()
+            except IntegrityError:  # saved concurrently: overwrite it
+                row = await self._cart_row(account_id, lock=True)
+        if row is not None:
+            row.tariff_id, row.months, row.created_at = tariff_id, months, now
+            await self.session.flush()
+        cart = await self.get_cart(account_id)
+        assert cart is not None
+        return cart
+
+    async def clear_cart(self, account_id: int) -> None:
+        await self.session.execute(delete(m.Cart).where(m.Cart.account_id == account_id))
+
+    async def complete_cart(self, account_id: int) -> dto.Order:
+        row = await self._cart_row(account_id, lock=True)
+        if row is None:
+            raise NotFound("cart")
+        cart = await self.get_cart(account_id)
+        if cart is None:
+            raise NotFound("cart")
+        key = f"cart:{account_id}:{cart.created_at.isoformat()}"
+        order = await self.place_order(account_id, cart.tariff_id, cart.months, idempotency_key=key)
+        await self.clear_cart(account_id)
+        return order

@@ -1,0 +1,396 @@
+"""Support tickets of the embedded billing: the customer's side and the staff desk's side."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+
+from sqlalchemy import case, func, or_, select, update
+from sqlalchemy.exc import IntegrityError
+
+from services.contracts.common import Page
+from services.contracts.tickets import (
+    ATTACHMENTS_MAX,
+    AWAITING_STAFF,
+    DEPARTMENTS,
+    SUBJECT_MAX,
+    SUBJECT_MIN,
+    TEXT_MAX,
+    AccountSummary,
+    Attachment,
+    OrderLine,
+    Ticket,
+    TicketMessage,
+)
+from services.embedded import models as m
+from services.embedded.base import EmbeddedBase
+from services.errors import AlreadyDone, InvalidState, NotFound, ValidationFailed
+
+
+def ticket_dto(row: m.Ticket) -> Ticket:
+    return Ticket(
+        id=row.id,
+        account_id=row.account_id,
+        department=row.department,
+        subject=row.subject,
+        status=row.status,
+        created_at=row.created_at,
+        updated_at=row.updated_at,
+        closed_at=row.closed_at,
+        staff_chat_id=row.staff_chat_id,
+        staff_thread_id=row.staff_thread_id,
+        staff_reminded_at=row.staff_reminded_at,
+        language=row.language,
+    )
+
+
+def message_dto(row: m.TicketMessage) -> TicketMessage:
+    return TicketMessage(
+        id=row.id,
+        ticket_id=row.ticket_id,
+        author=row.author,
+        author_name=row.author_name,
+        text=row.text,
+        created_at=row.created_at,
+        attachments=[Attachment(a["kind"], a["file_id"]) for a in row.attachments or []],
+        staff_user_id=row.staff_user_id,
+    )
+
+
+def _check_message(text: str, attachments: list[Attachment]) -> str:
+    text = text.strip()
+    if not text and not attachments:
+        raise ValidationFailed("empty")
+    if len(text) > TEXT_MAX:
+        raise ValidationFailed("text_length", max=TEXT_MAX)
+    if len(attachments) > ATTACHMENTS_MAX:
+        raise ValidationFailed("attachments", max=ATTACHMENTS_MAX)
+    for item in attachments:
+        if item.kind not in ("photo", "document") or not item.file_id:
+            raise ValidationFailed("attachments", max=ATTACHMENTS_MAX)
+    return text
+
+
+def _files(attachments: list[Attachment]) -> list[dict[str, str]]:
+    return [{"kind": a.kind, "file_id": a.file_id} for a in attachments]
+
+
+class TicketsMixin(EmbeddedBase):
+    # ---- helpers ---------------------------------------------------------------------------
+    async def _ticket_row(self, ticket_id: int, account_id: int | None = None) -> m.Ticket:
+        row = await self.session.get(m.Ticket, ticket_id, populate_existing=True)
+        if row is None or (account_id is not None and row.account_id != account_id):
+            raise NotFound("ticket")
+        return row
+
+    async def _add_message(
+        self,
+        ticket: m.Ticket,
+        author: str,
+        text: str,
+        attachments: list[Attachment],
+        *,
+        author_name: str = "",
+        staff_user_id: int | None = None,
+        now: datetime | None = None,
+    ) -> m.TicketMessage:
+        row = m.TicketMessage(
+            ticket_id=ticket.id,
+            author=author,
+            author_name=author_name[:128],
+            staff_user_id=staff_user_id,
+            text=text,
+            attachments=_files(attachments),
+            created_at=now or self.now(),
+        )
+        self.session.add(row)
+        await self.session.flush()
+        return row
+
+    @staticmethod
+    def _within(closed_at: datetime | None, now: datetime, window: timedelta) -> bool:
+        return closed_at is None or now - closed_at <= window
+
+    # ---- the customer's side ---------------------------------------------------------------
+    async def create_ticket(
+        self,
+        account_id: int,
+        department: str,
+        subject: str,
+        text: str,
+        attachments: list[Attachment] | None = None,
+        *,
+        language: str | None = None,
+    ) -> Ticket:
+        attachments = list(attachments or [])
+        if department not in DEPARTMENTS:
+            raise ValidationFailed("department")
+        subject = " ".join(subject.split())
+        if not SUBJECT_MIN <= len(subject) <= SUBJECT_MAX:
+            raise ValidationFailed("subject_length", min=SUBJECT_MIN, max=SUBJECT_MAX)
+        text = _check_message(text, attachments)
+        await self._account_row(account_id)
+        now = self.now()
+        row = m.Ticket(
+            account_id=account_id,
+            department=department,
+            subject=subject,
+            status="open",
+            created_at=now,
+            updated_at=now,
+            language=language,
+        )
+        self.session.add(row)
+        await self.session.flush()
+        await self._add_message(row, "customer", text, attachments, now=now)
+        return ticket_dto(row)
+
+    async def list_tickets(
+        self, account_id: int, offset: int = 0, limit: int = 5
+    ) -> Page[Ticket]:
+        where = m.Ticket.account_id == account_id
+        total = await self.session.scalar(select(func.count()).where(where)) or 0
+        closed_last = case((m.Ticket.status == "closed", 1), else_=0)
+        rows = await self.session.scalars(
+            select(m.Ticket)
+            .where(where)
+            .order_by(closed_last, m.Ticket.updated_at.desc(), m.Ticket.id.desc())
+            .offset(offset)
+            .limit(limit)
+        )
+        return Page([ticket_dto(r) for r in rows], total, offset, limit)
+
+    async def get_ticket(self, account_id: int, ticket_id: int) -> Ticket:
+        return ticket_dto(await self._ticket_row(ticket_id, account_id))
+
+    async def ticket_messages(self, account_id: int, ticket_id: int) -> list[TicketMessage]:
+        await self._ticket_row(ticket_id, account_id)
+        return await self._messages(ticket_id, include_notes=False)
+
+    async def _messages(self, ticket_id: int, include_notes: bool) -> list[TicketMessage]:
+        query = select(m.TicketMessage).where(m.TicketMessage.ticket_id == ticket_id)
+        if not include_notes:
+            query = query.where(m.TicketMessage.author != "note")
+        rows = await self.session.scalars(
+            query.order_by(m.TicketMessage.created_at, m.TicketMessage.id)
+        )
+        return [message_dto(r) for r in rows]
+
+    async def add_customer_message(
+        self,
+        account_id: int,
+        ticket_id: int,
+        text: str,
+        attachments: list[Attachment] | None = None,
+        *,
+        reopen_window: timedelta,
+    ) -> Ticket:
+        attachments = list(attachments or [])
+        row = await self._ticket_row(ticket_id, account_id)
+        text = _check_message(text, attachments)
+        now = self.now()
+        if row.status == "closed":
+            if not self._within(row.closed_at, now, reopen_window):
+                raise InvalidState("reopen_window")
+            row.closed_at = None
+        row.status = "customer_replied" if row.status in ("answered", "closed") else row.status
+        row.updated_at = now
+        await self._add_message(row, "customer", text, attachments, now=now)
+        return ticket_dto(row)
+
+    async def close_ticket(self, account_id: int, ticket_id: int) -> Ticket:
+        row = await self._ticket_row(ticket_id, account_id)
+        return await self._close(row, by="customer")
+
+    async def reopen_ticket(
+        self, account_id: int, ticket_id: int, *, reopen_window: timedelta
+    ) -> Ticket:
+        row = await self._ticket_row(ticket_id, account_id)
+        if row.status != "closed":
+            raise AlreadyDone("not_closed")
+        if not self._within(row.closed_at, self.now(), reopen_window):
+            raise InvalidState("reopen_window")
+        return await self._reopen(row, status="customer_replied")
+
+    async def _close(self, row: m.Ticket, by: str) -> Ticket:
+        if row.status == "closed":
+            raise AlreadyDone("closed")
+        now = self.now()
+        row.status, row.closed_at, row.updated_at = "closed", now, now
+        await self._add_message(row, "system", f"closed_by_{by}", [], now=now)
+        return ticket_dto(row)
+
+    async def _reopen(self, row: m.Ticket, status: str) -> Ticket:
+        now = self.now()
+        row.status, row.closed_at, row.updated_at = status, None, now
+        await self._add_message(row, "system", "reopened", [], now=now)
+        return ticket_dto(row)
+
+    # ---- the staff desk's side -------------------------------------------------------------
+    async def staff_get_ticket(self, ticket_id: int) -> Ticket:
+        return ticket_dto(await self._ticket_row(ticket_id))
+
+    async def staff_ticket_messages(self, ticket_id: int) -> list[TicketMessage]:
+        await self._ticket_row(ticket_id)
+        return await self._messages(ticket_id, include_notes=True)
+
+    async def find_ticket_by_thread(self, chat_id: int, thread_id: int) -> Ticket | None:
+        row = await self.session.scalar(
+            select(m.Ticket)
+            .where(m.Ticket.staff_chat_id == chat_id, m.Ticket.staff_thread_id == thread_id)
+            .order_by(m.Ticket.id.desc())
+            .limit(1)
+        )
+        return ticket_dto(row) if row else None
+
+    async def find_ticket_by_staff_message(
+        self, chat_id: int, message_id: int
+    ) -> Ticket | None:
+        row = await self.session.scalar(
+            select(m.Ticket)
+            .join(m.StaffMessageLink, m.StaffMessageLink.ticket_id == m.Ticket.id)
+            .where(
+                m.StaffMessageLink.chat_id == chat_id,
+                m.StaffMessageLink.message_id == message_id,
+            )
+        )
+        return ticket_dto(row) if row else None
+
+    async def set_ticket_thread(self, ticket_id: int, chat_id: int, thread_id: int | None) -> None:
+        row = await self._ticket_row(ticket_id)
+        row.staff_chat_id, row.staff_thread_id = chat_id, thread_id
+        await self.session.flush()
+
+    async def link_staff_message(self, chat_id: int, message_id: int, ticket_id: int) -> None:
+        existing = await self.session.get(m.StaffMessageLink, (chat_id, message_id))
+        if existing is not None:
+            return
+        try:
+            async with self.session.begin_nested():
+                self.session.add(
+                    m.StaffMessageLink(chat_id=chat_id, message_id=message_id, ticket_id=ticket_id)
+                )
+                await self.session.flush()
+        except IntegrityError:
+            pass  # linked concurrently: the same fact
+
+    async def add_staff_message(
+        self,
+        ticket_id: int,
+        staff_user_id: int,
+        author_name: str,
+        text: str,
+        attachments: list[Attachment] | None = None,
+    ) -> Ticket:
+        attachments = list(attachments or [])
+        row = await self._ticket_row(ticket_id)
+        text = _check_message(text, attachments)
+        now = self.now()
+        row.status, row.closed_at, row.updated_at = "answered", None, now
+        await self._add_message(
+            row,
+            "staff",
+            text,
+            attachments,
+            author_name=author_name,
+            staff_user_id=staff_user_id,
+            now=now,
+        )
+        return ticket_dto(row)
+
+    async def add_staff_note(
+        self, ticket_id: int, staff_user_id: int, author_name: str, text: str
+    ) -> TicketMessage:
+        row = await self._ticket_row(ticket_id)
+        text = _check_message(text, [])
+        note = await self._add_message(
+            row, "note", text, [], author_name=author_name, staff_user_id=staff_user_id
+        )
+        return message_dto(note)
+
+    async def staff_close_ticket(self, ticket_id: int) -> Ticket:
+        return await self._close(await self._ticket_row(ticket_id), by="staff")
+
+    async def staff_reopen_ticket(self, ticket_id: int) -> Ticket:
+        row = await self._ticket_row(ticket_id)
+        if row.status != "closed":
+            raise AlreadyDone("not_closed")
+        return await self._reopen(row, status="open")
+
+    async def tickets_awaiting_reminder(self, waiting_since: datetime) -> list[Ticket]:
+        rows = await self.session.scalars(
+            select(m.Ticket)
+            .where(
+                m.Ticket.status.in_(AWAITING_STAFF),
+                m.Ticket.updated_at <= waiting_since,
+                or_(
+                    m.Ticket.staff_reminded_at.is_(None),
+                    m.Ticket.staff_reminded_at < m.Ticket.updated_at,
+                ),
+            )
+            .order_by(m.Ticket.updated_at, m.Ticket.id)
+        )
+        return [ticket_dto(r) for r in rows]
+
+    async def mark_ticket_reminded(self, ticket_id: int, at: datetime) -> bool:
+        result = await self.session.execute(
+            update(m.Ticket)
+            .where(
+                m.Ticket.id == ticket_id,
+                or_(
+                    m.Ticket.staff_reminded_at.is_(None),
+                    m.Ticket.staff_reminded_at < m.Ticket.updated_at,
+                ),
+            )
+            .values(staff_reminded_at=at)
+            .execution_options(synchronize_session=False)
+        )
+        return bool(result.rowcount)  # type: ignore[attr-defined]
+
+    async def account_summary(self, account_id: int) -> AccountSummary:
+        row = await self._account_row(account_id)
+        orders = (
+            await self.session.scalars(
+                select(m.Order)
+                .where(m.Order.account_id == account_id)
+                .order_by(m.Order.created_at.desc(), m.Order.id.desc())
+            )
+        ).all()
+        return AccountSummary(
+            account_id=row.id,
+            login=row.login,
+            telegram_id=row.telegram_id,
+            telegram_name=row.telegram_name,
+            telegram_username=row.telegram_username,
+            first_name=row.first_name,
+            last_name=row.last_name,
+            email=row.email,
+            email_confirmed=row.email_confirmed,
+            phone=row.phone,
+            phone_verified=row.phone_verified,
+            country=row.country,
+            profile_type=row.profile_type,
+            company_name=row.company_name,
+            company_verified=row.company_verified,
+            balance_minor=row.balance_minor,
+            currency=self.base_currency,
+            unreachable=row.unreachable,
+            active_orders=sum(1 for o in orders if o.status == "active"),
+            orders=[
+                OrderLine(
+                    id=o.id, tariff_name=o.tariff.name, status=o.status, paid_until=o.paid_until
+                )
+                for o in orders
+            ],
+        )
+
+    async def staff_find_account(self, reference: str) -> int | None:
+        reference = reference.strip().lstrip("#")
+        if not reference:
+            return None
+        if reference.isdigit():
+            found = await self.session.scalar(
+                select(m.Account.id).where(m.Account.id == int(reference))
+            )
+            if found is not None:
+                return found
+        return await self.session.scalar(select(m.Account.id).where(m.Account.login == reference))

@@ -1,0 +1,186 @@
+"""The staff desk's Telegram mechanics: where a ticket lives in the staff group (a forum topic
+per ticket, or a header message and replies to it), posting there with the topic recreated
+when staff deleted it, and sends retried on 429 after exactly `retry_after`.
+
+Texts are made by the callers (handlers), already translated; this module only delivers.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable, Sequence
+from typing import Any, TypeVar
+
+from aiogram import Bot
+from aiogram.exceptions import TelegramBadRequest, TelegramRetryAfter
+from aiogram.types import InlineKeyboardMarkup, Message, ReplyParameters
+
+from services.billing import Billing
+from services.contracts.tickets import Attachment, Ticket
+
+log = logging.getLogger(__name__)
+
+T = TypeVar("T")
+RETRY_ATTEMPTS = 4
+CAPTION_LIMIT = 1024
+
+# Replaced in tests to observe the waits without sleeping.
+sleep: Callable[[float], Awaitable[Any]] = asyncio.sleep
+
+
+async def with_retry(make: Callable[[], Awaitable[T]], attempts: int = RETRY_ATTEMPTS) -> T:
+    """Run one Bot API call; on 429 wait exactly `retry_after` and try again."""
+    for attempt in range(1, attempts + 1):
+        try:
+            return await make()
+        except TelegramRetryAfter as exc:
+            if attempt == attempts:
+                raise
+            log.warning("429 from Telegram, retrying in %s s", exc.retry_after)
+            await sleep(exc.retry_after)
+    raise AssertionError("unreachable")
+
+
+def thread_gone(exc: TelegramBadRequest) -> bool:
+    text = exc.message.lower()
+    return "thread not found" in text or "topic_deleted" in text or "topic_id_invalid" in text
+
+
+async def send_content(
+    bot: Bot,
+    chat_id: int,
+    text: str,
+    attachments: Sequence[Attachment] = (),
+    *,
+    thread_id: int | None = None,
+    reply_to: int | None = None,
+    markup: InlineKeyboardMarkup | None = None,
+) -> list[Message]:
+    """Text and files as few messages as possible: one file with the text as its caption when
+    it fits, else the text first (with the keyboard) and then the files."""
+    common: dict[str, Any] = {"message_thread_id": thread_id}
+    if reply_to:
+        common["reply_parameters"] = ReplyParameters(
+            message_id=reply_to, allow_sending_without_reply=True
+        )
+    sent: list[Message] = []
+    if len(attachments) == 1 and len(text) <= CAPTION_LIMIT:
+        sent.append(await _send_file(bot, chat_id, attachments[0], text, markup, common))
+        return sent
+    if text:
+        sent.append(
+            await with_retry(
+                lambda: bot.send_message(chat_id, text, reply_markup=markup, **common)
+            )
+        )
+    for index, item in enumerate(attachments):
+        file_markup = markup if not text and index == 0 else None
+        sent.append(await _send_file(bot, chat_id, item, None, file_markup, common))
+    return sent
+
+
+async def _send_file(
+    bot: Bot,
+    chat_id: int,
+    item: Attachment,
+    caption: str | None,
+    markup: InlineKeyboardMarkup | None,
+    common: dict[str, Any],
+) -> Message:
+    caption = caption or None
+    if item.kind == "photo":
+        return await with_retry(
+            lambda: bot.send_photo(
+                chat_id, item.file_id, caption=caption, reply_markup=markup, **common
+            )
+        )
+    return await with_retry(
+        lambda: bot.send_document(
+            chat_id, item.file_id, caption=caption, reply_markup=markup, **common
+        )
+    )
+
+
+def topic_name(ticket: Ticket) -> str:
+    return f"#{ticket.id} {ticket.subject}"[:128]
+
+
+class StaffDesk:
+    """One ticket's place in the staff group. `header` builds the ticket's header text (the
+    caller's translation and the account summary); it is posted when the place is made."""
+
+    def __init__(
+        self,
+        bot: Bot,
+        billing: Billing,
+        chat_id: int,
+        header: Callable[[Ticket], Awaitable[str]],
+        recreated_note: Callable[[], str] = lambda: "",
+    ) -> None:
+        self.bot = bot
+        self.billing = billing
+        self.chat_id = chat_id
+        self.header = header
+        self.recreated_note = recreated_note
+
+    async def is_forum(self) -> bool:
+        chat = await with_retry(lambda: self.bot.get_chat(self.chat_id))
+        return bool(chat.is_forum)
+
+    async def open(
+        self, ticket: Ticket, attachments: Sequence[Attachment] = (), recreated: bool = False
+    ) -> Ticket:
+        """Make the ticket's place (a topic where the group is a forum) and post the header."""
+        thread_id: int | None = None
+        if await self.is_forum():
+            topic = await with_retry(
+                lambda: self.bot.create_forum_topic(self.chat_id, topic_name(ticket))
+            )
+            thread_id = topic.message_thread_id
+        await self.billing.set_ticket_thread(ticket.id, self.chat_id, thread_id)
+        ticket = await self.billing.staff_get_ticket(ticket.id)
+        text = await self.header(ticket)
+        if recreated:
+            text = self.recreated_note() + "\n\n" + text
+        messages = await send_content(
+            self.bot, self.chat_id, text, attachments, thread_id=thread_id
+        )
+        await self._link(ticket, messages)
+        return ticket
+
+    async def post(
+        self,
+        ticket: Ticket,
+        text: str,
+        attachments: Sequence[Attachment] = (),
+        *,
+        reply_to: int | None = None,
+    ) -> list[Message]:
+        """Post into the ticket's place: made first if it has none in this group yet, and
+        made again when staff deleted the topic."""
+        if ticket.staff_chat_id != self.chat_id:
+            ticket = await self.open(ticket)
+        try:
+            messages = await send_content(
+                self.bot,
+                self.chat_id,
+                text,
+                attachments,
+                thread_id=ticket.staff_thread_id,
+                reply_to=reply_to,
+            )
+        except TelegramBadRequest as exc:
+            if not (ticket.staff_thread_id and thread_gone(exc)):
+                raise
+            log.info("topic of ticket %s is gone, recreating it", ticket.id)
+            ticket = await self.open(ticket, recreated=True)
+            messages = await send_content(
+                self.bot, self.chat_id, text, attachments, thread_id=ticket.staff_thread_id
+            )
+        await self._link(ticket, messages)
+        return messages
+
+    async def _link(self, ticket: Ticket, messages: Sequence[Message]) -> None:
+        for message in messages:
+            await self.billing.link_staff_message(self.chat_id, message.message_id, ticket.id)

@@ -1,0 +1,121 @@
+"""Accounts, the ledger and the catalogue of the embedded billing, on SQLite and PostgreSQL."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+
+from services.embedded.billing import EmbeddedGateway
+from services.errors import InsufficientFunds, NotFound, ValidationFailed
+
+
+async def _account(gateway: EmbeddedGateway, telegram_id: int = 42) -> int:
+    async with gateway.transaction() as billing:
+        account, created = await billing.get_or_create_account(telegram_id, telegram_id, name="A")
+    assert created
+    return account.id
+
+
+async def test_account_is_created_once_with_a_login(gateway: EmbeddedGateway) -> None:
+    account_id = await _account(gateway)
+    async with gateway.transaction() as billing:
+        again, created = await billing.get_or_create_account(42, 42, name="A")
+        assert (again.id, created, again.login, again.balance_minor) == (
+            account_id,
+            False,
+            "tg42",
+            0,
+        )
+        assert again.currency == "EUR" and again.base_currency == "EUR"
+        assert await billing.find_account_by_telegram(43) is None
+        with pytest.raises(NotFound):
+            await billing.get_account(999)
+
+
+async def test_ledger_credit_debit_and_balance_follow_each_other(gateway: EmbeddedGateway) -> None:
+    account_id = await _account(gateway)
+    async with gateway.transaction() as billing:
+        await billing.credit(account_id, 1500, kind="topup", description="Top-up")
+        line = await billing.debit(account_id, 499, kind="order", reference="order:1")
+        assert line is not None and line.amount_minor == -499 and line.balance_after_minor == 1001
+    async with gateway.transaction() as billing:
+        account = await billing.get_account(account_id)
+        assert account.balance_minor == 1001 == await billing.ledger_sum(account_id)
+        page = await billing.list_ledger(account_id, 0, 1)
+        assert (page.total, page.has_next, page.items[0].kind) == (2, True, "order")
+
+
+async def test_debit_never_goes_below_zero_and_rolls_back_nothing_else(
+    gateway: EmbeddedGateway,
+) -> None:
+    account_id = await _account(gateway)
+    async with gateway.transaction() as billing:
+        await billing.credit(account_id, 100, kind="topup")
+        with pytest.raises(InsufficientFunds) as info:
+            await billing.debit(account_id, 250, kind="order")
+        assert (info.value.missing_minor, info.value.currency) == (150, "EUR")
+        with pytest.raises(ValidationFailed):
+            await billing.debit(account_id, 0, kind="order")
+    async with gateway.transaction() as billing:
+        assert (await billing.get_account(account_id)).balance_minor == 100
+        assert await billing.ledger_sum(account_id) == 100
+
+
+async def test_idempotency_key_credits_once(gateway: EmbeddedGateway) -> None:
+    account_id = await _account(gateway)
+    for _ in range(3):
+        async with gateway.transaction() as billing:
+            await billing.credit(account_id, 700, kind="topup", idempotency_key="tg:charge-1")
+    async with gateway.transaction() as billing:
+        assert (await billing.get_account(account_id)).balance_minor == 700
+        assert (await billing.list_ledger(account_id)).total == 1
+
+
+async def test_concurrent_debits_never_overdraw(gateway: EmbeddedGateway) -> None:
+    account_id = await _account(gateway)
+    async with gateway.transaction() as billing:
+        await billing.credit(account_id, 1000, kind="topup")
+
+    async def debit_once() -> bool:
+        try:
+            async with gateway.transaction() as billing:
+                await billing.debit(account_id, 300, kind="order")
+            return True
+        except InsufficientFunds:
+            return False
+
+    results = await asyncio.gather(*(debit_once() for _ in range(20)))
+    assert results.count(True) == 3
+    async with gateway.transaction() as billing:
+        assert (await billing.get_account(account_id)).balance_minor == 100
+        assert await billing.ledger_sum(account_id) == 100
+
+
+async def test_concurrent_same_key_credits_once(gateway: EmbeddedGateway) -> None:
+    account_id = await _account(gateway)
+
+    async def credit() -> None:
+        async with gateway.transaction() as billing:
+            await billing.credit(account_id, 500, kind="topup", idempotency_key="tg:same")
+
+    await asyncio.gather(*(credit() for _ in range(10)))
+    async with gateway.transaction() as billing:
+        assert (await billing.get_account(account_id)).balance_minor == 500
+
+
+async def test_demo_catalogue_is_seeded_once(gateway: EmbeddedGateway) -> None:
+    assert await gateway.seed_demo() == 0  # the fixture seeded it already
+    async with gateway.transaction() as billing:
+        assert await billing.list_product_types() == ["dedicated", "vps"]
+        vps = await billing.list_tariffs("vps")
+        assert [t.code for t in vps] == ["vps-1", "vps-2", "vps-4"]
+        assert [(p.months, p.price_minor) for p in vps[0].prices] == [
+            (1, 490),
+            (3, 1426),
+            (6, 2793),
+            (12, 5292),
+        ]
+        assert (await billing.get_tariff(vps[0].id)).price_for(12) == 5292
+        with pytest.raises(NotFound):
+            await billing.get_tariff(10_000)
