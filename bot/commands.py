@@ -7,7 +7,7 @@ from aiogram.types import BotCommand
 from aiogram.utils.i18n import I18n
 from aiogram.utils.i18n import gettext as _
 
-from bot.config import SUPPORTED_LANGUAGES
+from services.languages import SUPPORTED_LANGUAGES
 
 
 def command_list() -> list[BotCommand]:

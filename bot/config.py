@@ -9,8 +9,9 @@ from typing import Annotated
 from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
+from services.languages import SUPPORTED_LANGUAGES
+
 TOKEN_PATTERN = re.compile(r"^\d{1,20}:[A-Za-z0-9_-]{20,}$")
-SUPPORTED_LANGUAGES = ("en", "ru")
 QUIET_HOURS_PATTERN = re.compile(r"^([01]\d|2[0-3]):[0-5]\d-([01]\d|2[0-3]):[0-5]\d$")
 
 
@@ -47,6 +48,17 @@ class Settings(BaseSettings):
     stars_per_eur: Decimal = Decimal("50")
     ip_pool: str = "203.0.113.10-203.0.113.250"
     seed_demo_catalogue: bool = True
+
+    # Payments and rates (issue #4). Top-up limits and presets are in the base currency.
+    rates_ecb_url: str = "https://www.ecb.europa.eu/stats/eurofxref/eurofxref-daily.xml"
+    rates_cbr_url: str = "https://www.cbr.ru/scripts/XML_daily.asp"
+    rates_timeout_seconds: float = 15.0
+    topup_min: Decimal = Field(default=Decimal("1"), gt=0)
+    topup_max: Decimal = Field(default=Decimal("10000"), gt=0)
+    topup_presets: Annotated[list[Decimal], NoDecode] = Field(
+        default_factory=lambda: [Decimal(10), Decimal(25), Decimal(50), Decimal(100)]
+    )
+    stars_max_per_invoice: int = Field(default=10000, ge=1)
 
     # Jobs
     scheduler_enabled: bool = True
@@ -132,6 +144,11 @@ class Settings(BaseSettings):
     @classmethod
     def _smtp_empty_is_none(cls, value: object) -> object:
         return None if value == "" else value
+
+    @field_validator("topup_presets", mode="before")
+    @classmethod
+    def _presets(cls, value: object) -> object:
+        return _split_csv(value)
 
     @field_validator("currencies", mode="before")
     @classmethod

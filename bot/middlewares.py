@@ -9,8 +9,8 @@ from aiogram import BaseMiddleware
 from aiogram.types import TelegramObject, Update, User
 from aiogram.utils.i18n import I18n, I18nMiddleware
 
-from bot.config import SUPPORTED_LANGUAGES
 from services.billing import BillingGateway
+from services.languages import pick_language
 
 Handler = Callable[[TelegramObject, dict[str, Any]], Awaitable[Any]]
 
@@ -55,13 +55,6 @@ class AccountMiddleware(BaseMiddleware):
             data["account"] = account
             data["account_created"] = created
         return await handler(event, data)
-
-
-def pick_language(account_language: str | None, telegram_language: str | None, default: str) -> str:
-    if account_language in SUPPORTED_LANGUAGES:
-        return account_language  # type: ignore[return-value]
-    code = (telegram_language or "").split("-")[0].lower()
-    return code if code in SUPPORTED_LANGUAGES else default
 
 
 class AccountI18nMiddleware(I18nMiddleware):

@@ -11,6 +11,7 @@ from contextlib import AbstractAsyncContextManager
 from typing import Protocol
 
 from services.contracts.accounts import AccountsApi, CatalogueApi, LedgerApi
+from services.contracts.alerts import AlertsApi, OutboxApi
 from services.contracts.orders import OrdersApi
 from services.contracts.payments import PaymentsApi
 from services.contracts.profile import ProfileApi
@@ -22,6 +23,8 @@ class Billing(
     LedgerApi,
     CatalogueApi,
     ProfileApi,
+    AlertsApi,
+    OutboxApi,
     PaymentsApi,
     OrdersApi,
     TicketsApi,

@@ -154,7 +154,7 @@ async def test_list_search_sort_and_paging(gateway: EmbeddedGateway) -> None:
         assert await ids() == [o3.id, o2.id, o1.id]  # newest first; o1 backdated
         assert await ids(sort="cost", descending=False) == [o1.id, o2.id, o3.id]
         assert await ids(sort="paid_until", descending=True) == [o3.id, o1.id, o2.id]
-        assert await ids(sort="status", descending=False) == [o3.id, o1.id, o2.id]
+        assert await ids(sort="status", descending=False) == [o1.id, o3.id, o2.id]
         assert await ids(query="vps") == [o3.id, o1.id]
         assert await ids(query="VPS 2") == [o3.id]
         assert await ids(query="113.11") == [o2.id]

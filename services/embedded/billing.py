@@ -8,6 +8,7 @@ from contextlib import asynccontextmanager
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from services.embedded.accounts import AccountsMixin, CatalogueMixin, LedgerMixin
+from services.embedded.alerts import AlertsMixin, OutboxMixin
 from services.embedded.config import BillingConfig
 from services.embedded.db import session_factory
 from services.embedded.orders import OrdersMixin
@@ -22,6 +23,8 @@ class EmbeddedBilling(
     LedgerMixin,
     CatalogueMixin,
     ProfileMixin,
+    AlertsMixin,
+    OutboxMixin,
     PaymentsMixin,
     OrdersMixin,
     TicketsMixin,

@@ -1,0 +1,496 @@
+"""Tickets, the customer's side: the list, a new ticket (department → subject → message with
+photos and documents → create), a ticket's conversation, reply, close and reopen.
+Everything the customer writes also goes to the ticket's place in the staff group."""
+
+from __future__ import annotations
+
+import html
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from aiogram import Bot, F, Router
+from aiogram.filters import Command, StateFilter
+from aiogram.fsm.context import FSMContext
+from aiogram.fsm.state import State, StatesGroup
+from aiogram.types import CallbackQuery, Message
+from aiogram.utils.i18n import I18n
+from aiogram.utils.i18n import gettext as _
+from aiogram.utils.i18n import lazy_gettext as __
+from aiogram.utils.i18n import ngettext
+
+from bot.config import Settings
+from handlers.common import datetime_text, show
+from handlers.staff import (
+    customer_message_text,
+    files_line,
+    open_in_staff_group,
+    post_to_staff,
+    staff_locale,
+)
+from keyboards.callbacks import MenuCb, NewTicketCb
+from keyboards.menu import back_to_menu_kb
+from keyboards.tickets import (
+    TicketCb,
+    TicketDeptCb,
+    TicketDraftCb,
+    cancel_kb,
+    department_name,
+    departments_kb,
+    draft_kb,
+    open_ticket_kb,
+    status_name,
+    ticket_view_kb,
+    tickets_list_kb,
+)
+from services.billing import Billing
+from services.contracts.common import Account
+from services.contracts.tickets import (
+    ATTACHMENTS_MAX,
+    DEPARTMENTS,
+    SUBJECT_MAX,
+    SUBJECT_MIN,
+    TEXT_MAX,
+    Attachment,
+    Ticket,
+    TicketMessage,
+)
+from services.errors import InvalidState
+
+PAGE_SIZE = 5
+VIEW_LIMIT = 3900  # the conversation shown in one message, under Telegram's 4096
+
+# Prefilled tickets other sections open with NewTicketCb(topic): department and subject.
+PREFILLED_TOPICS: dict[str, tuple[str, Any]] = {
+    "country": ("billing", __("Change of country")),
+    "company": ("billing", __("Company profile verification")),
+}
+
+
+class NewTicket(StatesGroup):
+    department = State()
+    subject = State()
+    message = State()
+
+
+class TicketReply(StatesGroup):
+    text = State()
+
+
+def reopen_window(settings: Settings) -> timedelta:
+    return timedelta(days=settings.ticket_reopen_days)
+
+
+# ---- texts -------------------------------------------------------------------------------------
+def list_text(tickets: list[Ticket], page: int, pages: int) -> str:
+    if not tickets:
+        return _(
+            "💬 <b>Your tickets</b>\n\nYou have no tickets yet. Write to support if you need help."
+        )
+    lines = [_("💬 <b>Your tickets</b> (page {page} of {pages})").format(page=page, pages=pages)]
+    for ticket in tickets:
+        lines.append(
+            _("<b>#{id}</b> {subject}\n{department} · {status}\nLast activity: {when}").format(
+                id=ticket.id,
+                subject=html.escape(ticket.subject),
+                department=department_name(ticket.department),
+                status=status_name(ticket.status),
+                when=datetime_text(ticket.updated_at),
+            )
+        )
+    return "\n\n".join(lines)
+
+
+def message_block(item: TicketMessage) -> str:
+    when = datetime_text(item.created_at)
+    if item.author == "system":
+        labels = {
+            "closed_by_customer": _("— Closed by you · {when}"),
+            "closed_by_staff": _("— Closed by support · {when}"),
+            "reopened": _("— Reopened · {when}"),
+        }
+        return labels.get(item.text, "— {when}").format(when=when)
+    author = _("You") if item.author == "customer" else _("Support")
+    block = f"<b>{author}</b> · {when}"
+    if item.text:
+        block += "\n" + html.escape(item.text)
+    if item.attachments:
+        block += "\n" + files_line(len(item.attachments))
+    return block
+
+
+def thread_text(ticket: Ticket, messages: list[TicketMessage]) -> str:
+    head = "\n".join(
+        [
+            _("🎫 <b>Ticket #{id}</b> · {subject}").format(
+                id=ticket.id, subject=html.escape(ticket.subject)
+            ),
+            _("Department: {department}").format(department=department_name(ticket.department)),
+            _("Status: {status}").format(status=status_name(ticket.status)),
+        ]
+    )
+    blocks: list[str] = []
+    size = len(head)
+    for item in reversed(messages):
+        block = message_block(item)
+        if size + len(block) + 2 > VIEW_LIMIT:
+            blocks.append(_("… earlier messages are not shown"))
+            break
+        blocks.append(block)
+        size += len(block) + 2
+    return "\n\n".join([head, *reversed(blocks)])
+
+
+def can_reopen(ticket: Ticket, settings: Settings, now: Any) -> bool:
+    return ticket.status == "closed" and (
+        ticket.closed_at is None or now - ticket.closed_at <= reopen_window(settings)
+    )
+
+
+def window_passed_text(settings: Settings) -> str:
+    return ngettext(
+        "This ticket was closed more than {days} day ago and cannot be reopened. Please open "
+        "a new ticket: /newticket",
+        "This ticket was closed more than {days} days ago and cannot be reopened. Please open "
+        "a new ticket: /newticket",
+        settings.ticket_reopen_days,
+    ).format(days=settings.ticket_reopen_days)
+
+
+def attachments_of(message: Message) -> list[Attachment]:
+    if message.photo:
+        return [Attachment("photo", message.photo[-1].file_id)]
+    if message.document:
+        return [Attachment("document", message.document.file_id)]
+    return []
+
+
+# ---- list and view -------------------------------------------------------------------------------
+async def show_list(
+    event: Message | CallbackQuery, billing: Billing, account: Account, state: FSMContext,
+    page: int = 0,
+) -> None:
+    await state.clear()
+    result = await billing.list_tickets(account.id, page * PAGE_SIZE, PAGE_SIZE)
+    if page and not result.items and result.total:  # a stale page: show the last one
+        page = result.page_count - 1
+        result = await billing.list_tickets(account.id, page * PAGE_SIZE, PAGE_SIZE)
+    await show(
+        event,
+        list_text(result.items, result.page_number, result.page_count),
+        tickets_list_kb(result, page),
+    )
+
+
+async def cmd_tickets(
+    event: Message | CallbackQuery, billing: Billing, account: Account, state: FSMContext
+) -> None:
+    await show_list(event, billing, account, state)
+
+
+async def on_ticket_button(
+    query: CallbackQuery,
+    callback_data: TicketCb,
+    billing: Billing,
+    account: Account,
+    state: FSMContext,
+    settings: Settings,
+    bot: Bot,
+    i18n: I18n,
+) -> None:
+    action = callback_data.action
+    if action == "list":
+        await show_list(query, billing, account, state, max(0, callback_data.page))
+    elif action == "new":
+        await start_new_ticket(query, state)
+    elif action == "view":
+        await show_ticket(query, billing, account, settings, callback_data.ticket_id,
+                          callback_data.page)
+    elif action == "reply":
+        await start_reply(query, billing, account, state, settings, callback_data.ticket_id)
+    elif action == "close":
+        ticket = await billing.close_ticket(account.id, callback_data.ticket_id)
+        with staff_locale(i18n, settings):
+            text = _("✅ The customer closed ticket #{id}.").format(id=ticket.id)
+        await post_to_staff(bot, billing, settings, i18n, ticket, text)
+        await show_ticket(query, billing, account, settings, ticket.id, callback_data.page,
+                          notice=_("Ticket closed."))
+    elif action == "reopen":
+        try:
+            ticket = await billing.reopen_ticket(
+                account.id, callback_data.ticket_id, reopen_window=reopen_window(settings)
+            )
+        except InvalidState:
+            await query.answer(window_passed_text(settings)[:200], show_alert=True)
+            return
+        with staff_locale(i18n, settings):
+            text = _("🔄 The customer reopened ticket #{id}.").format(id=ticket.id)
+        await post_to_staff(bot, billing, settings, i18n, ticket, text)
+        await show_ticket(query, billing, account, settings, ticket.id, callback_data.page,
+                          notice=_("Ticket reopened."))
+    else:
+        await query.answer(
+            _("This button is out of date. Please open the menu again: /menu"), show_alert=True
+        )
+
+
+async def show_ticket(
+    event: Message | CallbackQuery,
+    billing: Billing,
+    account: Account,
+    settings: Settings,
+    ticket_id: int,
+    page: int = 0,
+    notice: str | None = None,
+) -> None:
+    ticket = await billing.get_ticket(account.id, ticket_id)
+    messages = await billing.ticket_messages(account.id, ticket_id)
+    now = datetime.now(UTC)
+    await show(
+        event,
+        thread_text(ticket, messages),
+        ticket_view_kb(ticket, can_reopen(ticket, settings, now), page),
+        notice,
+    )
+
+
+# ---- a new ticket ------------------------------------------------------------------------------------
+async def start_new_ticket(event: Message | CallbackQuery, state: FSMContext) -> None:
+    await state.clear()
+    await state.set_state(NewTicket.department)
+    await show(event, _("✏️ <b>New ticket</b>\n\nChoose the department:"), departments_kb())
+
+
+async def start_prefilled(
+    query: CallbackQuery, callback_data: NewTicketCb, state: FSMContext
+) -> None:
+    topic = PREFILLED_TOPICS.get(callback_data.topic)
+    if topic is None:
+        await query.answer(
+            _("This button is out of date. Please open the menu again: /menu"), show_alert=True
+        )
+        return
+    department, subject = topic
+    await state.clear()
+    await state.set_state(NewTicket.message)
+    await state.update_data(department=department, subject=str(subject), text="", files=[])
+    await show(query, describe_text(department, str(subject)), cancel_kb())
+
+
+async def choose_department(
+    query: CallbackQuery, callback_data: TicketDeptCb, state: FSMContext
+) -> None:
+    if callback_data.department not in DEPARTMENTS:
+        await query.answer(
+            _("This button is out of date. Please open the menu again: /menu"), show_alert=True
+        )
+        return
+    await state.update_data(department=callback_data.department)
+    await state.set_state(NewTicket.subject)
+    await show(
+        query,
+        _(
+            "✏️ <b>New ticket</b>\nDepartment: {department}\n\n"
+            "Enter the subject ({min}–{max} characters):"
+        ).format(
+            department=department_name(callback_data.department), min=SUBJECT_MIN, max=SUBJECT_MAX
+        ),
+        cancel_kb(),
+    )
+
+
+def describe_text(department: str, subject: str) -> str:
+    return _(
+        "✏️ <b>New ticket</b>\nDepartment: {department}\nSubject: {subject}\n\n"
+        "Describe the problem. You can attach photos and documents."
+    ).format(department=department_name(department), subject=html.escape(subject))
+
+
+async def enter_subject(message: Message, state: FSMContext) -> None:
+    subject = " ".join((message.text or "").split())
+    if not SUBJECT_MIN <= len(subject) <= SUBJECT_MAX:
+        await message.answer(
+            _("The subject must be {min} to {max} characters long. Please try again:").format(
+                min=SUBJECT_MIN, max=SUBJECT_MAX
+            ),
+            reply_markup=cancel_kb(),
+        )
+        return
+    data = await state.get_data()
+    await state.update_data(subject=subject, text="", files=[])
+    await state.set_state(NewTicket.message)
+    await message.answer(describe_text(data["department"], subject), reply_markup=cancel_kb())
+
+
+def draft_text(data: dict[str, Any]) -> str:
+    files = len(data.get("files", []))
+    return _(
+        "📝 <b>Draft</b>\nDepartment: {department}\nSubject: {subject}\nFiles: {files}\n\n"
+        "{text}\n\nSend more text, photos or documents to add them, or create the ticket."
+    ).format(
+        department=department_name(data["department"]),
+        subject=html.escape(data["subject"]),
+        files=files,
+        text=html.escape(data.get("text") or "—"),
+    )
+
+
+async def enter_message(message: Message, state: FSMContext) -> None:
+    new_text = (message.text or message.caption or "").strip()
+    new_files = attachments_of(message)
+    if not new_text and not new_files:
+        await message.answer(
+            _("Please send text, a photo or a document."), reply_markup=cancel_kb()
+        )
+        return
+    data = await state.get_data()
+    text = "\n\n".join(filter(None, [data.get("text", ""), new_text]))
+    files = list(data.get("files", []))
+    if len(text) > TEXT_MAX:
+        await message.answer(
+            _("The message is too long: at most {max} characters in all. "
+              "Please send a shorter one.").format(max=TEXT_MAX),
+            reply_markup=draft_kb() if data.get("text") or files else cancel_kb(),
+        )
+        return
+    if len(files) + len(new_files) > ATTACHMENTS_MAX:
+        await message.answer(
+            _("At most {max} files can be attached.").format(max=ATTACHMENTS_MAX),
+            reply_markup=draft_kb(),
+        )
+        return
+    files += [[item.kind, item.file_id] for item in new_files]
+    await state.update_data(text=text, files=files)
+    data = await state.get_data()
+    await message.answer(draft_text(data), reply_markup=draft_kb())
+
+
+async def on_draft_button(
+    query: CallbackQuery,
+    callback_data: TicketDraftCb,
+    state: FSMContext,
+    billing: Billing,
+    account: Account,
+    settings: Settings,
+    bot: Bot,
+    i18n: I18n,
+) -> None:
+    if callback_data.action == "cancel":
+        await state.clear()
+        await show(query, _("Cancelled. Nothing was changed."), back_to_menu_kb())
+        return
+    data = await state.get_data()
+    if await state.get_state() != NewTicket.message.state or not (
+        data.get("text") or data.get("files")
+    ):
+        await query.answer(
+            _("This button is out of date. Please open the menu again: /menu"), show_alert=True
+        )
+        return
+    files = [Attachment(kind, file_id) for kind, file_id in data.get("files", [])]
+    ticket = await billing.create_ticket(
+        account.id,
+        data["department"],
+        data["subject"],
+        data.get("text", ""),
+        files,
+        language=i18n.current_locale,
+    )
+    await state.clear()
+    await open_in_staff_group(bot, billing, settings, i18n, ticket, files)
+    await show(
+        query,
+        _("✅ Ticket #{id} is created. Support will answer here, in this chat.").format(
+            id=ticket.id
+        ),
+        open_ticket_kb(ticket.id),
+    )
+
+
+# ---- replies ------------------------------------------------------------------------------------
+async def start_reply(
+    query: CallbackQuery,
+    billing: Billing,
+    account: Account,
+    state: FSMContext,
+    settings: Settings,
+    ticket_id: int,
+) -> None:
+    ticket = await billing.get_ticket(account.id, ticket_id)
+    if ticket.status == "closed" and not can_reopen(ticket, settings, datetime.now(UTC)):
+        await query.answer(window_passed_text(settings)[:200], show_alert=True)
+        return
+    await state.clear()
+    await state.set_state(TicketReply.text)
+    await state.update_data(ticket_id=ticket.id)
+    await query.answer()
+    if isinstance(query.message, Message):
+        await query.message.answer(
+            _(
+                "✍️ Write your reply to ticket #{id} «{subject}»: text, a photo or a document. "
+                "/cancel to stop."
+            ).format(id=ticket.id, subject=html.escape(ticket.subject)),
+            reply_markup=cancel_kb(),
+        )
+
+
+async def enter_reply(
+    message: Message,
+    state: FSMContext,
+    billing: Billing,
+    account: Account,
+    settings: Settings,
+    bot: Bot,
+    i18n: I18n,
+) -> None:
+    text = (message.text or message.caption or "").strip()
+    files = attachments_of(message)
+    if not text and not files:
+        await message.answer(
+            _("Please send text, a photo or a document."), reply_markup=cancel_kb()
+        )
+        return
+    if len(text) > TEXT_MAX:
+        await message.answer(
+            _("The message is too long: at most {max} characters. Please send a shorter one.")
+            .format(max=TEXT_MAX),
+            reply_markup=cancel_kb(),
+        )
+        return
+    data = await state.get_data()
+    try:
+        ticket = await billing.add_customer_message(
+            account.id, int(data["ticket_id"]), text, files, reopen_window=reopen_window(settings)
+        )
+    except InvalidState:
+        await state.clear()
+        await message.answer(window_passed_text(settings), reply_markup=back_to_menu_kb())
+        return
+    await state.clear()
+    with staff_locale(i18n, settings):
+        staff_text = customer_message_text(ticket, text)
+    await post_to_staff(bot, billing, settings, i18n, ticket, staff_text, files)
+    await message.answer(
+        _("✅ Your reply is added to ticket #{id}.").format(id=ticket.id),
+        reply_markup=open_ticket_kb(ticket.id),
+    )
+
+
+def create_router() -> Router:
+    router = Router(name="tickets")
+    router.message.filter(F.chat.type == "private")
+    router.callback_query.filter(F.message.chat.type == "private")
+    router.message.register(cmd_tickets, Command("tickets"))
+    router.message.register(start_new_ticket, Command("newticket"))
+    router.callback_query.register(cmd_tickets, MenuCb.filter(F.section == "tickets"))
+    router.callback_query.register(start_new_ticket, MenuCb.filter(F.section == "newticket"))
+    router.callback_query.register(start_prefilled, NewTicketCb.filter())
+    router.callback_query.register(on_ticket_button, TicketCb.filter())
+    router.callback_query.register(
+        choose_department, TicketDeptCb.filter(), StateFilter(NewTicket.department)
+    )
+    router.callback_query.register(on_draft_button, TicketDraftCb.filter(), StateFilter("*"))
+    not_command = ~F.text.startswith("/")
+    router.message.register(enter_subject, StateFilter(NewTicket.subject), not_command)
+    router.message.register(enter_message, StateFilter(NewTicket.message), not_command)
+    router.message.register(enter_reply, StateFilter(TicketReply.text), not_command)
+    return router

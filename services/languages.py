@@ -1,0 +1,13 @@
+"""Which interface language a person gets."""
+
+from __future__ import annotations
+
+SUPPORTED_LANGUAGES = ("en", "ru")
+
+
+def pick_language(account_language: str | None, telegram_language: str | None, default: str) -> str:
+    """The account's choice, else Telegram's language_code (ru-RU → ru), else the default."""
+    if account_language in SUPPORTED_LANGUAGES:
+        return account_language  # type: ignore[return-value]
+    code = (telegram_language or "").split("-")[0].lower()
+    return code if code in SUPPORTED_LANGUAGES else default
