@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+from functools import lru_cache
+
 from aiogram.types import InlineKeyboardMarkup
+from aiogram.utils.i18n import get_i18n
 from aiogram.utils.i18n import gettext as _
 from aiogram.utils.keyboard import InlineKeyboardBuilder
 
@@ -13,6 +16,12 @@ LANGUAGE_NAMES = {"en": "🇬🇧 English", "ru": "🇷🇺 Русский"}
 
 
 def main_menu_kb() -> InlineKeyboardMarkup:
+    return _main_menu_kb(get_i18n().current_locale)
+
+
+@lru_cache(maxsize=8)
+def _main_menu_kb(locale: str) -> InlineKeyboardMarkup:
+    """The most shown keyboard, built once per language (the builder deep-copies on export)."""
     builder = InlineKeyboardBuilder()
     items = [
         ("orders", _("📦 Orders")),
