@@ -80,6 +80,7 @@ class Settings(BaseSettings):
     sender_chat_interval_seconds: float = 1.0
     sender_group_per_minute: int = 20
     broadcast_progress_interval_seconds: float = 3.0
+    reminder_interval_seconds: int = 300  # how often the unanswered-ticket reminder job runs
 
     # E-mail (settings: e-mail confirmation codes); empty SMTP_HOST = e-mail not configured
     smtp_host: str | None = None

@@ -13,7 +13,7 @@ from aiohttp import web
 from bot.commands import register_commands
 from bot.config import Settings
 from bot.factory import create_bot, create_dispatcher, create_gateway
-from bot.scheduler import create_scheduler
+from bot.scheduler import add_jobs, create_scheduler
 from services.embedded.db import migrate
 
 log = logging.getLogger(__name__)
@@ -30,6 +30,7 @@ async def prepare(settings: Settings) -> tuple[Bot, Dispatcher]:
     dp = create_dispatcher(settings, gateway)
     scheduler = create_scheduler(settings)
     dp["scheduler"] = scheduler
+    jobs = add_jobs(scheduler, settings, gateway, bot, dp["i18n"])
 
     async def on_startup(bot: Bot) -> None:
         await register_commands(bot, dp["i18n"], settings.default_language)
@@ -37,8 +38,7 @@ async def prepare(settings: Settings) -> tuple[Bot, Dispatcher]:
             scheduler.start()
 
     async def on_shutdown(bot: Bot) -> None:
-        if scheduler.running:
-            scheduler.shutdown(wait=False)
+        await jobs.stop(scheduler)  # lets running jobs finish their transaction first
         await gateway.close()
         await dp.storage.close()
 
@@ -59,23 +59,20 @@ async def run_webhook(settings: Settings) -> None:
     bot, dp = await prepare(settings)
     secret = settings.webhook_secret.get_secret_value() if settings.webhook_secret else None
     app = web.Application()
-    SimpleRequestHandler(dispatcher=dp, bot=bot, secret_token=secret).register(
-        app, path=settings.webhook_path
-    )
+    # Handling inside the request (not in a background task) lets aiohttp's graceful shutdown
+    # finish every update that was already accepted before the bot session closes.
+    SimpleRequestHandler(
+        dispatcher=dp, bot=bot, secret_token=secret, handle_in_background=False
+    ).register(app, path=settings.webhook_path)
     setup_application(app, dp, bot=bot)
-
-    async def set_webhook(_app: web.Application) -> None:
-        url = settings.webhook_url.rstrip("/") + settings.webhook_path  # type: ignore[union-attr]
-        await bot.set_webhook(
-            url, secret_token=secret, allowed_updates=dp.resolve_used_update_types()
-        )
-        log.info("Webhook set to %s", url)
-
-    app.on_startup.append(set_webhook)
     runner = web.AppRunner(app)
     await runner.setup()
     site = web.TCPSite(runner, settings.web_host, settings.web_port)
     await site.start()
+    # Only now that the port accepts connections may Telegram be told where to deliver.
+    url = settings.webhook_url.rstrip("/") + settings.webhook_path  # type: ignore[union-attr]
+    await bot.set_webhook(url, secret_token=secret, allowed_updates=dp.resolve_used_update_types())
+    log.info("Webhook set to %s", url)
     log.info("Listening for webhooks on %s:%s", settings.web_host, settings.web_port)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()

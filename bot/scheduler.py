@@ -1,16 +1,169 @@
-"""Scheduler wiring: APScheduler runs the plain async jobs of services/ on intervals."""
+"""Scheduler wiring: APScheduler runs the plain async jobs of services/ on intervals.
+
+Every job runs under a job lease (a row in job_leases) so that with several bot instances each
+tick runs once; the outbox sender runs under its own lease because Telegram's limits are per
+bot, not per instance. Jobs get their dependencies bound here and the time of the tick."""
 
 from __future__ import annotations
 
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from functools import partial
+from typing import Any
+
+from aiogram import Bot
+from aiogram.utils.i18n import I18n
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 
+import keyboards.alerts
 from bot.config import Settings
+from services.alerts import run_alert_jobs
+from services.billing import BillingGateway
+from services.outbox import OutboxSender, SendLimits, default_owner
+
+log = logging.getLogger(__name__)
+
+Job = Callable[[datetime], Awaitable[Any]]
 
 
 def create_scheduler(settings: Settings) -> AsyncIOScheduler:
-    # Jobs are added by bot.runners.startup with their dependencies bound; coalescing and
-    # max_instances=1 keep one run of a job at a time within an instance.
+    # The sender runs every second: APScheduler's per-run INFO lines would flood the log.
+    logging.getLogger("apscheduler.executors.default").setLevel(logging.WARNING)
+    # coalescing and max_instances=1 keep one run of a job at a time within an instance;
+    # job leases keep one run per tick across instances.
     return AsyncIOScheduler(
         timezone="UTC",
         job_defaults={"coalesce": True, "max_instances": 1, "misfire_grace_time": 60},
     )
+
+
+def leased(
+    gateway: BillingGateway,
+    name: str,
+    owner: str,
+    interval: float,
+    job: Job,
+    clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+) -> Callable[[], Awaitable[bool]]:
+    """Run `job(now)` only when this instance takes the named lease for (most of) one
+    interval; returns whether it ran."""
+    ttl = timedelta(seconds=max(interval * 0.9, 1.0))
+
+    async def run() -> bool:
+        now = clock()
+        async with gateway.transaction() as billing:
+            if not await billing.acquire_job_lease(name, owner, now, ttl):
+                return False
+        try:
+            await job(now)
+        except Exception:
+            log.exception("Scheduled job %s failed", name)
+        return True
+
+    run.__name__ = f"leased_{name}"
+    return run
+
+
+class RunningJobs:
+    """The tasks of job runs in progress, so that shutdown can let them finish (APScheduler's
+    asyncio executor would cancel them mid-transaction)."""
+
+    def __init__(self) -> None:
+        self.tasks: set[asyncio.Task[Any]] = set()
+
+    def track(self, job: Callable[[], Awaitable[Any]]) -> Callable[[], Awaitable[Any]]:
+        async def run() -> Any:
+            task = asyncio.current_task()
+            if task is not None:
+                self.tasks.add(task)
+            try:
+                return await job()
+            finally:
+                self.tasks.discard(task)  # type: ignore[arg-type]
+
+        run.__name__ = getattr(job, "__name__", "job")
+        return run
+
+    async def wait(self, timeout: float) -> None:
+        if self.tasks:
+            await asyncio.wait(set(self.tasks), timeout=timeout)
+
+
+@dataclass
+class ScheduledJobs:
+    sender: OutboxSender
+    running: RunningJobs = field(default_factory=RunningJobs)
+
+    async def stop(self, scheduler: AsyncIOScheduler, timeout: float = 15.0) -> None:
+        """No new runs; the sender ends its batch; running jobs get `timeout` to finish."""
+        if not scheduler.running:
+            return
+        scheduler.pause()
+        self.sender.stop()
+        await self.running.wait(timeout)
+        scheduler.shutdown(wait=False)
+
+
+def create_sender(
+    settings: Settings, gateway: BillingGateway, bot: Bot, i18n: I18n, owner: str | None = None
+) -> OutboxSender:
+    from handlers.broadcast import report_progress
+
+    return OutboxSender(
+        gateway,
+        bot,
+        limits=SendLimits.from_settings(settings),
+        owner=owner,
+        progress=partial(report_progress, i18n=i18n),
+        progress_interval=settings.broadcast_progress_interval_seconds,
+    )
+
+
+def add_jobs(
+    scheduler: AsyncIOScheduler,
+    settings: Settings,
+    gateway: BillingGateway,
+    bot: Bot,
+    i18n: I18n,
+) -> ScheduledJobs:
+    """Register every periodic job; the result stops them gracefully (and serves tests)."""
+    from handlers.staff import remind_unanswered
+    from services.rates import refresh_rates
+
+    owner = default_owner()
+    sender = create_sender(settings, gateway, bot, i18n, owner)
+    jobs = ScheduledJobs(sender)
+
+    def every(name: str, seconds: float, job: Job) -> None:
+        scheduler.add_job(
+            jobs.running.track(leased(gateway, name, owner, seconds, job)),
+            "interval",
+            seconds=seconds,
+            id=name,
+            name=name,
+            replace_existing=True,
+        )
+
+    every(
+        "alerts",
+        settings.alert_interval_seconds,
+        partial(run_alert_jobs, gateway, i18n, settings, keyboards=keyboards.alerts),
+    )
+    every("rates", settings.rates_interval_seconds, partial(refresh_rates, gateway, None, settings))
+    every(
+        "ticket_reminders",
+        settings.reminder_interval_seconds,
+        lambda now: remind_unanswered(gateway, bot, settings, now, i18n),
+    )
+    scheduler.add_job(
+        jobs.running.track(sender.tick),
+        "interval",
+        seconds=settings.sender_interval_seconds,
+        id="outbox",
+        name="outbox",
+        replace_existing=True,
+    )
+    return jobs

@@ -7,11 +7,34 @@ from aiogram import Router
 
 def section_routers() -> list[Router]:
     """Fresh routers for one Dispatcher (a Router can belong to one parent only)."""
-    from handlers import errors, fallback, menu, placeholders
+    from handlers import (
+        balance,
+        broadcast,
+        errors,
+        fallback,
+        invoices,
+        menu,
+        new_order,
+        orders,
+        payments,
+        placeholders,
+        settings,
+        staff,
+        tickets,
+    )
 
     return [
         errors.create_router(),
         menu.create_router(),
+        tickets.create_router(),
+        staff.create_router(),
+        settings.create_router(),
+        orders.create_router(),
+        new_order.create_router(),
+        broadcast.create_router(),
+        balance.create_router(),
+        invoices.create_router(),
+        payments.create_router(),
         placeholders.create_router(),
         fallback.create_router(),
     ]

@@ -9,31 +9,46 @@ from aiogram.types import CallbackQuery, Message
 from aiogram.utils.i18n import I18n
 from aiogram.utils.i18n import gettext as _
 
-from handlers.common import money, show
+from handlers.common import show
 from keyboards.callbacks import LangCb, MenuCb
 from keyboards.menu import LANGUAGE_NAMES, back_to_menu_kb, language_kb, main_menu_kb
 from services.billing import Billing
 from services.contracts.common import Account
+from services.contracts.payments import Rates
 
 
-def main_menu_text(account: Account) -> str:
+def main_menu_text(account: Account, rates: Rates | None = None) -> str:
+    """`rates` are needed only when the account's display currency is not the base one."""
+    from handlers.balance import display_balance
+
     return _(
         "💼 <b>Personal cabinet</b>\n"
         "Login: <code>{login}</code>\n"
         "Balance: <b>{balance}</b>\n\n"
         "Choose a section:"
-    ).format(login=account.login, balance=money(account.balance_minor, account.base_currency))
+    ).format(login=account.login, balance=display_balance(account.balance_minor, account, rates))
 
 
 async def show_main_menu(
-    event: Message | CallbackQuery, state: FSMContext, account: Account, notice: str | None = None
+    event: Message | CallbackQuery,
+    state: FSMContext,
+    account: Account,
+    notice: str | None = None,
+    billing: Billing | None = None,
 ) -> None:
     await state.clear()
-    await show(event, main_menu_text(account), main_menu_kb(), notice)
+    rates = None
+    if billing is not None and account.currency != account.base_currency:
+        rates = await billing.get_rates()
+    await show(event, main_menu_text(account, rates), main_menu_kb(), notice)
 
 
 async def cmd_start(
-    message: Message, state: FSMContext, account: Account, account_created: bool
+    message: Message,
+    state: FSMContext,
+    account: Account,
+    account_created: bool,
+    billing: Billing | None = None,
 ) -> None:
     if account_created:
         await message.answer(
@@ -41,7 +56,7 @@ async def cmd_start(
                 login=account.login
             )
         )
-    await show_main_menu(message, state, account)
+    await show_main_menu(message, state, account, billing=billing)
 
 
 def help_text() -> str:
@@ -65,12 +80,14 @@ async def cmd_help(event: Message | CallbackQuery) -> None:
     await show(event, help_text(), back_to_menu_kb())
 
 
-async def cmd_cancel(message: Message, state: FSMContext, account: Account) -> None:
+async def cmd_cancel(
+    message: Message, state: FSMContext, account: Account, billing: Billing | None = None
+) -> None:
     had_dialog = await state.get_state() is not None
     await message.answer(
         _("Cancelled. Nothing was changed.") if had_dialog else _("There is nothing to cancel.")
     )
-    await show_main_menu(message, state, account)
+    await show_main_menu(message, state, account, billing=billing)
 
 
 async def cmd_language(event: Message | CallbackQuery, i18n: I18n) -> None:
@@ -90,11 +107,13 @@ async def set_language(
         return
     account = await billing.set_language(account.id, callback_data.code)
     with i18n.use_locale(callback_data.code):
-        await show_main_menu(query, state, account, notice=_("Language: English"))
+        await show_main_menu(query, state, account, notice=_("Language: English"), billing=billing)
 
 
-async def menu_button(query: CallbackQuery, state: FSMContext, account: Account) -> None:
-    await show_main_menu(query, state, account)
+async def menu_button(
+    query: CallbackQuery, state: FSMContext, account: Account, billing: Billing | None = None
+) -> None:
+    await show_main_menu(query, state, account, billing=billing)
 
 
 def create_router() -> Router:

@@ -13,16 +13,7 @@ from keyboards.callbacks import MenuCb
 from keyboards.menu import back_to_menu_kb
 
 # section -> command that opens it
-PENDING_SECTIONS: dict[str, str] = {
-    "orders": "orders",
-    "neworder": "neworder",
-    "invoices": "invoices",
-    "balance": "balance",
-    "topup": "topup",
-    "tickets": "tickets",
-    "newticket": "newticket",
-    "settings": "settings",
-}
+PENDING_SECTIONS: dict[str, str] = {}
 
 
 async def pending_section(event: Message | CallbackQuery) -> None:
@@ -33,6 +24,8 @@ def create_router() -> Router:
     router = Router(name="placeholders")
     router.message.filter(F.chat.type == "private")
     sections = list(PENDING_SECTIONS)
+    if not sections:  # every section has landed
+        return router
     router.message.register(pending_section, Command(*PENDING_SECTIONS.values()))
     router.callback_query.register(pending_section, MenuCb.filter(F.section.in_(sections)))
     return router

@@ -12,7 +12,7 @@ from __future__ import annotations
 import html
 import logging
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -158,9 +158,7 @@ def summary_text(summary: AccountSummary) -> str:
 
 
 # ---- the staff desk of one update or job -------------------------------------------------------
-def make_desk(
-    bot: Bot, billing: Billing, settings: Settings, i18n: I18n
-) -> StaffDesk | None:
+def make_desk(bot: Bot, billing: Billing, settings: Settings, i18n: I18n) -> StaffDesk | None:
     if settings.staff_chat_id is None:
         return None
 
@@ -190,7 +188,7 @@ async def open_in_staff_group(
         return
     try:
         await desk.open(ticket, attachments)
-    except TelegramAPIError:
+    except Exception:  # the ticket is saved; the staff group gets it with the next message
         log.warning("could not post ticket %s to the staff group", ticket.id, exc_info=True)
 
 
@@ -209,7 +207,7 @@ async def post_to_staff(
         return
     try:
         await desk.post(ticket, text, attachments)
-    except TelegramAPIError:
+    except Exception:  # the message is saved in the ticket either way
         log.warning("could not post to the staff topic of ticket %s", ticket.id, exc_info=True)
 
 
@@ -219,8 +217,8 @@ async def push_to_customer(
     settings: Settings,
     i18n: I18n,
     ticket: Ticket,
-    build: Any,
-    markup: Any,
+    build: Callable[[], str],
+    markup: Callable[[], InlineKeyboardMarkup] | None,
     attachments: Sequence[Attachment] = (),
 ) -> bool:
     """Send to the ticket's customer in their language; False when they blocked the bot."""
@@ -228,8 +226,8 @@ async def push_to_customer(
     if account.chat_id is None:
         return False
     with i18n.context(), i18n.use_locale(customer_language(account, ticket, settings)):
-        text: str = build()
-        keyboard: InlineKeyboardMarkup | None = markup() if markup else None
+        text = build()
+        keyboard = markup() if markup else None
     try:
         await support.send_content(bot, account.chat_id, text, attachments, markup=keyboard)
     except TelegramForbiddenError:
@@ -247,9 +245,7 @@ def is_admin(message: Message, settings: Settings) -> bool:
     return message.from_user is not None and message.from_user.id in settings.admin_ids
 
 
-async def is_staff(
-    message: Message, bot: Bot, settings: Settings, dispatcher: Dispatcher
-) -> bool:
+async def is_staff(message: Message, bot: Bot, settings: Settings, dispatcher: Dispatcher) -> bool:
     if is_admin(message, settings):
         return True
     if message.sender_chat is not None:  # an anonymous admin of the staff group itself
@@ -306,8 +302,16 @@ def staff_name(message: Message) -> str:
 
 
 # ---- handlers -----------------------------------------------------------------------------------
+async def in_ticket(message: Message, billing: Billing) -> dict[str, Ticket] | bool:
+    """Filter: the message belongs to a ticket (injected as `ticket`). Other messages of the
+    staff group fall through to later routers and end ignored, never answered."""
+    ticket = await ticket_of(message, billing)
+    return {"ticket": ticket} if ticket is not None else False
+
+
 async def staff_message(
     message: Message,
+    ticket: Ticket,
     billing: Billing,
     bot: Bot,
     settings: Settings,
@@ -315,9 +319,8 @@ async def staff_message(
     dispatcher: Dispatcher,
 ) -> None:
     """A staff answer in a ticket's topic (or a reply to a ticket message) → the customer."""
-    ticket = await ticket_of(message, billing)
-    if ticket is None or not await is_staff(message, bot, settings, dispatcher):
-        return  # not about a ticket: stay silent in the group
+    if not await is_staff(message, bot, settings, dispatcher):
+        return  # an outsider in a ticket topic: stay silent
     with staff_locale(i18n, settings):
         text = message.text or message.caption or ""
         attachments = attachments_of(message)
@@ -487,9 +490,12 @@ async def cmd_verify(
         if matches
         else _("❌ The code word does not match (ticket #{id}).")
     )
-    await bot.send_message(
-        message.chat.id, text.format(id=ticket.id), message_thread_id=message.message_thread_id
+    sent = await support.with_retry(
+        lambda: bot.send_message(
+            message.chat.id, text.format(id=ticket.id), message_thread_id=message.message_thread_id
+        )
     )
+    await billing.link_staff_message(message.chat.id, sent.message_id, ticket.id)
 
 
 async def cmd_note(
@@ -511,9 +517,9 @@ async def cmd_note(
     user_id = message.from_user.id if message.from_user else 0
     await billing.add_staff_note(ticket.id, user_id, staff_name(message), text)
     await billing.link_staff_message(message.chat.id, message.message_id, ticket.id)
-    await message.reply(_("📝 Note saved to ticket #{id}. The customer does not see it.").format(
-        id=ticket.id
-    ))
+    await message.reply(
+        _("📝 Note saved to ticket #{id}. The customer does not see it.").format(id=ticket.id)
+    )
 
 
 async def _account_arg(message: Message, billing: Billing, reference: str) -> Account | None:
@@ -539,9 +545,7 @@ async def cmd_adjust(
     name = command.command.lower()
     parts = (command.args or "").split(maxsplit=2)
     if len(parts) < 3:
-        await message.reply(
-            _("Usage: /{command} <account> <amount> <reason>").format(command=name)
-        )
+        await message.reply(_("Usage: /{command} <account> <amount> <reason>").format(command=name))
         return
     reference, amount_text, reason = parts
     account = await _account_arg(message, billing, reference)
@@ -550,14 +554,12 @@ async def cmd_adjust(
     try:
         amount = parse_amount(amount_text, account.base_currency)
     except ValidationFailed:
-        await message.reply(
-            _("Invalid amount: {amount}.").format(amount=html.escape(amount_text))
-        )
+        await message.reply(_("Invalid amount: {amount}.").format(amount=html.escape(amount_text)))
         return
     user_id = message.from_user.id if message.from_user else 0
     post = billing.credit if name == "credit" else billing.debit
     try:
-        await post(
+        line = await post(
             account.id,
             amount,
             kind="adjustment",
@@ -572,6 +574,9 @@ async def cmd_adjust(
                 id=account.id, balance=money(account.balance_minor, account.base_currency)
             )
         )
+        return
+    if line is None:  # the same message delivered again
+        await message.reply(_("This adjustment is already recorded; nothing was changed."))
         return
     account = await billing.get_account(account.id)
     text = (
@@ -606,8 +611,9 @@ async def cmd_approve_company(
         return
     await billing.approve_company(account.id)
     await message.reply(
-        _("✅ The company profile of account #{id} ({login}) is approved: payments are "
-          "unblocked.").format(id=account.id, login=html.escape(account.login))
+        _(
+            "✅ The company profile of account #{id} ({login}) is approved: payments are unblocked."
+        ).format(id=account.id, login=html.escape(account.login))
     )
 
 
@@ -683,7 +689,11 @@ def create_router() -> Router:
     router = Router(name="staff")
     router.message.register(staff_command, in_staff_chat, Command(*STAFF_COMMANDS))
     router.message.register(
-        staff_message, in_staff_chat, ~F.text.startswith("/"), ~F.caption.startswith("/")
+        staff_message,
+        in_staff_chat,
+        ~F.text.startswith("/"),
+        ~F.caption.startswith("/"),
+        in_ticket,
     )
     router.message.register(
         staff_command_elsewhere, F.chat.type == "private", Command(*STAFF_COMMANDS)

@@ -13,10 +13,9 @@ from aiogram.filters import Command, StateFilter
 from aiogram.fsm.context import FSMContext
 from aiogram.fsm.state import State, StatesGroup
 from aiogram.types import CallbackQuery, Message
-from aiogram.utils.i18n import I18n
+from aiogram.utils.i18n import I18n, ngettext
 from aiogram.utils.i18n import gettext as _
 from aiogram.utils.i18n import lazy_gettext as __
-from aiogram.utils.i18n import ngettext
 
 from bot.config import Settings
 from handlers.common import datetime_text, show
@@ -166,7 +165,10 @@ def attachments_of(message: Message) -> list[Attachment]:
 
 # ---- list and view -------------------------------------------------------------------------------
 async def show_list(
-    event: Message | CallbackQuery, billing: Billing, account: Account, state: FSMContext,
+    event: Message | CallbackQuery,
+    billing: Billing,
+    account: Account,
+    state: FSMContext,
     page: int = 0,
 ) -> None:
     await state.clear()
@@ -203,8 +205,9 @@ async def on_ticket_button(
     elif action == "new":
         await start_new_ticket(query, state)
     elif action == "view":
-        await show_ticket(query, billing, account, settings, callback_data.ticket_id,
-                          callback_data.page)
+        await show_ticket(
+            query, billing, account, settings, callback_data.ticket_id, callback_data.page
+        )
     elif action == "reply":
         await start_reply(query, billing, account, state, settings, callback_data.ticket_id)
     elif action == "close":
@@ -212,8 +215,15 @@ async def on_ticket_button(
         with staff_locale(i18n, settings):
             text = _("✅ The customer closed ticket #{id}.").format(id=ticket.id)
         await post_to_staff(bot, billing, settings, i18n, ticket, text)
-        await show_ticket(query, billing, account, settings, ticket.id, callback_data.page,
-                          notice=_("Ticket closed."))
+        await show_ticket(
+            query,
+            billing,
+            account,
+            settings,
+            ticket.id,
+            callback_data.page,
+            notice=_("Ticket closed."),
+        )
     elif action == "reopen":
         try:
             ticket = await billing.reopen_ticket(
@@ -225,8 +235,15 @@ async def on_ticket_button(
         with staff_locale(i18n, settings):
             text = _("🔄 The customer reopened ticket #{id}.").format(id=ticket.id)
         await post_to_staff(bot, billing, settings, i18n, ticket, text)
-        await show_ticket(query, billing, account, settings, ticket.id, callback_data.page,
-                          notice=_("Ticket reopened."))
+        await show_ticket(
+            query,
+            billing,
+            account,
+            settings,
+            ticket.id,
+            callback_data.page,
+            notice=_("Ticket reopened."),
+        )
     else:
         await query.answer(
             _("This button is out of date. Please open the menu again: /menu"), show_alert=True
@@ -253,7 +270,7 @@ async def show_ticket(
     )
 
 
-# ---- a new ticket ------------------------------------------------------------------------------------
+# ---- a new ticket ----------------------------------------------------------------------------
 async def start_new_ticket(event: Message | CallbackQuery, state: FSMContext) -> None:
     await state.clear()
     await state.set_state(NewTicket.department)
@@ -347,8 +364,10 @@ async def enter_message(message: Message, state: FSMContext) -> None:
     files = list(data.get("files", []))
     if len(text) > TEXT_MAX:
         await message.answer(
-            _("The message is too long: at most {max} characters in all. "
-              "Please send a shorter one.").format(max=TEXT_MAX),
+            _(
+                "The message is too long: at most {max} characters in all. "
+                "Please send a shorter one."
+            ).format(max=TEXT_MAX),
             reply_markup=draft_kb() if data.get("text") or files else cancel_kb(),
         )
         return
@@ -451,8 +470,9 @@ async def enter_reply(
         return
     if len(text) > TEXT_MAX:
         await message.answer(
-            _("The message is too long: at most {max} characters. Please send a shorter one.")
-            .format(max=TEXT_MAX),
+            _(
+                "The message is too long: at most {max} characters. Please send a shorter one."
+            ).format(max=TEXT_MAX),
             reply_markup=cancel_kb(),
         )
         return
@@ -465,14 +485,25 @@ async def enter_reply(
         await state.clear()
         await message.answer(window_passed_text(settings), reply_markup=back_to_menu_kb())
         return
-    await state.clear()
+    first_part = data.get("album") is None
+    if message.media_group_id:  # an album arrives as several messages: take them all
+        await state.update_data(album=message.media_group_id)
+    else:
+        await state.clear()
     with staff_locale(i18n, settings):
         staff_text = customer_message_text(ticket, text)
     await post_to_staff(bot, billing, settings, i18n, ticket, staff_text, files)
-    await message.answer(
-        _("✅ Your reply is added to ticket #{id}.").format(id=ticket.id),
-        reply_markup=open_ticket_kb(ticket.id),
-    )
+    if first_part:
+        await message.answer(
+            _("✅ Your reply is added to ticket #{id}.").format(id=ticket.id),
+            reply_markup=open_ticket_kb(ticket.id),
+        )
+
+
+async def expects_reply(message: Message, state: FSMContext) -> bool:
+    """After an album, only the rest of that album still belongs to the reply."""
+    album = (await state.get_data()).get("album")
+    return album is None or message.media_group_id == album
 
 
 def create_router() -> Router:
@@ -492,5 +523,5 @@ def create_router() -> Router:
     not_command = ~F.text.startswith("/")
     router.message.register(enter_subject, StateFilter(NewTicket.subject), not_command)
     router.message.register(enter_message, StateFilter(NewTicket.message), not_command)
-    router.message.register(enter_reply, StateFilter(TicketReply.text), not_command)
+    router.message.register(enter_reply, StateFilter(TicketReply.text), not_command, expects_reply)
     return router

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from aiogram.filters.callback_data import CallbackData
 from aiogram.types import (
     InlineKeyboardButton,
     InlineKeyboardMarkup,
@@ -15,8 +16,6 @@ from keyboards.callbacks import NewTicketCb
 from keyboards.common import back_button
 from keyboards.menu import LANGUAGE_NAMES
 from services.contracts.profile import Profile
-
-from aiogram.filters.callback_data import CallbackData
 
 
 class SettingsCb(CallbackData, prefix="st"):
@@ -201,7 +200,10 @@ def ip_confirm_kb() -> InlineKeyboardMarkup:
 
 def share_contact_kb() -> ReplyKeyboardMarkup:
     return ReplyKeyboardMarkup(
-        keyboard=[[KeyboardButton(text=_("📱 Share my contact"), request_contact=True)]],
+        keyboard=[
+            [KeyboardButton(text=_("📱 Share my contact"), request_contact=True)],
+            [KeyboardButton(text=_("✖️ Cancel"))],
+        ],
         resize_keyboard=True,
         one_time_keyboard=True,
     )

@@ -55,9 +55,7 @@ def tickets_list_kb(page: Page[Ticket], page_index: int) -> InlineKeyboardMarkup
         builder.row(
             InlineKeyboardButton(
                 text=f"#{ticket.id} {ticket.subject}"[:60],
-                callback_data=TicketCb(
-                    action="view", ticket_id=ticket.id, page=page_index
-                ).pack(),
+                callback_data=TicketCb(action="view", ticket_id=ticket.id, page=page_index).pack(),
             )
         )
     nav = []
@@ -81,9 +79,7 @@ def tickets_list_kb(page: Page[Ticket], page_index: int) -> InlineKeyboardMarkup
 
 
 def new_ticket_button() -> InlineKeyboardButton:
-    return InlineKeyboardButton(
-        text=_("✏️ New ticket"), callback_data=TicketCb(action="new").pack()
-    )
+    return InlineKeyboardButton(text=_("✏️ New ticket"), callback_data=TicketCb(action="new").pack())
 
 
 def departments_kb() -> InlineKeyboardMarkup:
@@ -125,8 +121,12 @@ def draft_kb() -> InlineKeyboardMarkup:
 def ticket_view_kb(ticket: Ticket, can_reopen: bool, page: int = 0) -> InlineKeyboardMarkup:
     builder = InlineKeyboardBuilder()
     if ticket.status != "closed":
-        builder.button(text=_("✍️ Reply"), callback_data=TicketCb(action="reply", ticket_id=ticket.id))
-        builder.button(text=_("✅ Close"), callback_data=TicketCb(action="close", ticket_id=ticket.id))
+        builder.button(
+            text=_("✍️ Reply"), callback_data=TicketCb(action="reply", ticket_id=ticket.id)
+        )
+        builder.button(
+            text=_("✅ Close"), callback_data=TicketCb(action="close", ticket_id=ticket.id)
+        )
     elif can_reopen:
         builder.button(
             text=_("🔄 Reopen"), callback_data=TicketCb(action="reopen", ticket_id=ticket.id)

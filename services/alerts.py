@@ -16,16 +16,16 @@ from __future__ import annotations
 
 import hashlib
 import logging
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, time, timedelta
 from typing import Any, Protocol
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from aiogram.types import InlineKeyboardMarkup
-from aiogram.utils.i18n import I18n
+from aiogram.utils.i18n import I18n, ngettext
 from aiogram.utils.i18n import gettext as _
-from aiogram.utils.i18n import ngettext
 from babel.dates import format_date
 
 from services.billing import Billing, BillingGateway
@@ -37,6 +37,9 @@ from services.money import format_money
 log = logging.getLogger(__name__)
 
 URGENT_WITHIN = timedelta(days=1)
+# Renewals run per order (each is a debit); a few accounts share a transaction so the write
+# lock is held briefly and a crash or an unexpected error rolls back only these.
+RENEWALS_PER_TRANSACTION = 20
 
 
 class AlertKeyboards(Protocol):
@@ -45,8 +48,9 @@ class AlertKeyboards(Protocol):
 
     def low_balance_kb(self, topup_minor: int) -> InlineKeyboardMarkup: ...
 
-    def orders_alert_kb(self, order_ids: Sequence[int], topup_minor: int) -> InlineKeyboardMarkup:
-        ...
+    def orders_alert_kb(
+        self, order_ids: Sequence[int], topup_minor: int
+    ) -> InlineKeyboardMarkup: ...
 
 
 @dataclass(frozen=True)
@@ -177,7 +181,9 @@ def low_balance_text(due: dto.LowBalanceDue, r: _Render) -> str:
     if due.next_charges:
         lines = [
             _("• {date}: {order} — {price}").format(
-                date=r.date(order.paid_until), order=r.order(order), price=r.money(order.price_minor)
+                date=r.date(order.paid_until),
+                order=r.order(order),
+                price=r.money(order.price_minor),
             )
             for order in due.next_charges
         ]
@@ -204,48 +210,40 @@ async def scan_low_balance(
     while True:
         async with gateway.transaction() as billing:
             batch = await billing.low_balance_due(after_account_id=after, limit=policy.batch_size)
+            flagged = set(
+                await billing.mark_low_balance_alerted([d.recipient.account_id for d in batch])
+            )
+            messages = []
             for due in batch:
-                if not await billing.mark_low_balance_alerted(due.recipient.account_id):
-                    continue
+                if due.recipient.account_id not in flagged or due.recipient.chat_id is None:
+                    continue  # a concurrent run told it
                 upcoming = sum(order.price_minor for order in due.next_charges)
                 topup = max(0, upcoming - due.balance_minor)
-                with _locale(i18n, due.recipient, policy) as r:
+                with _localized(i18n, due.recipient, policy) as r:
                     payload = _payload(low_balance_text(due, r), keyboards.low_balance_kb(topup))
-                await billing.enqueue_message(
-                    due.recipient.chat_id,
-                    "sendMessage",
-                    payload,
-                    idempotency_key=f"alert:low_balance:{due.recipient.account_id}:{due.crossing}",
-                    not_before=deliver_at(now, due.recipient.timezone, policy, urgent=False),
+                account_id = due.recipient.account_id
+                messages.append(
+                    dto.OutgoingMessage(
+                        due.recipient.chat_id,
+                        payload,
+                        idempotency_key=f"alert:low_balance:{account_id}:{due.crossing}",
+                        not_before=deliver_at(now, due.recipient.timezone, policy, urgent=False),
+                    )
                 )
-                report.alerts += 1
+            await billing.enqueue_messages(messages)
+            report.alerts += len(messages)
         if len(batch) < policy.batch_size:
             return report
         after = batch[-1].recipient.account_id
 
 
-class _locale:
-    """`with _locale(i18n, recipient, policy) as r:` — gettext and formatting for one account."""
-
-    def __init__(self, i18n: I18n, recipient: dto.Recipient, policy: AlertPolicy) -> None:
-        self.i18n = i18n
-        self.language = _language(recipient, policy, i18n)
-        self.render = _Render(
-            self.language,
-            _zone(recipient.timezone, policy.default_timezone),
-            policy.base_currency,
-        )
-
-    def __enter__(self) -> _Render:
-        self._context = self.i18n.context()
-        self._context.__enter__()
-        self._use = self.i18n.use_locale(self.language)
-        self._use.__enter__()
-        return self.render
-
-    def __exit__(self, *exc: object) -> None:
-        self._use.__exit__(*exc)
-        self._context.__exit__(*exc)
+@contextmanager
+def _localized(i18n: I18n, recipient: dto.Recipient, policy: AlertPolicy) -> Iterator[_Render]:
+    """gettext and formatting in one account's language and time zone."""
+    language = _language(recipient, policy, i18n)
+    zone = _zone(recipient.timezone, policy.default_timezone)
+    with i18n.context(), i18n.use_locale(language):
+        yield _Render(language, zone, policy.base_currency)
 
 
 # ---- expiring orders -------------------------------------------------------------------------
@@ -307,34 +305,60 @@ async def scan_expiring(
             batch = await billing.expiring_due(
                 now, policy.stages, policy.grace, after_account_id=after, limit=policy.batch_size
             )
-            for due in batch:
-                orders = [
-                    order
-                    for order in due.orders
-                    if await billing.add_alert_mark(
-                        dto.MARK_EXPIRY,
-                        f"{order.order_id}:{order.paid_until.isoformat()}:{order.stage}",
-                        order_id=order.order_id,
-                        period=order.paid_until,
-                        stage=order.stage,
+            new = await billing.add_alert_marks(
+                [
+                    dto.AlertMarkSpec(
+                        dto.MARK_EXPIRY, _expiry_key(o), o.order_id, o.paid_until, o.stage
                     )
+                    for due in batch
+                    for o in due.orders
                 ]
+            )
+            messages = []
+            for due in batch:
+                orders = [o for o in due.orders if (dto.MARK_EXPIRY, _expiry_key(o)) in new]
                 if not orders:
                     continue  # a concurrent run told them
                 urgent = any(order.paid_until - now <= URGENT_WITHIN for order in orders)
                 missing = sum(o.price_minor for o in orders) - due.recipient.balance_minor
-                with _locale(i18n, due.recipient, policy) as r:
+                with _localized(i18n, due.recipient, policy) as r:
                     payload = _payload(
                         expiring_text(orders, now, policy, r),
                         keyboards.orders_alert_kb([o.order_id for o in orders], max(0, missing)),
                     )
-                keys = [f"{o.order_id}:{o.paid_until.isoformat()}:{o.stage}" for o in orders]
-                await _enqueue(billing, due.recipient, "expiry", keys, payload, now, policy, urgent)
+                keys = [_expiry_key(o) for o in orders]
+                message = _message(due.recipient, "expiry", keys, payload, now, policy, urgent)
+                if message is not None:
+                    messages.append(message)
                 report.alerts += 1
                 report.orders += len(orders)
+            await billing.enqueue_messages(messages)
         if len(batch) < policy.batch_size:
             return report
         after = batch[-1].recipient.account_id
+
+
+def _expiry_key(order: dto.DueOrder) -> str:
+    return f"{order.order_id}:{order.paid_until.isoformat()}:{order.stage}"
+
+
+def _message(
+    recipient: dto.Recipient,
+    kind: str,
+    keys: Sequence[str],
+    payload: dict[str, Any],
+    now: datetime,
+    policy: AlertPolicy,
+    urgent: bool,
+) -> dto.OutgoingMessage | None:
+    if recipient.chat_id is None:
+        return None
+    return dto.OutgoingMessage(
+        recipient.chat_id,
+        payload,
+        idempotency_key=f"alert:{kind}:{recipient.account_id}:{_digest(keys)}",
+        not_before=deliver_at(now, recipient.timezone, policy, urgent=urgent),
+    )
 
 
 async def _enqueue(
@@ -347,15 +371,9 @@ async def _enqueue(
     policy: AlertPolicy,
     urgent: bool,
 ) -> None:
-    if recipient.chat_id is None:
-        return
-    await billing.enqueue_message(
-        recipient.chat_id,
-        "sendMessage",
-        payload,
-        idempotency_key=f"alert:{kind}:{recipient.account_id}:{_digest(keys)}",
-        not_before=deliver_at(now, recipient.timezone, policy, urgent=urgent),
-    )
+    message = _message(recipient, kind, keys, payload, now, policy, urgent)
+    if message is not None:
+        await billing.enqueue_messages([message])
 
 
 # ---- auto-renewal ----------------------------------------------------------------------------
@@ -377,7 +395,9 @@ def renewal_text(renewed: Sequence[_Renewed], failed: Sequence[_Failed], r: _Ren
     if renewed:
         lines = [
             _("• {order}: renewed until {date}, {price} charged").format(
-                order=r.order(item.order), date=r.date(item.paid_until), price=r.money(item.price_minor)
+                order=r.order(item.order),
+                date=r.date(item.paid_until),
+                price=r.money(item.price_minor),
             )
             for item in renewed
         ]
@@ -412,7 +432,7 @@ async def run_auto_renewal(
 ) -> ScanReport:
     """Renew orders with auto-renewal on from the balance `renew_lead` before paid-until.
 
-    Per account, one transaction: each order is renewed under a renewal mark keyed like the
+    A few accounts per transaction: each order is renewed under a renewal mark keyed like the
     ledger entry, renewal_key(order, paid-until) — an overlapping run or another instance
     waits on that mark and skips the order, and the ledger key makes a repeated debit a no-op
     anyway. The result message is written in the same transaction. A failure is told once per
@@ -425,42 +445,70 @@ async def run_auto_renewal(
             batch = await billing.renewals_due(
                 now, policy.renew_lead, after_account_id=after, limit=policy.batch_size
             )
-        for due in batch:
-            async with gateway.transaction() as billing:
-                renewed, failed = await _renew_account(billing, due)
-                failed = [
-                    item
-                    for item in failed
-                    if await billing.add_alert_mark(
-                        dto.MARK_RENEWAL_TOLD,
-                        f"failed:{renewal_key(item.order.order_id, item.order.paid_until)}",
-                        order_id=item.order.order_id,
-                        period=item.order.paid_until,
-                    )
-                ]
-                if renewed or failed:
-                    missing = sum(item.missing_minor or 0 for item in failed)
-                    with _locale(i18n, due.recipient, policy) as r:
-                        payload = _payload(
-                            renewal_text(renewed, failed, r),
-                            keyboards.orders_alert_kb(
-                                [item.order.order_id for item in failed], missing
-                            )
-                            if failed
-                            else None,
-                        )
-                    keys = [f"ok:{i.order.order_id}:{i.order.paid_until}" for i in renewed] + [
-                        f"failed:{i.order.order_id}:{i.order.paid_until}" for i in failed
-                    ]
-                    await _enqueue(
-                        billing, due.recipient, "renewal", keys, payload, now, policy, bool(failed)
-                    )
-                    report.alerts += 1
-            report.renewed += [item.order.order_id for item in renewed]
-            report.failed += [item.order.order_id for item in failed]
+        for first in range(0, len(batch), RENEWALS_PER_TRANSACTION):
+            chunk = batch[first : first + RENEWALS_PER_TRANSACTION]
+            done = ScanReport()
+            try:
+                async with gateway.transaction() as billing:
+                    for due in chunk:
+                        await _renew_and_tell(billing, due, i18n, policy, now, keyboards, done)
+            except Exception:  # rolled back as a whole: the next run tries these again
+                log.exception(
+                    "Auto-renewal of accounts %s failed", [d.recipient.account_id for d in chunk]
+                )
+                continue
+            report.alerts += done.alerts
+            report.renewed += done.renewed
+            report.failed += done.failed
         if len(batch) < policy.batch_size:
             return report
         after = batch[-1].recipient.account_id
+
+
+async def _renew_and_tell(
+    billing: Billing,
+    due: dto.AccountDue,
+    i18n: I18n,
+    policy: AlertPolicy,
+    now: datetime,
+    keyboards: AlertKeyboards,
+    report: ScanReport,
+) -> None:
+    renewed, failed = await _renew_account(billing, due)
+    if failed:
+        told = await billing.add_alert_marks(
+            [
+                dto.AlertMarkSpec(
+                    dto.MARK_RENEWAL_TOLD,
+                    _failure_key(item.order),
+                    order_id=item.order.order_id,
+                    period=item.order.paid_until,
+                )
+                for item in failed
+            ]
+        )
+        failed = [i for i in failed if (dto.MARK_RENEWAL_TOLD, _failure_key(i.order)) in told]
+    report.renewed += [item.order.order_id for item in renewed]
+    report.failed += [item.order.order_id for item in failed]
+    if not renewed and not failed:
+        return
+    missing = sum(item.missing_minor or 0 for item in failed)
+    with _localized(i18n, due.recipient, policy) as r:
+        markup = (
+            keyboards.orders_alert_kb([item.order.order_id for item in failed], missing)
+            if failed
+            else None
+        )
+        payload = _payload(renewal_text(renewed, failed, r), markup)
+    keys = [f"ok:{i.order.order_id}:{i.order.paid_until}" for i in renewed] + [
+        f"failed:{i.order.order_id}:{i.order.paid_until}" for i in failed
+    ]
+    await _enqueue(billing, due.recipient, "renewal", keys, payload, now, policy, bool(failed))
+    report.alerts += 1
+
+
+def _failure_key(order: dto.DueOrder) -> str:
+    return f"failed:{renewal_key(order.order_id, order.paid_until)}"
 
 
 async def _renew_account(
@@ -469,26 +517,34 @@ async def _renew_account(
     renewed: list[_Renewed] = []
     failed: list[_Failed] = []
     for order in due.orders:
+        current = await billing.get_order(order.account_id, order.order_id)
+        if (
+            current.paid_until != order.paid_until
+            or current.status != order.status
+            or not current.auto_renew
+            or current.cancel_at_period_end
+        ):
+            continue  # changed since the scan (renewed by hand, auto-renewal switched off)
         key = renewal_key(order.order_id, order.paid_until)
+        if not await billing.add_alert_mark(
+            dto.MARK_RENEWAL, key, order_id=order.order_id, period=order.paid_until
+        ):
+            continue  # an overlapping run renews this period
         try:
-            async with billing.session.begin_nested():  # type: ignore[attr-defined]
-                if not await billing.add_alert_mark(
-                    dto.MARK_RENEWAL, key, order_id=order.order_id, period=order.paid_until
-                ):
-                    continue  # renewed by an overlapping run
-                result = await billing.renew_order(
-                    order.account_id,
-                    order.order_id,
-                    order.period_months,
-                    idempotency_key=key,
-                    period_start=order.paid_until,
-                )
-        except InsufficientFunds as exc:
-            failed.append(_Failed(order, exc.missing_minor))
-            continue
+            result = await billing.renew_order(
+                order.account_id,
+                order.order_id,
+                order.period_months,
+                idempotency_key=key,
+                period_start=order.paid_until,
+            )
         except DomainError as exc:
-            log.warning("Auto-renewal of order %s failed: %r", order.order_id, exc)
-            failed.append(_Failed(order, None))
+            await billing.remove_alert_mark(dto.MARK_RENEWAL, key)  # retried on the next run
+            if isinstance(exc, InsufficientFunds):
+                failed.append(_Failed(order, exc.missing_minor))
+            else:
+                log.warning("Auto-renewal of order %s failed: %r", order.order_id, exc)
+                failed.append(_Failed(order, None))
             continue
         if result.paid_until != order.paid_until:
             renewed.append(_Renewed(order, result.paid_until, result.price_minor))
@@ -531,23 +587,28 @@ async def handle_overdue(
     while True:
         async with gateway.transaction() as billing:
             batch = await billing.suspension_due(now, policy.grace, limit=policy.batch_size)
+            suspended = set(
+                await billing.suspend_orders(
+                    [o.order_id for due in batch for o in due.orders], now, policy.grace
+                )
+            )
+            messages = []
             for due in batch:
-                orders = [
-                    o
-                    for o in due.orders
-                    if await billing.suspend_order(o.order_id, o.paid_until, now)
-                ]
+                orders = [o for o in due.orders if o.order_id in suspended]
                 if not orders:
                     continue
                 report.suspended += [o.order_id for o in orders]
-                with _locale(i18n, due.recipient, policy) as r:
+                with _localized(i18n, due.recipient, policy) as r:
                     payload = _payload(
                         suspended_text(orders, policy, r),
                         keyboards.orders_alert_kb([o.order_id for o in orders], 0),
                     )
                 keys = [f"{o.order_id}:{o.paid_until.isoformat()}" for o in orders]
-                await _enqueue(billing, due.recipient, "suspended", keys, payload, now, policy, False)
+                message = _message(due.recipient, "suspended", keys, payload, now, policy, False)
+                if message is not None:
+                    messages.append(message)
                 report.alerts += 1
+            await billing.enqueue_messages(messages)
         if len(batch) < policy.batch_size:
             return report
 

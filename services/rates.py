@@ -29,6 +29,7 @@ ECB_URL = "https://www.ecb.europa.eu/stats/eurofxref/eurofxref-daily.xml"
 CBR_URL = "https://www.cbr.ru/scripts/XML_daily.asp"
 QUANTUM = Decimal("0.00000001")
 MAX_BODY = 1 << 20  # both documents are a few kilobytes
+USER_AGENT = "cabinet-bot/0.1 (exchange rates; aiohttp)"  # the CBR refuses some default agents
 
 
 class RatesError(Exception):
@@ -153,7 +154,9 @@ class RefreshReport:
 
 
 async def fetch(http: aiohttp.ClientSession, url: str, timeout: float) -> bytes:
-    async with http.get(url, timeout=aiohttp.ClientTimeout(total=timeout)) as response:
+    async with http.get(
+        url, timeout=aiohttp.ClientTimeout(total=timeout), headers={"User-Agent": USER_AGENT}
+    ) as response:
         if response.status != 200:
             raise RatesError(f"HTTP {response.status}")
         data = await response.content.read(MAX_BODY + 1)

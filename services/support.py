@@ -70,9 +70,7 @@ async def send_content(
         return sent
     if text:
         sent.append(
-            await with_retry(
-                lambda: bot.send_message(chat_id, text, reply_markup=markup, **common)
-            )
+            await with_retry(lambda: bot.send_message(chat_id, text, reply_markup=markup, **common))
         )
     for index, item in enumerate(attachments):
         file_markup = markup if not text and index == 0 else None
@@ -124,20 +122,24 @@ class StaffDesk:
         self.header = header
         self.recreated_note = recreated_note
 
-    async def is_forum(self) -> bool:
-        chat = await with_retry(lambda: self.bot.get_chat(self.chat_id))
-        return bool(chat.is_forum)
+    async def create_topic(self, ticket: Ticket) -> int | None:
+        """A new forum topic for the ticket; None where the group is not a forum (getChat is
+        not needed: Telegram says so when asked to create a topic)."""
+        try:
+            topic = await with_retry(
+                lambda: self.bot.create_forum_topic(self.chat_id, topic_name(ticket))
+            )
+        except TelegramBadRequest as exc:
+            if "not a forum" in exc.message.lower() or "chat_not_forum" in exc.message.lower():
+                return None
+            raise
+        return topic.message_thread_id
 
     async def open(
         self, ticket: Ticket, attachments: Sequence[Attachment] = (), recreated: bool = False
     ) -> Ticket:
         """Make the ticket's place (a topic where the group is a forum) and post the header."""
-        thread_id: int | None = None
-        if await self.is_forum():
-            topic = await with_retry(
-                lambda: self.bot.create_forum_topic(self.chat_id, topic_name(ticket))
-            )
-            thread_id = topic.message_thread_id
+        thread_id = await self.create_topic(ticket)
         await self.billing.set_ticket_thread(ticket.id, self.chat_id, thread_id)
         ticket = await self.billing.staff_get_ticket(ticket.id)
         text = await self.header(ticket)

@@ -452,3 +452,30 @@ async def test_concurrent_cart_completion_creates_one_order(gateway: EmbeddedGat
     await asyncio.gather(*(complete() for _ in range(10)))
     assert sorted(outcomes) == ["gone"] * 9 + ["ok"]
     assert await balance_and_ledger(gateway, account_id) == (100000 - 490,) * 2
+
+
+async def test_concurrent_new_orders_get_distinct_addresses(gateway: EmbeddedGateway) -> None:
+    accounts = [await new_account(gateway, 7060 + i, balance=1000) for i in range(10)]
+
+    async def order(account_id: int) -> str | None:
+        async with gateway.transaction() as billing:
+            return (await billing.place_order(account_id, VPS_1, 1)).ip_address
+
+    addresses = await asyncio.gather(*(order(a) for a in accounts))
+    assert sorted(addresses) == [f"203.0.113.{n}" for n in range(10, 20)]  # type: ignore[type-var]
+
+
+async def test_a_refused_order_leaves_the_transaction_usable_for_the_cart(
+    gateway: EmbeddedGateway,
+) -> None:
+    """The new-order handler catches InsufficientFunds and saves the cart in the same update."""
+    account_id = await new_account(gateway, 7070, balance=100)
+    async with gateway.transaction() as billing:
+        with pytest.raises(InsufficientFunds):
+            await billing.place_order(account_id, VPS_2, 1, idempotency_key="no:7070:1")
+        await billing.save_cart(account_id, VPS_2, 1)
+    async with gateway.transaction() as billing:
+        cart = await billing.get_cart(account_id)
+        assert cart is not None and (cart.tariff_id, cart.months) == (VPS_2, 1)
+        assert (await billing.list_orders(account_id)).total == 0
+    assert await balance_and_ledger(gateway, account_id) == (100, 100)

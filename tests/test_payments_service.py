@@ -91,8 +91,9 @@ async def test_invoice_of_another_account_is_not_found(gateway: EmbeddedGateway)
             billing.get_invoice(other, invoice.id),
             billing.cancel_invoice(other, invoice.id),
             billing.check_invoice_payable(other, invoice.id, "EUR", 500),
-            billing.record_payment(other, invoice.id, currency="EUR", total_amount=500,
-                                   charge_id="c1"),
+            billing.record_payment(
+                other, invoice.id, currency="EUR", total_amount=500, charge_id="c1"
+            ),
             billing.get_invoice(owner, 999),
         ):
             with pytest.raises(NotFound):
@@ -116,8 +117,9 @@ async def test_pre_checkout_validation(gateway: EmbeddedGateway) -> None:
         with pytest.raises(InvalidState):
             await billing.cancel_invoice(account_id, invoice.id)
         paid = await billing.create_invoice(account_id, 1000, "EUR")
-        await billing.record_payment(account_id, paid.id, currency="EUR", total_amount=1000,
-                                     charge_id="ch-1")
+        await billing.record_payment(
+            account_id, paid.id, currency="EUR", total_amount=1000, charge_id="ch-1"
+        )
         with pytest.raises(InvalidState) as state:
             await billing.check_invoice_payable(account_id, paid.id, "EUR", 1000)
         assert state.value.detail == "paid"
@@ -211,8 +213,9 @@ async def test_second_charge_for_a_paid_invoice_is_still_credited(
     account_id = await _account(gateway)
     async with gateway.transaction() as billing:
         invoice = await billing.create_invoice(account_id, 1000, "EUR")
-        await billing.record_payment(account_id, invoice.id, currency="EUR", total_amount=1000,
-                                     charge_id="a")
+        await billing.record_payment(
+            account_id, invoice.id, currency="EUR", total_amount=1000, charge_id="a"
+        )
         again = await billing.record_payment(
             account_id, invoice.id, currency="EUR", total_amount=1000, charge_id="b"
         )
@@ -250,8 +253,9 @@ async def test_order_invoice_paid_by_telegram_credits_and_debits(gateway: Embedd
             account_id, order.id, currency="EUR", total_amount=1500, charge_id="o-1"
         )
         assert (result.credited, result.balance_minor, result.invoice.status) == (True, 0, "paid")
-        kinds = [(line.kind, line.amount_minor) for line in
-                 (await billing.list_ledger(account_id)).items]
+        kinds = [
+            (line.kind, line.amount_minor) for line in (await billing.list_ledger(account_id)).items
+        ]
     assert sorted(kinds) == [("order", -1500), ("topup", 1500)]
 
 
@@ -268,8 +272,11 @@ async def test_stars_refund_reverses_the_credit_once(gateway: EmbeddedGateway) -
         )
     async with gateway.transaction() as billing:
         payment = await billing.refund_payment("star-9", actor="staff:7")
-        assert (payment.provider, payment.amount_minor, payment.credit_minor) == ("stars", 1000,
-                                                                                   2000)
+        assert (payment.provider, payment.amount_minor, payment.credit_minor) == (
+            "stars",
+            1000,
+            2000,
+        )
         assert payment.refunded_at is not None
         assert (await billing.get_invoice(account_id, invoice.id)).status == "refunded"
         assert (await billing.get_account(account_id)).balance_minor == 500
@@ -286,6 +293,30 @@ async def test_stars_refund_reverses_the_credit_once(gateway: EmbeddedGateway) -
         assert await billing.find_payment("nope") is None
         found = await billing.find_payment("card-9")
         assert found is not None and (found.credit_minor, found.refunded_at) == (500, None)
+
+
+async def test_refund_is_undone_when_telegram_refuses(gateway: EmbeddedGateway) -> None:
+    account_id = await _account(gateway)
+    async with gateway.transaction() as billing:
+        invoice = await billing.create_invoice(account_id, 1000, "EUR")
+        await billing.record_payment(
+            account_id, invoice.id, currency="XTR", total_amount=500, charge_id="s-2"
+        )
+    seen = []
+
+    async def telegram_refuses(payment: object) -> None:
+        seen.append(payment)
+        raise RuntimeError("CHARGE_NOT_FOUND")
+
+    async with gateway.transaction() as billing:
+        with pytest.raises(RuntimeError):
+            await billing.refund_payment("s-2", actor="staff", confirm=telegram_refuses)
+        # the same transaction goes on as if nothing happened
+        payment = await billing.find_payment("s-2")
+        assert payment is not None and payment.refunded_at is None
+        assert (await billing.get_invoice(account_id, invoice.id)).status == "paid"
+    assert len(seen) == 1
+    assert await _payment_counts(gateway, account_id) == (1, 1, 1000, 1000)
 
 
 async def test_refund_of_spent_stars_is_refused(gateway: EmbeddedGateway) -> None:

@@ -38,10 +38,11 @@ class Recipient:
     """Where and how to tell an account something."""
 
     account_id: int
-    chat_id: int
+    chat_id: int | None  # None: no private chat (renewals still run, nothing is sent)
     language: str | None
     timezone: str | None
     currency: str  # the account's display currency
+    balance_minor: int = 0  # base currency
 
 
 @dataclass(frozen=True, slots=True)
@@ -73,6 +74,27 @@ class LowBalanceDue:
     threshold_minor: int
     crossing: int  # id of the newest ledger entry: names this crossing of the threshold
     next_charges: list[DueOrder] = field(default_factory=list)  # upcoming auto-renewals
+
+
+@dataclass(frozen=True, slots=True)
+class AlertMarkSpec:
+    kind: str
+    key: str
+    order_id: int | None = None
+    period: datetime | None = None
+    stage: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class OutgoingMessage:
+    """One API call to queue: `payload` is the method's parameters without chat_id."""
+
+    chat_id: int
+    payload: dict[str, Any]
+    method: str = "sendMessage"
+    idempotency_key: str | None = None
+    not_before: datetime | None = None
+    broadcast_id: int | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -120,8 +142,9 @@ class AlertsApi(Protocol):
     ) -> list[LowBalanceDue]:
         """Reachable accounts below their threshold and not alerted yet, by id."""
 
-    async def mark_low_balance_alerted(self, account_id: int) -> bool:
-        """Flag the crossing as told; False when it already was (a concurrent run won)."""
+    async def mark_low_balance_alerted(self, account_ids: Sequence[int]) -> list[int]:
+        """Flag the crossings as told (one statement); returns the ids this call flagged (a
+        concurrent run may have flagged the others)."""
 
     async def expiring_due(
         self,
@@ -142,7 +165,9 @@ class AlertsApi(Protocol):
         self, now: datetime, lead: timedelta, *, after_account_id: int = 0, limit: int = 500
     ) -> list[AccountDue]:
         """Active or expired orders with auto-renew on (and no cancellation at period end) whose
-        paid-until is within `lead` from now, grouped per account."""
+        paid-until is within `lead` from now, grouped per account. An order whose failed
+        renewal was already told for this period is left out until the balance covers its
+        price (nothing would change)."""
 
     async def expire_overdue_orders(self, now: datetime) -> int:
         """Active orders past paid-until become expired (cancelled when set to be cancelled at
@@ -153,8 +178,10 @@ class AlertsApi(Protocol):
     ) -> list[AccountDue]:
         """Expired orders whose paid-until is more than `grace` ago, grouped per account."""
 
-    async def suspend_order(self, order_id: int, paid_until: datetime, now: datetime) -> bool:
-        """Suspend an expired order if it is still expired with that paid-until."""
+    async def suspend_orders(
+        self, order_ids: Sequence[int], now: datetime, grace: timedelta
+    ) -> list[int]:
+        """Suspend those of the orders still expired for longer than `grace`; returns them."""
 
     async def add_alert_mark(
         self,
@@ -168,10 +195,21 @@ class AlertsApi(Protocol):
         """Record that an alert was produced; False when the mark exists already (then nothing
         changes: the caller skips the alert). Waits for a concurrent writer of the same mark."""
 
+    async def add_alert_marks(self, marks: Sequence[AlertMarkSpec]) -> set[tuple[str, str]]:
+        """Record several marks in one statement; returns the (kind, key) pairs that were new.
+        A mark written by a concurrent transaction is not new (that one wins)."""
+
     async def has_alert_mark(self, kind: str, key: str) -> bool: ...
+
+    async def remove_alert_mark(self, kind: str, key: str) -> None:
+        """Undo a mark taken in this transaction (an attempt that did not happen)."""
 
 
 class OutboxApi(Protocol):
+    async def enqueue_messages(self, messages: Sequence[OutgoingMessage]) -> int:
+        """Queue several calls in one statement; keys queued before are skipped. Returns how
+        many rows were added."""
+
     async def enqueue_message(
         self,
         chat_id: int,
@@ -201,6 +239,9 @@ class OutboxApi(Protocol):
 
     async def mark_outbox_failed(self, item_id: int, owner: str, error: str) -> None: ...
 
+    async def release_outbox(self, item_ids: Sequence[int], owner: str) -> None:
+        """Give claimed rows back untouched (the sender could not send them in its lease)."""
+
     async def mark_outbox_unreachable(self, item_id: int, chat_id: int, error: str) -> int:
         """403: the chat blocked the bot. Marks its account unreachable and closes this and the
         other pending rows of that chat. Returns how many rows were closed."""
@@ -208,9 +249,7 @@ class OutboxApi(Protocol):
     async def outbox_counts(self) -> dict[str, int]:
         """Rows per status."""
 
-    async def acquire_job_lease(
-        self, name: str, owner: str, now: datetime, ttl: timedelta
-    ) -> bool:
+    async def acquire_job_lease(self, name: str, owner: str, now: datetime, ttl: timedelta) -> bool:
         """Take (or extend) the named lease until now + ttl; False while another owner holds
         an unexpired one."""
 

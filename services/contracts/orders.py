@@ -97,6 +97,7 @@ class Quote:
     tariff_name: str
     months: int
     paid_until: datetime  # paid-until after the action
+    price_minor: int = 0  # the tariff's price for `months` (a change: the new price)
     remaining_days: int = 0  # tariff change: whole days of the paid period the amount covers
     period_days: int = 0  # tariff change: length of the current paid period in days
 
@@ -120,6 +121,9 @@ class OrdersApi(Protocol):
         `sort` is one of SORT_KEYS (ValidationFailed otherwise)."""
 
     async def get_order(self, account_id: int, order_id: int) -> Order: ...
+
+    async def renewal_options(self, account_id: int, order_id: int) -> list[Quote]:
+        """One quote per period the order's tariff offers (InvalidState if not renewable)."""
 
     async def quote_renewal(self, account_id: int, order_id: int, months: int) -> Quote:
         """Price and new paid-until of a renewal; ValidationFailed('period_not_offered'),

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from decimal import ROUND_DOWN, ROUND_HALF_UP, ROUND_UP, Decimal
@@ -168,7 +169,14 @@ class PaymentsApi(Protocol):
 
     async def find_payment(self, charge_id: str) -> Payment | None: ...
 
-    async def refund_payment(self, charge_id: str, *, actor: str) -> Payment:
+    async def refund_payment(
+        self,
+        charge_id: str,
+        *,
+        actor: str,
+        confirm: Callable[[Payment], Awaitable[object]] | None = None,
+    ) -> Payment:
         """Reverse the credit of a Stars payment (debit keyed f"refund:{charge_id}"): NotFound,
         AlreadyDone, InvalidState('not_stars'), InsufficientFunds when already spent.
-        The caller then calls refundStarPayment inside the same transaction."""
+        `confirm` (the refundStarPayment call) runs before anything is kept: when it raises,
+        the reversal is undone and the error propagates."""

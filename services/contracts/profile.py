@@ -144,6 +144,9 @@ class ProfileApi(Protocol):
     async def start_phone_confirmation(self, account_id: int, code: str) -> None:
         """Store the 4 digits the telephony placed as the caller's number ending."""
 
+    async def discard_code(self, account_id: int, kind: str) -> None:
+        """Forget the newest code of `kind` (it could not be delivered): no cooldown for it."""
+
     async def confirm_code(self, account_id: int, kind: str, code: str) -> CodeCheck:
         """kind: email or phone_call. Counts the attempt even when it is wrong."""
 
@@ -152,6 +155,10 @@ class ProfileApi(Protocol):
 
     async def set_ip_allowlist(self, account_id: int, entries: list[str]) -> Profile:
         """Entries from services.validation.parse_ip_allowlist; empty = no restriction."""
+
+    async def record_last_ip(self, account_id: int, ip: str) -> None:
+        """The bot's web endpoints (e.g. pay links) note the caller's address for "show last
+        IP"; anything that is not an IP address is ignored."""
 
     async def set_password(self, account_id: int, password: str) -> None:
         """Validated by the strength rules, stored hashed."""

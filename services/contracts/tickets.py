@@ -107,9 +107,7 @@ class TicketsApi(Protocol):
         """ValidationFailed: bad department ('department'), subject length ('subject_length'),
         empty message ('empty'), text too long ('text_length'), too many files ('attachments')."""
 
-    async def list_tickets(
-        self, account_id: int, offset: int = 0, limit: int = 5
-    ) -> Page[Ticket]:
+    async def list_tickets(self, account_id: int, offset: int = 0, limit: int = 5) -> Page[Ticket]:
         """Open ones first (open, customer_replied, answered), then closed; newest activity
         first within each group."""
 

@@ -50,6 +50,7 @@ _RECIPIENT_COLUMNS = (
     m.Account.language,
     m.Account.timezone,
     m.Account.currency,
+    m.Account.balance_minor,
 )
 
 
@@ -70,8 +71,27 @@ def _due_order(row: Any, stage: int = 0) -> dto.DueOrder:
 
 def _recipient(row: Any) -> dto.Recipient:
     return dto.Recipient(
-        account_id=row[0], chat_id=row[1], language=row[2], timezone=row[3], currency=row[4]
+        account_id=row[0],
+        chat_id=row[1],
+        language=row[2],
+        timezone=row[3],
+        currency=row[4],
+        balance_minor=row[5],
     )
+
+
+_CHUNK = 500  # rows per multi-row INSERT (SQLite allows 32766 bound parameters)
+
+
+def _insert_ignore(session: Any, table: type[m.Base]) -> Any:
+    """INSERT ... ON CONFLICT DO NOTHING of the session's dialect (SQLite and PostgreSQL)."""
+    if session.bind.dialect.name == "postgresql":
+        from sqlalchemy.dialects.postgresql import insert as pg_insert
+
+        return pg_insert(table)
+    from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+
+    return sqlite_insert(table)
 
 
 _reachable = and_(m.Account.chat_id.is_not(None), m.Account.unreachable.is_(False))
@@ -106,7 +126,6 @@ class AlertsMixin(EmbeddedBase):
             await self.session.execute(
                 select(
                     *_RECIPIENT_COLUMNS,
-                    m.Account.balance_minor,
                     m.Account.low_balance_threshold_minor,
                     newest_entry,
                 )
@@ -152,14 +171,17 @@ class AlertsMixin(EmbeddedBase):
             charges.setdefault(row[1], []).append(_due_order(row))
         return charges
 
-    async def mark_low_balance_alerted(self, account_id: int) -> bool:
-        result = await self.session.execute(
+    async def mark_low_balance_alerted(self, account_ids: Sequence[int]) -> list[int]:
+        if not account_ids:
+            return []
+        flagged = await self.session.scalars(
             update(m.Account)
-            .where(m.Account.id == account_id, m.Account.low_balance_alerted.is_(False))
+            .where(m.Account.id.in_(list(account_ids)), m.Account.low_balance_alerted.is_(False))
             .values(low_balance_alerted=True)
+            .returning(m.Account.id)
             .execution_options(synchronize_session=False)
         )
-        return bool(result.rowcount)  # type: ignore[attr-defined]
+        return sorted(flagged)
 
     # ---- orders ---------------------------------------------------------------------------
     async def expiring_due(
@@ -200,11 +222,21 @@ class AlertsMixin(EmbeddedBase):
     async def renewals_due(
         self, now: datetime, lead: timedelta, *, after_account_id: int = 0, limit: int = 500
     ) -> list[dto.AccountDue]:
+        failure_told = (
+            exists()
+            .where(
+                m.AlertMark.order_id == m.Order.id,
+                m.AlertMark.period == m.Order.paid_until,
+                m.AlertMark.kind == dto.MARK_RENEWAL_TOLD,
+            )
+            .correlate(m.Order)
+        )
         due = and_(
             m.Order.paid_until <= now + lead,
             m.Order.status.in_((ACTIVE, EXPIRED)),
             m.Order.auto_renew.is_(True),
             m.Order.cancel_at_period_end.is_(False),
+            or_(~failure_told, m.Account.balance_minor >= m.Order.price_minor),
         )
         return await self._grouped(due, after_account_id, limit, None, reachable_only=False)
 
@@ -241,6 +273,7 @@ class AlertsMixin(EmbeddedBase):
         rows = await self.session.execute(
             select(*columns)
             .join(m.Tariff, m.Tariff.id == m.Order.tariff_id)
+            .join(m.Account, m.Account.id == m.Order.account_id)
             .where(due, m.Order.account_id.in_(account_ids))
             .order_by(m.Order.account_id, m.Order.paid_until, m.Order.id)
         )
@@ -273,18 +306,23 @@ class AlertsMixin(EmbeddedBase):
         )
         return (cancelled.rowcount or 0) + (expired.rowcount or 0)  # type: ignore[attr-defined]
 
-    async def suspend_order(self, order_id: int, paid_until: datetime, now: datetime) -> bool:
-        result = await self.session.execute(
+    async def suspend_orders(
+        self, order_ids: Sequence[int], now: datetime, grace: timedelta
+    ) -> list[int]:
+        if not order_ids:
+            return []
+        suspended = await self.session.scalars(
             update(m.Order)
             .where(
-                m.Order.id == order_id,
+                m.Order.id.in_(list(order_ids)),
                 m.Order.status == EXPIRED,
-                m.Order.paid_until == paid_until,
+                m.Order.paid_until <= now - grace,
             )
             .values(status=SUSPENDED, suspended_at=now)
+            .returning(m.Order.id)
             .execution_options(synchronize_session=False)
         )
-        return bool(result.rowcount)  # type: ignore[attr-defined]
+        return sorted(suspended)
 
     # ---- alert marks ----------------------------------------------------------------------
     async def add_alert_mark(
@@ -296,27 +334,45 @@ class AlertsMixin(EmbeddedBase):
         period: datetime | None = None,
         stage: int | None = None,
     ) -> bool:
-        try:
-            async with self.session.begin_nested():
-                await self.session.execute(
-                    insert(m.AlertMark).values(
-                        kind=kind,
-                        key=key,
-                        order_id=order_id,
-                        period=period,
-                        stage=stage,
-                        created_at=self.now(),
-                    )
-                )
-        except IntegrityError:
-            return False
-        return True
+        spec = dto.AlertMarkSpec(kind, key, order_id, period, stage)
+        return bool(await self.add_alert_marks([spec]))
+
+    async def add_alert_marks(
+        self, marks: Sequence[dto.AlertMarkSpec]
+    ) -> set[tuple[str, str]]:
+        added: set[tuple[str, str]] = set()
+        now = self.now()
+        for start in range(0, len(marks), _CHUNK):
+            rows = [
+                {
+                    "kind": mark.kind,
+                    "key": mark.key,
+                    "order_id": mark.order_id,
+                    "period": mark.period,
+                    "stage": mark.stage,
+                    "created_at": now,
+                }
+                for mark in marks[start : start + _CHUNK]
+            ]
+            result = await self.session.execute(
+                _insert_ignore(self.session, m.AlertMark)
+                .values(rows)
+                .on_conflict_do_nothing()
+                .returning(m.AlertMark.kind, m.AlertMark.key)
+            )
+            added.update((kind, key) for kind, key in result)
+        return added
 
     async def has_alert_mark(self, kind: str, key: str) -> bool:
         found = await self.session.scalar(
             select(m.AlertMark.key).where(m.AlertMark.kind == kind, m.AlertMark.key == key)
         )
         return found is not None
+
+    async def remove_alert_mark(self, kind: str, key: str) -> None:
+        await self.session.execute(
+            delete(m.AlertMark).where(m.AlertMark.kind == kind, m.AlertMark.key == key)
+        )
 
 
 def _item(row: m.OutboxMessage) -> dto.OutboxItem:
@@ -333,6 +389,33 @@ def _item(row: m.OutboxMessage) -> dto.OutboxItem:
 
 class OutboxMixin(EmbeddedBase):
     # ---- outbox ---------------------------------------------------------------------------
+    async def enqueue_messages(self, messages: Sequence[dto.OutgoingMessage]) -> int:
+        added = 0
+        now = self.now()
+        for start in range(0, len(messages), _CHUNK):
+            rows = [
+                {
+                    "chat_id": message.chat_id,
+                    "method": message.method,
+                    "payload": message.payload,
+                    "idempotency_key": message.idempotency_key,
+                    "status": dto.PENDING,
+                    "attempts": 0,
+                    "not_before": message.not_before or now,
+                    "created_at": now,
+                    "broadcast_id": message.broadcast_id,
+                }
+                for message in messages[start : start + _CHUNK]
+            ]
+            result = await self.session.execute(
+                _insert_ignore(self.session, m.OutboxMessage)
+                .values(rows)
+                .on_conflict_do_nothing()
+                .returning(m.OutboxMessage.id)
+            )
+            added += len(result.all())
+        return added
+
     async def enqueue_message(
         self,
         chat_id: int,
@@ -343,27 +426,10 @@ class OutboxMixin(EmbeddedBase):
         not_before: datetime | None = None,
         broadcast_id: int | None = None,
     ) -> bool:
-        now = self.now()
-        try:
-            async with self.session.begin_nested():
-                await self.session.execute(
-                    insert(m.OutboxMessage).values(
-                        chat_id=chat_id,
-                        method=method,
-                        payload=payload,
-                        idempotency_key=idempotency_key,
-                        status=dto.PENDING,
-                        attempts=0,
-                        not_before=not_before or now,
-                        created_at=now,
-                        broadcast_id=broadcast_id,
-                    )
-                )
-        except IntegrityError:
-            if idempotency_key is None:
-                raise
-            return False
-        return True
+        message = dto.OutgoingMessage(
+            chat_id, payload, method, idempotency_key, not_before, broadcast_id
+        )
+        return bool(await self.enqueue_messages([message]))
 
     async def claim_outbox(
         self, owner: str, now: datetime, lease: timedelta, limit: int = 100
@@ -458,6 +524,16 @@ class OutboxMixin(EmbeddedBase):
             .execution_options(synchronize_session=False)
         )
 
+    async def release_outbox(self, item_ids: Sequence[int], owner: str) -> None:
+        if not item_ids:
+            return
+        await self.session.execute(
+            update(m.OutboxMessage)
+            .where(m.OutboxMessage.id.in_(list(item_ids)), m.OutboxMessage.locked_by == owner)
+            .values(locked_until=None)
+            .execution_options(synchronize_session=False)
+        )
+
     async def mark_outbox_unreachable(self, item_id: int, chat_id: int, error: str) -> int:
         await self.session.execute(
             update(m.Account)
@@ -488,9 +564,7 @@ class OutboxMixin(EmbeddedBase):
         return {status: count for status, count in rows}
 
     # ---- job leases -----------------------------------------------------------------------
-    async def acquire_job_lease(
-        self, name: str, owner: str, now: datetime, ttl: timedelta
-    ) -> bool:
+    async def acquire_job_lease(self, name: str, owner: str, now: datetime, ttl: timedelta) -> bool:
         taken = await self.session.execute(
             update(m.JobLease)
             .where(
@@ -531,9 +605,7 @@ class OutboxMixin(EmbeddedBase):
         return [int(chat_id) for chat_id in rows]
 
     async def newsletter_subscriber_count(self) -> int:
-        return int(
-            await self.session.scalar(select(func.count()).where(self._subscribed)) or 0
-        )
+        return int(await self.session.scalar(select(func.count()).where(self._subscribed)) or 0)
 
     async def create_broadcast(
         self, created_by: int, text: str, photo_file_id: str | None, language: str | None
@@ -640,9 +712,7 @@ class OutboxMixin(EmbeddedBase):
 
     async def active_broadcasts(self) -> list[dto.BroadcastInfo]:
         ids = await self.session.scalars(
-            select(m.Broadcast.id)
-            .where(m.Broadcast.status == dto.SENDING)
-            .order_by(m.Broadcast.id)
+            select(m.Broadcast.id).where(m.Broadcast.status == dto.SENDING).order_by(m.Broadcast.id)
         )
         return [await self.get_broadcast(broadcast_id) for broadcast_id in list(ids)]
 

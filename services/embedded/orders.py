@@ -21,7 +21,7 @@ from datetime import datetime
 from decimal import ROUND_FLOOR, Decimal
 from typing import TYPE_CHECKING
 
-from sqlalchemy import and_, case, delete, func, or_, select
+from sqlalchemy import and_, case, delete, func, or_, select, update
 from sqlalchemy.exc import IntegrityError
 
 from services.contracts import orders as dto
@@ -163,20 +163,34 @@ class OrdersMixin(_Base):
     def _renewal_start(self, row: m.Order, now: datetime) -> datetime:
         return row.paid_until if row.paid_until > now else now.replace(microsecond=0)
 
+    async def renewal_options(self, account_id: int, order_id: int) -> list[dto.Quote]:
+        row = await self._order_row(account_id, order_id)
+        if row.status not in dto.RENEWABLE:
+            raise InvalidState("not_renewable", status=row.status)
+        tariff = await self._tariff_row(row.tariff_id, active_only=False)
+        balance = await self._balance(account_id)
+        return [self._renewal_quote(row, tariff, p.months, balance) for p in tariff.prices]
+
     async def quote_renewal(self, account_id: int, order_id: int, months: int) -> dto.Quote:
         row = await self._order_row(account_id, order_id)
         if row.status not in dto.RENEWABLE:
             raise InvalidState("not_renewable", status=row.status)
         tariff = await self._tariff_row(row.tariff_id, active_only=False)
+        return self._renewal_quote(row, tariff, months, await self._balance(account_id))
+
+    def _renewal_quote(
+        self, row: m.Order, tariff: m.Tariff, months: int, balance: int
+    ) -> dto.Quote:
         price = self._price(tariff, months)
         return dto.Quote(
             amount_minor=price,
-            balance_minor=await self._balance(account_id),
+            balance_minor=balance,
             currency=self.base_currency,
             tariff_id=tariff.id,
             tariff_name=tariff.name,
             months=months,
             paid_until=add_months(self._renewal_start(row, self.now()), months),
+            price_minor=price,
         )
 
     async def renew_order(
@@ -239,6 +253,7 @@ class OrdersMixin(_Base):
             tariff_name=tariff.name,
             months=row.period_months,
             paid_until=row.paid_until,
+            price_minor=new_price,
             remaining_days=days,
             period_days=period_days,
         )
@@ -361,6 +376,7 @@ class OrdersMixin(_Base):
             tariff_name=tariff.name,
             months=months,
             paid_until=add_months(self.now().replace(microsecond=0), months),
+            price_minor=price,
         )
 
     async def _order_by_key(self, account_id: int, key: str) -> dto.Order | None:
@@ -427,12 +443,13 @@ class OrdersMixin(_Base):
     async def _assign_ip(self, row: m.Order) -> None:
         """The first free address of the configured pool (retried if taken concurrently)."""
         first, last = self.config.ip_pool_range()
+        order_id = row.id
         for _attempt in range(20):
             used = set(
                 (
                     await self.session.scalars(
                         select(m.Order.ip_address).where(
-                            m.Order.ip_address.is_not(None), m.Order.id != row.id
+                            m.Order.ip_address.is_not(None), m.Order.id != order_id
                         )
                     )
                 ).all()
@@ -449,12 +466,16 @@ class OrdersMixin(_Base):
                 raise InvalidState("ip_pool_exhausted")
             try:
                 async with self.session.begin_nested():
-                    row.ip_address = address
-                    await self.session.flush()
-                return
-            except IntegrityError:
-                row.ip_address = None
+                    await self.session.execute(
+                        update(m.Order)
+                        .where(m.Order.id == order_id)
+                        .values(ip_address=address)
+                        .execution_options(synchronize_session=False)
+                    )
+            except IntegrityError:  # taken by a concurrent order: look again
                 continue
+            await self.session.refresh(row)
+            return
         raise InvalidState("ip_pool_busy")
 
     # ---- cart -----------------------------------------------------------------------------

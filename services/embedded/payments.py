@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import uuid
+from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, time
 from decimal import ROUND_DOWN, Decimal
 from typing import TYPE_CHECKING
@@ -342,7 +343,13 @@ class PaymentsMixin(_Uses):
         row = await self._payment_row(charge_id)
         return payment_dto(row, await self._credited(charge_id)) if row else None
 
-    async def refund_payment(self, charge_id: str, *, actor: str) -> Payment:
+    async def refund_payment(
+        self,
+        charge_id: str,
+        *,
+        actor: str,
+        confirm: Callable[[Payment], Awaitable[object]] | None = None,
+    ) -> Payment:
         row = await self._payment_row(charge_id)
         if row is None:
             raise NotFound("payment")
@@ -351,26 +358,30 @@ class PaymentsMixin(_Uses):
         if row.refunded_at is not None:
             raise AlreadyDone("refunded")
         credited = await self._credited(charge_id)
-        line = await self.debit(
-            row.account_id,
-            credited,
-            kind="refund",
-            description=f"{row.amount_minor} {row.currency}",
-            reference=f"invoice:{row.invoice_id}",
-            idempotency_key=refund_key(charge_id),
-            actor=actor[:64],
-        )
-        marked = await self.session.scalar(
-            update(m.Payment)
-            .where(m.Payment.id == row.id, m.Payment.refunded_at.is_(None))
-            .values(refunded_at=self.now())
-            .returning(m.Payment.id)
-        )
-        if line is None or marked is None:
-            raise AlreadyDone("refunded")
-        await self.session.execute(
-            update(m.Invoice).where(m.Invoice.id == row.invoice_id).values(status="refunded")
-        )
-        refreshed = await self._payment_row(charge_id)
-        assert refreshed is not None
-        return payment_dto(refreshed, credited)
+        async with self.session.begin_nested():  # undone when `confirm` (Telegram) fails
+            line = await self.debit(
+                row.account_id,
+                credited,
+                kind="refund",
+                description=f"{row.amount_minor} {row.currency}",
+                reference=f"invoice:{row.invoice_id}",
+                idempotency_key=refund_key(charge_id),
+                actor=actor[:64],
+            )
+            marked = await self.session.scalar(
+                update(m.Payment)
+                .where(m.Payment.id == row.id, m.Payment.refunded_at.is_(None))
+                .values(refunded_at=self.now())
+                .returning(m.Payment.id)
+            )
+            if line is None or marked is None:
+                raise AlreadyDone("refunded")
+            await self.session.execute(
+                update(m.Invoice).where(m.Invoice.id == row.invoice_id).values(status="refunded")
+            )
+            refreshed = await self._payment_row(charge_id)
+            assert refreshed is not None
+            payment = payment_dto(refreshed, credited)
+            if confirm is not None:
+                await confirm(payment)
+        return payment

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ipaddress
 import secrets
 from datetime import timedelta
 from decimal import Decimal
@@ -272,6 +273,17 @@ class ProfileMixin(EmbeddedBase):
         await self.session.flush()
         return CodeCheck("ok", limit - pending.attempts, target)
 
+    async def discard_code(self, account_id: int, kind: str) -> None:
+        newest = await self.session.scalar(
+            select(m.Verification)
+            .where(m.Verification.account_id == account_id, m.Verification.kind == kind)
+            .order_by(m.Verification.id.desc())
+            .limit(1)
+        )
+        if newest is not None:
+            await self.session.delete(newest)
+            await self.session.flush()
+
     async def _check_cooldown(self, account_id: int, kind: str) -> None:
         last = await self.session.scalar(
             select(m.Verification.sent_at)
@@ -330,6 +342,15 @@ class ProfileMixin(EmbeddedBase):
         row = await self._account_row(account_id)
         row.ip_allowlist = "\n".join(normalised)
         return await self._saved(row)
+
+    async def record_last_ip(self, account_id: int, ip: str) -> None:
+        try:
+            address = ipaddress.ip_address(ip.strip())
+        except ValueError:
+            return
+        row = await self._account_row(account_id)
+        row.last_ip = str(address)
+        await self.session.flush()
 
     async def set_password(self, account_id: int, password: str) -> None:
         validate_password(password)

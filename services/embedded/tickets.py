@@ -144,9 +144,7 @@ class TicketsMixin(EmbeddedBase):
         await self._add_message(row, "customer", text, attachments, now=now)
         return ticket_dto(row)
 
-    async def list_tickets(
-        self, account_id: int, offset: int = 0, limit: int = 5
-    ) -> Page[Ticket]:
+    async def list_tickets(self, account_id: int, offset: int = 0, limit: int = 5) -> Page[Ticket]:
         where = m.Ticket.account_id == account_id
         total = await self.session.scalar(select(func.count()).where(where)) or 0
         closed_last = case((m.Ticket.status == "closed", 1), else_=0)
@@ -242,9 +240,7 @@ class TicketsMixin(EmbeddedBase):
         )
         return ticket_dto(row) if row else None
 
-    async def find_ticket_by_staff_message(
-        self, chat_id: int, message_id: int
-    ) -> Ticket | None:
+    async def find_ticket_by_staff_message(self, chat_id: int, message_id: int) -> Ticket | None:
         row = await self.session.scalar(
             select(m.Ticket)
             .join(m.StaffMessageLink, m.StaffMessageLink.ticket_id == m.Ticket.id)

@@ -1,0 +1,338 @@
+"""Balance (/balance) in every supported currency, and the top-up dialog (/topup, TopupCb):
+currency → amount (typed or a preset) → an invoice → "Go to payment" (see handlers/invoices)."""
+
+from __future__ import annotations
+
+from decimal import ROUND_DOWN, ROUND_HALF_UP, ROUND_UP, Decimal
+
+from aiogram import F, Router
+from aiogram.filters import Command, StateFilter
+from aiogram.fsm.context import FSMContext
+from aiogram.fsm.state import State, StatesGroup
+from aiogram.types import CallbackQuery, Message
+from aiogram.utils.i18n import gettext as _
+from aiogram.utils.i18n import ngettext
+from babel.numbers import get_currency_name
+
+from bot.config import Settings
+from handlers.common import date, locale, money, show
+from handlers.invoices import rate_text, render_invoice, show_payment_blocked
+from keyboards.callbacks import MenuCb, TopupCb
+from keyboards.payments import (
+    TopupAmountCb,
+    TopupCurrencyCb,
+    amount_kb,
+    back_kb,
+    balance_kb,
+    currency_kb,
+)
+from services.billing import Billing
+from services.contracts.common import Account
+from services.contracts.payments import Rates
+from services.errors import PaymentBlocked, ValidationFailed
+from services.money import exponent, parse_amount, to_decimal, to_minor
+
+
+class TopupStates(StatesGroup):
+    amount = State()
+
+
+# ---- balance --------------------------------------------------------------------------------
+def display_balance(balance_minor: int, account: Account, rates: Rates | None) -> str:
+    """The balance in the account's display currency, with the base amount when they differ."""
+    base = account.base_currency
+    if rates is None or account.currency == base or not rates.has(account.currency):
+        return money(balance_minor, base)
+    shown = rates.convert(balance_minor, base, account.currency)
+    return f"{money(shown, account.currency)} ({money(balance_minor, base)})"
+
+
+def rates_note(rates: Rates) -> str:
+    if rates.rate_date is not None:
+        return _("Exchange rates of {date}.").format(date=date(rates.rate_date))
+    return _("Exchange rates from the bot configuration.")
+
+
+def balance_text(account: Account, rates: Rates) -> str:
+    base = account.base_currency
+    main = account.currency if rates.has(account.currency) else base
+    shown = rates.convert(account.balance_minor, base, main)
+    lines = [_("💰 <b>Balance: {balance}</b>").format(balance=money(shown, main))]
+    others = [c for c in rates.available() if c != main]
+    if others:
+        lines.append("")
+        lines.append(_("In other currencies:"))
+        for code in others:
+            amount = money(rates.convert(account.balance_minor, base, code), code)
+            rate = "" if code == base else f" ({rate_text(base, code, rates.rates[code])})"
+            lines.append(f"≈ {amount}{rate}")
+    lines.append("")
+    lines.append(rates_note(rates))
+    return "\n".join(lines)
+
+
+async def cmd_balance(
+    event: Message | CallbackQuery, billing: Billing, account: Account, state: FSMContext
+) -> None:
+    await state.clear()
+    fresh = await billing.get_account(account.id)
+    await show(event, balance_text(fresh, await billing.get_rates()), balance_kb())
+
+
+# ---- amounts --------------------------------------------------------------------------------
+def topup_limits(settings: Settings, rates: Rates, currency: str) -> tuple[int, int]:
+    """(minimum, maximum) of one top-up in minor units of `currency`. Without a card provider
+    only Stars can pay, so the maximum is also what the Stars limit of one invoice buys."""
+    base = rates.base_currency
+    low = to_minor(settings.topup_min, base)
+    high = to_minor(settings.topup_max, base)
+    if not settings.payment_provider_token:
+        stars_cap = rates.base_for_stars(settings.stars_max_per_invoice)
+        high = min(high, stars_cap)
+    return (
+        rates.convert(low, base, currency, ROUND_UP),
+        rates.convert(high, base, currency, ROUND_DOWN),
+    )
+
+
+def _round_nicely(value: Decimal) -> Decimal:
+    """Two significant digits: 10.8 → 11, 915.64 → 920."""
+    if value <= 0:
+        return value
+    quantum = Decimal(1).scaleb(value.adjusted() - 1)
+    return value.quantize(quantum, rounding=ROUND_HALF_UP)
+
+
+def preset_amounts(settings: Settings, rates: Rates, currency: str) -> list[int]:
+    low, high = topup_limits(settings, rates, currency)
+    base = rates.base_currency
+    amounts: list[int] = []
+    for preset in settings.topup_presets:
+        converted = rates.convert(to_minor(preset, base), base, currency)
+        nice = to_minor(_round_nicely(to_decimal(converted, currency)), currency)
+        if low <= nice <= high and nice not in amounts:
+            amounts.append(nice)
+    return amounts
+
+
+def amount_error_text(error: ValidationFailed, currency: str) -> str:
+    detail = error.detail
+    if detail == "not_a_number":
+        return _("Please send the amount as a number, for example 25 or 25.50.")
+    if detail == "not_positive":
+        return _("The amount must be greater than zero.")
+    if detail == "too_many_decimals":
+        places = int(error.params.get("places", exponent(currency)))  # type: ignore[call-overload]
+        if places == 0:
+            return _("Amounts in {currency} are whole numbers, without decimals.").format(
+                currency=currency
+            )
+        return ngettext(
+            "Too many decimals: at most {places} digit after the point in {currency}.",
+            "Too many decimals: at most {places} digits after the point in {currency}.",
+            places,
+        ).format(places=places, currency=currency)
+    if detail == "below_min":
+        return _("The minimum top-up is {amount}.").format(
+            amount=money(int(error.params["limit"]), currency)  # type: ignore[call-overload]
+        )
+    if detail == "above_max":
+        return _("The maximum top-up is {amount}.").format(
+            amount=money(int(error.params["limit"]), currency)  # type: ignore[call-overload]
+        )
+    if detail == "currency":
+        return _("Top-ups in {currency} are not available now.").format(currency=currency)
+    return _("The request was rejected. Please check the input and try again.")
+
+
+def validate_amount(text: str, currency: str, limits: tuple[int, int]) -> int:
+    """Minor units of `currency`, or ValidationFailed: not_a_number, not_positive,
+    too_many_decimals, below_min, above_max (with the limit)."""
+    amount = parse_amount(text, currency)
+    low, high = limits
+    if amount < low:
+        raise ValidationFailed("below_min", limit=low)
+    if amount > high:
+        raise ValidationFailed("above_max", limit=high)
+    return amount
+
+
+# ---- the dialog -----------------------------------------------------------------------------
+def currency_label(code: str) -> str:
+    return f"{code} — {get_currency_name(code, locale=locale())}"
+
+
+async def start_topup(
+    event: Message | CallbackQuery,
+    billing: Billing,
+    account: Account,
+    state: FSMContext,
+    amount_minor: int = 0,
+) -> None:
+    await state.clear()
+    try:
+        await billing.require_payment_allowed(account.id)
+    except PaymentBlocked as error:
+        await show_payment_blocked(event, error)
+        return
+    rates = await billing.get_rates()
+    currencies = [(code, currency_label(code)) for code in rates.available()]
+    if amount_minor > 0:
+        text = _("➕ <b>Top-up of {amount}</b>\n\nChoose the currency to pay in:").format(
+            amount=money(amount_minor, account.base_currency)
+        )
+    else:
+        text = _("➕ <b>Top-up</b>\n\nChoose the currency to pay in:")
+    await show(event, text, currency_kb(currencies, max(0, amount_minor)))
+
+
+async def cmd_topup(
+    event: Message | CallbackQuery, billing: Billing, account: Account, state: FSMContext
+) -> None:
+    await start_topup(event, billing, account, state)
+
+
+async def topup_button(
+    query: CallbackQuery,
+    callback_data: TopupCb,
+    billing: Billing,
+    account: Account,
+    state: FSMContext,
+) -> None:
+    await start_topup(query, billing, account, state, callback_data.amount_minor)
+
+
+async def ask_amount(
+    event: Message | CallbackQuery,
+    state: FSMContext,
+    settings: Settings,
+    rates: Rates,
+    currency: str,
+    note: str | None = None,
+) -> None:
+    low, high = topup_limits(settings, rates, currency)
+    await state.set_state(TopupStates.amount)
+    await state.update_data(currency=currency)
+    text = _(
+        "➕ <b>Top-up in {currency}</b>\n\n"
+        "Send the amount from {min} to {max}, or choose one below."
+    ).format(currency=currency, min=money(low, currency), max=money(high, currency))
+    if note:
+        text = f"{note}\n\n{text}"
+    presets = [(a, money(a, currency)) for a in preset_amounts(settings, rates, currency)]
+    await show(event, text, amount_kb(currency, presets))
+
+
+async def choose_currency(
+    query: CallbackQuery,
+    callback_data: TopupCurrencyCb,
+    billing: Billing,
+    account: Account,
+    state: FSMContext,
+    settings: Settings,
+) -> None:
+    rates = await billing.get_rates()
+    currency = callback_data.currency
+    if currency not in rates.available():
+        text = amount_error_text(ValidationFailed("currency"), currency)
+        await query.answer(text, show_alert=True)
+        return
+    shortfall = callback_data.amount_minor
+    if shortfall <= 0:
+        await ask_amount(query, state, settings, rates, currency)
+        return
+    low, high = topup_limits(settings, rates, currency)
+    amount = max(low, rates.convert(shortfall, account.base_currency, currency, ROUND_UP))
+    if amount > high:
+        note = amount_error_text(ValidationFailed("above_max", limit=high), currency)
+        await ask_amount(query, state, settings, rates, currency, note)
+        return
+    await issue_invoice(query, billing, account, state, settings, amount, currency)
+
+
+async def preset_chosen(
+    query: CallbackQuery,
+    callback_data: TopupAmountCb,
+    billing: Billing,
+    account: Account,
+    state: FSMContext,
+    settings: Settings,
+) -> None:
+    rates = await billing.get_rates()
+    currency = callback_data.currency
+    if currency not in rates.available():
+        text = amount_error_text(ValidationFailed("currency"), currency)
+        await query.answer(text, show_alert=True)
+        return
+    low, high = topup_limits(settings, rates, currency)
+    if not low <= callback_data.amount_minor <= high:  # a stale or forged preset
+        await query.answer(_("This amount is not available any more."), show_alert=True)
+        return
+    await issue_invoice(
+        query, billing, account, state, settings, callback_data.amount_minor, currency
+    )
+
+
+async def amount_entered(
+    message: Message,
+    billing: Billing,
+    account: Account,
+    state: FSMContext,
+    settings: Settings,
+) -> None:
+    currency = str((await state.get_data()).get("currency") or account.base_currency)
+    rates = await billing.get_rates()
+    if currency not in rates.available():
+        await state.clear()
+        await message.answer(
+            amount_error_text(ValidationFailed("currency"), currency),
+            reply_markup=back_kb("topup"),
+        )
+        return
+    try:
+        amount = validate_amount(
+            message.text or "", currency, topup_limits(settings, rates, currency)
+        )
+    except ValidationFailed as error:
+        await message.answer(amount_error_text(error, currency), reply_markup=back_kb("topup"))
+        return
+    await issue_invoice(message, billing, account, state, settings, amount, currency)
+
+
+async def not_an_amount(message: Message, account: Account) -> None:
+    """Anything but text (a photo, a sticker) while an amount is expected."""
+    await message.answer(
+        amount_error_text(ValidationFailed("not_a_number"), account.base_currency),
+        reply_markup=back_kb("topup"),
+    )
+
+
+async def issue_invoice(
+    event: Message | CallbackQuery,
+    billing: Billing,
+    account: Account,
+    state: FSMContext,
+    settings: Settings,
+    amount: int,
+    currency: str,
+) -> None:
+    invoice = await billing.create_invoice(account.id, amount, currency)
+    await state.clear()
+    await render_invoice(event, billing, account, settings, invoice, 0, _("Invoice created."))
+
+
+def create_router() -> Router:
+    router = Router(name="balance")
+    router.message.filter(F.chat.type == "private")
+    router.message.register(cmd_balance, Command("balance"))
+    router.message.register(cmd_topup, Command("topup"))
+    in_dialog = StateFilter(TopupStates.amount)
+    # Commands typed during the dialog fall through to their sections.
+    router.message.register(amount_entered, in_dialog, F.text, ~F.text.startswith("/"))
+    router.message.register(not_an_amount, in_dialog, ~F.text)
+    router.callback_query.register(cmd_balance, MenuCb.filter(F.section == "balance"))
+    router.callback_query.register(cmd_topup, MenuCb.filter(F.section == "topup"))
+    router.callback_query.register(topup_button, TopupCb.filter())
+    router.callback_query.register(choose_currency, TopupCurrencyCb.filter())
+    router.callback_query.register(preset_chosen, TopupAmountCb.filter())
+    return router

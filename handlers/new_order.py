@@ -1,0 +1,248 @@
+"""The New order section: product type → tariff → period → confirm → paid from the balance.
+Without enough money the order is remembered as the cart: a top-up of exactly the shortfall is
+offered, and CartCb(action="complete") finishes it in one tap (also shown by the payments
+section after a top-up)."""
+
+from __future__ import annotations
+
+import time
+from html import escape
+
+from aiogram import F, Router
+from aiogram.filters import Command
+from aiogram.fsm.context import FSMContext
+from aiogram.types import CallbackQuery, Message
+from aiogram.utils.i18n import gettext as _
+
+from handlers.common import date, show
+from handlers.orders import price_format
+from keyboards.callbacks import CartCb, MenuCb
+from keyboards.orders import (
+    NewOrderCb,
+    PriceFormat,
+    months_text,
+    new_order_confirm_kb,
+    order_created_kb,
+    periods_kb,
+    product_text,
+    product_types_kb,
+    shortfall_kb,
+    tariffs_kb,
+)
+from services.billing import Billing
+from services.contracts.common import Account, Tariff
+from services.contracts.orders import Cart, Order, Quote
+from services.errors import InsufficientFunds
+
+
+async def alert(query: CallbackQuery, text: str) -> None:
+    await query.answer(text, show_alert=True)
+
+
+def stale_text() -> str:
+    return _("This button is out of date. Please open the menu again: /menu")
+
+
+def cart_line(cart: Cart, fmt: PriceFormat) -> str:
+    return _("{tariff}, {months} — {price}").format(
+        tariff=escape(cart.tariff_name),
+        months=months_text(cart.months),
+        price=fmt(cart.price_minor),
+    )
+
+
+async def show_start(
+    event: Message | CallbackQuery, billing: Billing, account: Account, notice: str | None = None
+) -> None:
+    cart = await billing.get_cart(account.id)
+    fmt = await price_format(billing, account)
+    lines = [_("🛒 <b>New order</b>")]
+    if cart is not None:
+        lines.append(_("🧺 Saved order: {order}").format(order=cart_line(cart, fmt)))
+    lines += ["", _("Choose a product:")]
+    product_types = await billing.list_product_types()
+    markup = product_types_kb(product_types, has_cart=cart is not None)
+    await show(event, "\n".join(lines), markup, notice)
+
+
+async def cmd_new_order(
+    event: Message | CallbackQuery, billing: Billing, account: Account, state: FSMContext
+) -> None:
+    await state.set_state(None)
+    await show_start(event, billing, account)
+
+
+def tariff_block(tariff: Tariff, fmt: PriceFormat) -> str:
+    first = tariff.prices[0]
+    return "\n".join(
+        [
+            _("<b>{tariff}</b> — from {price} / {months}").format(
+                tariff=escape(tariff.name),
+                price=fmt(first.price_minor),
+                months=months_text(first.months),
+            ),
+            escape(tariff.specs),
+        ]
+    )
+
+
+async def _tariff(query: CallbackQuery, billing: Billing, tariff_id: int) -> Tariff | None:
+    tariffs = await billing.list_tariffs()
+    tariff = next((t for t in tariffs if t.id == tariff_id and t.prices), None)
+    if tariff is None:
+        await alert(query, _("This tariff is not available any more."))
+    return tariff
+
+
+async def new_order_step(
+    query: CallbackQuery, callback_data: NewOrderCb, billing: Billing, account: Account
+) -> None:
+    fmt = await price_format(billing, account)
+    action = callback_data.action
+    if action == "type":
+        if callback_data.product not in await billing.list_product_types():
+            await alert(query, _("This product is not available."))
+            return
+        tariffs = [t for t in await billing.list_tariffs(callback_data.product) if t.prices]
+        lines = [f"{product_text(callback_data.product)}", ""]
+        lines += [tariff_block(t, fmt) + "\n" for t in tariffs]
+        lines.append(_("Choose a tariff:"))
+        await show(query, "\n".join(lines), tariffs_kb(tariffs, fmt))
+        return
+    tariff = await _tariff(query, billing, callback_data.tariff_id)
+    if tariff is None:
+        return
+    if action == "tariff":
+        text = "\n".join(
+            [
+                _("🛒 <b>{tariff}</b> ({product})").format(
+                    tariff=escape(tariff.name), product=product_text(tariff.product_type)
+                ),
+                escape(tariff.specs),
+                "",
+                _("Choose a period:"),
+            ]
+        )
+        await show(query, text, periods_kb(tariff, fmt))
+        return
+    if action not in ("period", "pay"):
+        await alert(query, stale_text())
+        return
+    if tariff.price_for(callback_data.months) is None:
+        await alert(query, _("This period is not offered for this tariff."))
+        return
+    quote = await billing.quote_new_order(account.id, tariff.id, callback_data.months)
+    if action == "period":
+        await show(
+            query,
+            confirm_text(tariff, quote, fmt),
+            new_order_confirm_kb(quote, fmt, time.time_ns() // 1000),
+        )
+        return
+    # The nonce of the confirmation screen: a double tap on its "Pay" places one order (the
+    # second tap finds it by the key, even when the balance no longer covers the price).
+    key = f"neworder:{account.id}:{callback_data.nonce}" if callback_data.nonce else None
+    try:
+        order = await billing.place_order(account.id, tariff.id, quote.months, idempotency_key=key)
+    except InsufficientFunds:  # nothing was written: remember the cart, offer the top-up
+        await billing.save_cart(account.id, tariff.id, quote.months)
+        quote = await billing.quote_new_order(account.id, tariff.id, quote.months)
+        await show(
+            query, shortfall_text(tariff.name, quote, fmt), shortfall_kb(quote.missing_minor, fmt)
+        )
+        return
+    cart = await billing.get_cart(account.id)
+    if cart is not None and (cart.tariff_id, cart.months) == (tariff.id, quote.months):
+        await billing.clear_cart(account.id)
+    await show_created(query, billing, order, account)
+
+
+def confirm_text(tariff: Tariff, quote: Quote, fmt: PriceFormat) -> str:
+    return "\n".join(
+        [
+            _("🛒 <b>Confirm the order</b>"),
+            _("Tariff: {tariff} ({product})").format(
+                tariff=escape(tariff.name), product=product_text(tariff.product_type)
+            ),
+            escape(tariff.specs),
+            _("Period: {months}").format(months=months_text(quote.months)),
+            _("Price: {price}").format(price=fmt(quote.amount_minor)),
+            _("Balance: {balance}").format(balance=fmt(quote.balance_minor)),
+            "",
+            _("The price is debited from the balance and the server gets its IP address at once."),
+        ]
+    )
+
+
+def shortfall_text(tariff_name: str, quote: Quote, fmt: PriceFormat) -> str:
+    return "\n".join(
+        [
+            _("🛒 <b>Not enough money for the order</b>"),
+            _("{tariff}, {months} — {price}").format(
+                tariff=escape(tariff_name),
+                months=months_text(quote.months),
+                price=fmt(quote.amount_minor),
+            ),
+            _("Balance: {balance}. Missing: {missing}.").format(
+                balance=fmt(quote.balance_minor),
+                missing=fmt(quote.missing_minor),
+            ),
+            "",
+            _("The order is saved: top up the balance and complete it in one tap."),
+        ]
+    )
+
+
+async def show_created(
+    query: CallbackQuery, billing: Billing, order: Order, account: Account
+) -> None:
+    fmt = await price_format(billing, account)
+    text = "\n".join(
+        [
+            _("✅ <b>Order #{id} is active</b>").format(id=order.id),
+            _("{tariff}, {months} — {price} paid from the balance.").format(
+                tariff=escape(order.tariff_name),
+                months=months_text(order.period_months),
+                price=fmt(order.price_minor),
+            ),
+            _("IP address: {ip}").format(
+                ip=f"<code>{escape(order.ip_address)}</code>" if order.ip_address else "—"
+            ),
+            _("Paid until: {date}").format(date=date(order.paid_until)),
+        ]
+    )
+    await show(query, text, order_created_kb(order), _("The order is placed."))
+
+
+async def cart_action(
+    query: CallbackQuery, callback_data: CartCb, billing: Billing, account: Account
+) -> None:
+    if callback_data.action == "drop":
+        await billing.clear_cart(account.id)
+        await show_start(query, billing, account, _("The saved order was dropped."))
+        return
+    if callback_data.action != "complete":
+        await alert(query, stale_text())
+        return
+    cart = await billing.get_cart(account.id)
+    if cart is None:
+        await show_start(query, billing, account, _("There is no saved order to complete."))
+        return
+    quote = await billing.quote_new_order(account.id, cart.tariff_id, cart.months)
+    if quote.missing_minor:
+        fmt = await price_format(billing, account)
+        markup = shortfall_kb(quote.missing_minor, fmt)
+        await show(query, shortfall_text(cart.tariff_name, quote, fmt), markup)
+        return
+    order = await billing.complete_cart(account.id)
+    await show_created(query, billing, order, account)
+
+
+def create_router() -> Router:
+    router = Router(name="new_order")
+    router.message.filter(F.chat.type == "private")
+    router.message.register(cmd_new_order, Command("neworder"))
+    router.callback_query.register(cmd_new_order, MenuCb.filter(F.section == "neworder"))
+    router.callback_query.register(new_order_step, NewOrderCb.filter())
+    router.callback_query.register(cart_action, CartCb.filter())
+    return router

@@ -1,0 +1,210 @@
+"""Telegram Payments: pre_checkout_query re-validates the invoice and is answered at once;
+successful_payment credits the balance exactly once (the billing keys it on the charge id);
+/refund <charge id> in the staff group returns a Stars payment (refundStarPayment)."""
+
+from __future__ import annotations
+
+import html
+import logging
+
+from aiogram import Bot, F, Router
+from aiogram.exceptions import TelegramAPIError
+from aiogram.filters import Command, CommandObject
+from aiogram.types import Message, PreCheckoutQuery
+from aiogram.utils.i18n import I18n
+from aiogram.utils.i18n import gettext as _
+
+from bot.config import Settings
+from handlers.balance import display_balance
+from handlers.common import money
+from handlers.errors import domain_error_text
+from handlers.staff import in_staff_chat, is_staff
+from keyboards.payments import after_payment_kb
+from services.billing import Billing
+from services.contracts.common import Account
+from services.contracts.payments import Payment, parse_payload
+from services.errors import (
+    AlreadyDone,
+    DomainError,
+    InsufficientFunds,
+    InvalidState,
+    NotFound,
+    PaymentBlocked,
+    ValidationFailed,
+)
+
+log = logging.getLogger(__name__)
+
+
+def pre_checkout_error(error: DomainError) -> str:
+    if isinstance(error, NotFound):
+        return _("This invoice was not found. Please create a new one: /topup")
+    if isinstance(error, InvalidState):
+        if error.detail == "paid":
+            return _("This invoice has already been paid.")
+        return _("This invoice was cancelled. Please create a new one: /topup")
+    if isinstance(error, ValidationFailed):
+        return _("The payment does not match the invoice. Please open the invoice again: /invoices")
+    if isinstance(error, PaymentBlocked):
+        return domain_error_text(error)
+    return domain_error_text(error)
+
+
+async def pre_checkout(query: PreCheckoutQuery, billing: Billing, account: Account | None) -> None:
+    invoice_id = parse_payload(query.invoice_payload)
+    if invoice_id is None or account is None:
+        await query.answer(ok=False, error_message=pre_checkout_error(NotFound("invoice")))
+        return
+    try:
+        await billing.check_invoice_payable(
+            account.id, invoice_id, query.currency, query.total_amount
+        )
+    except DomainError as error:
+        await query.answer(ok=False, error_message=pre_checkout_error(error))
+        return
+    await query.answer(ok=True)
+
+
+async def successful_payment(message: Message, billing: Billing, account: Account) -> None:
+    paid = message.successful_payment
+    assert paid is not None
+    invoice_id = parse_payload(paid.invoice_payload)
+    try:
+        if invoice_id is None:
+            raise NotFound("invoice")
+        result = await billing.record_payment(
+            account.id,
+            invoice_id,
+            currency=paid.currency,
+            total_amount=paid.total_amount,
+            charge_id=paid.telegram_payment_charge_id,
+            provider_charge_id=paid.provider_payment_charge_id,
+        )
+    except (NotFound, ValidationFailed):
+        # Money was taken but matches no invoice of this account: never silently dropped.
+        log.error(
+            "Unmatched payment: payload %r, %s %s, charge %s, provider charge %s, account %s",
+            paid.invoice_payload,
+            paid.total_amount,
+            paid.currency,
+            paid.telegram_payment_charge_id,
+            paid.provider_payment_charge_id,
+            account.id,
+        )
+        await message.answer(
+            _(
+                "We received your payment but could not match it to an invoice. "
+                "Support will sort it out: please write to us with /newticket."
+            )
+        )
+        return
+    fresh = await billing.get_account(account.id)
+    rates = await billing.get_rates() if fresh.currency != fresh.base_currency else None
+    balance = display_balance(result.balance_minor, fresh, rates)
+    if not result.credited:
+        await message.answer(
+            _("This payment has already been credited. Balance: <b>{balance}</b>").format(
+                balance=balance
+            )
+        )
+        return
+    cart_waiting = False
+    if hasattr(billing, "get_cart"):
+        cart_waiting = await billing.get_cart(account.id) is not None
+    text = _(
+        "✅ <b>Payment received</b>\n\n"
+        "Invoice No. {number}: {paid}\n"
+        "Credited: {credit}\n"
+        "Balance: <b>{balance}</b>"
+    ).format(
+        number=result.invoice.number,
+        paid=money(paid.total_amount, paid.currency),
+        credit=money(result.credit_minor, fresh.base_currency),
+        balance=balance,
+    )
+    if cart_waiting:
+        text += "\n\n" + _("Your order is waiting: complete it now from the balance.")
+    await message.answer(text, reply_markup=after_payment_kb(cart_waiting))
+
+
+# ---- staff: Stars refunds ---------------------------------------------------------------------
+async def cmd_refund(
+    message: Message,
+    command: CommandObject,
+    billing: Billing,
+    bot: Bot,
+    i18n: I18n,
+    settings: Settings,
+) -> None:
+    charge_id = (command.args or "").strip()
+    if not charge_id or " " in charge_id:
+        await message.reply(
+            _("Usage: /refund <code>charge_id</code> (the telegram_payment_charge_id).")
+        )
+        return
+    found = await billing.find_payment(charge_id)
+    if found is None:
+        await message.reply(_("No payment with this charge id."))
+        return
+    customer = await billing.get_account(found.account_id)
+    if customer.telegram_id is None:
+        await message.reply(_("This payment cannot be refunded through Telegram."))
+        return
+
+    async def refund_in_telegram(payment: Payment) -> None:
+        await bot.refund_star_payment(
+            user_id=customer.telegram_id,  # type: ignore[arg-type]
+            telegram_payment_charge_id=payment.charge_id,
+        )
+
+    actor = f"tg:{message.from_user.id}" if message.from_user else "staff"
+    try:
+        payment = await billing.refund_payment(charge_id, actor=actor, confirm=refund_in_telegram)
+    except TelegramAPIError as exc:
+        await message.reply(
+            _("Telegram refused the refund: {reason}. Nothing was changed.").format(
+                reason=html.escape(exc.message)
+            )
+        )
+        return
+    except InvalidState:
+        await message.reply(_("Only payments in Telegram Stars can be refunded here."))
+        return
+    except AlreadyDone:
+        await message.reply(_("This payment has already been refunded."))
+        return
+    except InsufficientFunds as exc:
+        await message.reply(
+            _("The customer has already spent this money: {missing} is missing.").format(
+                missing=money(exc.missing_minor, exc.currency)
+            )
+        )
+        return
+    await message.reply(
+        _("↩️ Refunded {stars} to {login}; {amount} was taken off the balance.").format(
+            stars=money(payment.amount_minor, payment.currency),
+            login=customer.login,
+            amount=money(payment.credit_minor, customer.base_currency),
+        )
+    )
+    if customer.chat_id is None:
+        return
+    with i18n.use_locale(customer.language or settings.default_language):
+        text = _(
+            "↩️ Your payment of {stars} was refunded; {amount} was taken off the balance."
+        ).format(
+            stars=money(payment.amount_minor, payment.currency),
+            amount=money(payment.credit_minor, customer.base_currency),
+        )
+    try:
+        await bot.send_message(customer.chat_id, text)
+    except TelegramAPIError:
+        log.info("Could not tell account %s about the refund", customer.id)
+
+
+def create_router() -> Router:
+    router = Router(name="payments")
+    router.pre_checkout_query.register(pre_checkout)
+    router.message.register(successful_payment, F.successful_payment, F.chat.type == "private")
+    router.message.register(cmd_refund, in_staff_chat, Command("refund"), is_staff)
+    return router

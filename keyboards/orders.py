@@ -1,0 +1,447 @@
+"""Keyboards and labels of the Orders and New order sections, and their CallbackData factories.
+Every factory stays well under Telegram's 64 bytes (ids are integers, actions short words)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+
+from aiogram.filters.callback_data import CallbackData
+from aiogram.types import InlineKeyboardButton, InlineKeyboardMarkup
+from aiogram.utils.i18n import get_i18n, ngettext
+from aiogram.utils.i18n import gettext as _
+from aiogram.utils.keyboard import InlineKeyboardBuilder
+
+from keyboards.callbacks import CartCb, MenuCb, TopupCb
+from keyboards.common import back_button
+from services.contracts.common import Page, Tariff
+from services.contracts.orders import (
+    ACTIVE,
+    CANCELLED,
+    EXPIRED,
+    PENDING,
+    SUSPENDED,
+    Order,
+    Quote,
+)
+from services.contracts.payments import Rates
+from services.money import format_money
+
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
+
+class OrdersCb(CallbackData, prefix="ol"):
+    """The list: action "page" (page 0 = the page last shown), "search", "sort", "clear"."""
+
+    action: str
+    page: int = 0
+
+
+class OrderSortCb(CallbackData, prefix="os"):
+    key: str
+    desc: bool
+
+
+class OrderCb(CallbackData, prefix="od"):
+    """One order: "view", "renew", "change", "cancel", "auto_on", "auto_off", "resume"."""
+
+    action: str
+    order_id: int
+
+
+class RenewCb(CallbackData, prefix="or"):
+    """action "ask" shows the confirmation, "pay" renews. `start` is the paid-until the user
+    saw (microseconds since the epoch): a second press for the same period changes nothing."""
+
+    action: str
+    order_id: int
+    months: int
+    start: int
+
+
+class ChangeCb(CallbackData, prefix="oc"):
+    """action "ask" shows the prorated amount, "do" changes the tariff if it is still `amount`."""
+
+    action: str
+    order_id: int
+    tariff_id: int
+    amount: int = 0
+
+
+class CancelCb(CallbackData, prefix="ox"):
+    """when: "end" (at the end of the paid period) or "now" (at once, no refund)."""
+
+    when: str
+    order_id: int
+
+
+class NewOrderCb(CallbackData, prefix="no"):
+    """action: "type" (tariffs of `product`), "tariff" (periods), "period" (confirm), "pay".
+    `nonce` is set on "pay": one confirmation screen places at most one order."""
+
+    action: str
+    product: str = ""
+    tariff_id: int = 0
+    months: int = 0
+    nonce: int = 0
+
+
+def stamp(value: datetime) -> int:
+    """A datetime as whole microseconds since the epoch (exact, unlike float timestamps)."""
+    return (value - _EPOCH) // timedelta(microseconds=1)
+
+
+def from_stamp(value: int) -> datetime:
+    return _EPOCH + timedelta(microseconds=value)
+
+
+# ---- labels ---------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class PriceFormat:
+    """Formats base-currency amounts (what the ledger moves) for one account: in its display
+    currency at the current rate when one is known, with the exact base amount beside it."""
+
+    base_currency: str
+    currency: str | None = None
+    rates: Rates | None = None
+
+    def __call__(self, minor: int) -> str:
+        locale = get_i18n().current_locale
+        base = format_money(minor, self.base_currency, locale)
+        shown = self.currency
+        if not shown or shown == self.base_currency or not self.rates or not self.rates.has(shown):
+            return base
+        converted = self.rates.convert(minor, self.base_currency, shown)
+        return f"{format_money(converted, shown, locale)} ({base})"
+
+
+def months_text(months: int) -> str:
+    return ngettext("{n} month", "{n} months", months).format(n=months)
+
+
+def days_left_text(days: int) -> str:
+    return ngettext("{n} day left", "{n} days left", days).format(n=days)
+
+
+def status_text(status: str) -> str:
+    labels = {
+        ACTIVE: _("✅ Active"),
+        PENDING: _("⏳ Pending"),
+        EXPIRED: _("⚠️ Expired"),
+        SUSPENDED: _("⛔ Suspended"),
+        CANCELLED: _("✖️ Cancelled"),
+    }
+    return labels.get(status, status)
+
+
+def product_text(product_type: str) -> str:
+    labels = {"dedicated": _("🖥 Dedicated servers"), "vps": _("☁️ VPS/VDS")}
+    return labels.get(product_type, product_type)
+
+
+def sort_text(key: str) -> str:
+    labels = {
+        "created": _("creation date"),
+        "status": _("status"),
+        "cost": _("cost"),
+        "paid_until": _("paid until"),
+    }
+    return labels.get(key, key)
+
+
+def price_label(fmt: PriceFormat, price_minor: int, months: int) -> str:
+    return _("{months} — {price}").format(months=months_text(months), price=fmt(price_minor))
+
+
+# ---- orders ---------------------------------------------------------------------------------
+def _row(*buttons: InlineKeyboardButton) -> list[InlineKeyboardButton]:
+    return list(buttons)
+
+
+def _button(text: str, data: CallbackData) -> InlineKeyboardButton:
+    return InlineKeyboardButton(text=text, callback_data=data.pack())
+
+
+def orders_list_kb(page: Page[Order], *, searching: bool) -> InlineKeyboardMarkup:
+    rows = [
+        _row(
+            _button(
+                _("#{id} · {tariff}").format(id=order.id, tariff=order.tariff_name),
+                OrderCb(action="view", order_id=order.id),
+            )
+        )
+        for order in page.items
+    ]
+    nav = []
+    if page.has_prev:
+        nav.append(_button(_("◀️ Previous"), OrdersCb(action="page", page=page.page_number - 1)))
+    if page.has_next:
+        nav.append(_button(_("Next ▶️"), OrdersCb(action="page", page=page.page_number + 1)))
+    if nav:
+        rows.append(nav)
+    rows.append(
+        _row(
+            _button(_("🔍 Search"), OrdersCb(action="search")),
+            _button(_("↕️ Sort"), OrdersCb(action="sort")),
+        )
+    )
+    if searching:
+        rows.append(_row(_button(_("✖️ Clear search"), OrdersCb(action="clear"))))
+    rows.append(_row(_button(_("🛒 New order"), MenuCb(section="neworder")), back_button()))
+    return InlineKeyboardMarkup(inline_keyboard=rows)
+
+
+def no_orders_kb() -> InlineKeyboardMarkup:
+    return InlineKeyboardMarkup(
+        inline_keyboard=[[_button(_("🛒 New order"), MenuCb(section="neworder"))], [back_button()]]
+    )
+
+
+def no_match_kb() -> InlineKeyboardMarkup:
+    return InlineKeyboardMarkup(
+        inline_keyboard=[
+            [
+                _button(_("🔍 Search again"), OrdersCb(action="search")),
+                _button(_("✖️ Clear search"), OrdersCb(action="clear")),
+            ],
+            [back_button()],
+        ]
+    )
+
+
+def search_prompt_kb() -> InlineKeyboardMarkup:
+    return InlineKeyboardMarkup(
+        inline_keyboard=[[_button(_("⬅️ Back to orders"), OrdersCb(action="page"))]]
+    )
+
+
+def sort_kb(current: str, descending: bool) -> InlineKeyboardMarkup:
+    builder = InlineKeyboardBuilder()
+    for key in ("created", "status", "cost", "paid_until"):
+        mark = "✅ " if key == current else ""
+        builder.button(
+            text=mark + sort_text(key).capitalize(),
+            callback_data=OrderSortCb(key=key, desc=descending),
+        )
+    builder.adjust(2)
+    toggle = _("⬆️ Ascending") if descending else _("⬇️ Descending")
+    builder.row(_button(toggle, OrderSortCb(key=current, desc=not descending)))
+    builder.row(_button(_("⬅️ Back to orders"), OrdersCb(action="page")))
+    return builder.as_markup()
+
+
+def back_to_orders_button() -> InlineKeyboardButton:
+    return _button(_("⬅️ Back to orders"), OrdersCb(action="page"))
+
+
+def order_details_kb(order: Order, now: datetime) -> InlineKeyboardMarkup:
+    rows: list[list[InlineKeyboardButton]] = []
+    if order.renewable:
+        rows.append([_button(_("🔄 Renew"), OrderCb(action="renew", order_id=order.id))])
+    if order.status == ACTIVE and order.paid_until > now:
+        rows.append([_button(_("🔀 Change tariff"), OrderCb(action="change", order_id=order.id))])
+    if order.cancel_at_period_end and order.status != CANCELLED:
+        rows.append([_button(_("↩️ Keep the order"), OrderCb(action="resume", order_id=order.id))])
+    elif order.status not in (CANCELLED, PENDING):
+        if order.auto_renew:
+            toggle = _button(
+                _("🔁 Turn auto-renew off"), OrderCb(action="auto_off", order_id=order.id)
+            )
+        else:
+            toggle = _button(
+                _("🔁 Turn auto-renew on"), OrderCb(action="auto_on", order_id=order.id)
+            )
+        rows.append([toggle])
+    if order.status not in (CANCELLED, PENDING):
+        rows.append([_button(_("❌ Cancel order"), OrderCb(action="cancel", order_id=order.id))])
+    rows.append([back_to_orders_button()])
+    return InlineKeyboardMarkup(inline_keyboard=rows)
+
+
+def renew_periods_kb(
+    order: Order, quotes: Sequence[Quote], fmt: PriceFormat
+) -> InlineKeyboardMarkup:
+    start = stamp(order.paid_until)
+    rows = [
+        [
+            _button(
+                price_label(fmt, q.price_minor, q.months),
+                RenewCb(action="ask", order_id=order.id, months=q.months, start=start),
+            )
+        ]
+        for q in quotes
+    ]
+    rows.append([_button(_("⬅️ Back"), OrderCb(action="view", order_id=order.id))])
+    return InlineKeyboardMarkup(inline_keyboard=rows)
+
+
+def renew_confirm_kb(
+    order: Order, quote: Quote, start: int, fmt: PriceFormat
+) -> InlineKeyboardMarkup:
+    rows = []
+    if quote.missing_minor:
+        rows.append([topup_button(quote.missing_minor, fmt)])
+    else:
+        rows.append(
+            [
+                _button(
+                    _("✅ Pay {amount}").format(amount=fmt(quote.amount_minor)),
+                    RenewCb(action="pay", order_id=order.id, months=quote.months, start=start),
+                )
+            ]
+        )
+    rows.append([_button(_("⬅️ Back"), OrderCb(action="renew", order_id=order.id))])
+    return InlineKeyboardMarkup(inline_keyboard=rows)
+
+
+def topup_button(missing_minor: int, fmt: PriceFormat) -> InlineKeyboardButton:
+    return _button(
+        _("💳 Top up {amount}").format(amount=fmt(missing_minor)),
+        TopupCb(amount_minor=missing_minor),
+    )
+
+
+def change_options_kb(
+    order: Order, quotes: Sequence[Quote], fmt: PriceFormat
+) -> InlineKeyboardMarkup:
+    rows = [
+        [
+            _button(
+                _("{tariff} — {price}").format(
+                    tariff=q.tariff_name, price=price_label_for(q, order, fmt)
+                ),
+                ChangeCb(action="ask", order_id=order.id, tariff_id=q.tariff_id),
+            )
+        ]
+        for q in quotes
+    ]
+    rows.append([_button(_("⬅️ Back"), OrderCb(action="view", order_id=order.id))])
+    return InlineKeyboardMarkup(inline_keyboard=rows)
+
+
+def price_label_for(quote: Quote, order: Order, fmt: PriceFormat) -> str:
+    """ "€129.00 / 1 month": the new tariff's price for the order's period."""
+    return _("{price} / {months}").format(
+        price=fmt(quote.price_minor), months=months_text(order.period_months)
+    )
+
+
+def change_confirm_kb(order: Order, quote: Quote, fmt: PriceFormat) -> InlineKeyboardMarkup:
+    rows = []
+    if quote.missing_minor:
+        rows.append([topup_button(quote.missing_minor, fmt)])
+    else:
+        rows.append(
+            [
+                _button(
+                    _("✅ Confirm"),
+                    ChangeCb(
+                        action="do",
+                        order_id=order.id,
+                        tariff_id=quote.tariff_id,
+                        amount=quote.amount_minor,
+                    ),
+                )
+            ]
+        )
+    rows.append([_button(_("⬅️ Back"), OrderCb(action="change", order_id=order.id))])
+    return InlineKeyboardMarkup(inline_keyboard=rows)
+
+
+def cancel_kb(order: Order, now: datetime) -> InlineKeyboardMarkup:
+    rows = []
+    if order.status == ACTIVE and order.paid_until > now and not order.cancel_at_period_end:
+        rows.append(
+            [_button(_("📅 At the end of the period"), CancelCb(when="end", order_id=order.id))]
+        )
+    rows.append([_button(_("⛔ Cancel now, no refund"), CancelCb(when="now", order_id=order.id))])
+    rows.append([_button(_("⬅️ Back"), OrderCb(action="view", order_id=order.id))])
+    return InlineKeyboardMarkup(inline_keyboard=rows)
+
+
+# ---- new order ------------------------------------------------------------------------------
+def product_types_kb(product_types: Sequence[str], *, has_cart: bool) -> InlineKeyboardMarkup:
+    rows = []
+    if has_cart:
+        rows.append([_button(_("✅ Complete the saved order"), CartCb(action="complete"))])
+        rows.append([_button(_("🗑 Drop the saved order"), CartCb(action="drop"))])
+    rows.extend(
+        [_button(product_text(p), NewOrderCb(action="type", product=p))] for p in product_types
+    )
+    rows.append([back_button()])
+    return InlineKeyboardMarkup(inline_keyboard=rows)
+
+
+def tariffs_kb(tariffs: Sequence[Tariff], fmt: PriceFormat) -> InlineKeyboardMarkup:
+    rows = []
+    for tariff in tariffs:
+        first = tariff.prices[0] if tariff.prices else None
+        if first is None:
+            continue
+        rows.append(
+            [
+                _button(
+                    _("{tariff} — {price}").format(
+                        tariff=tariff.name,
+                        price=_("{price} / {months}").format(
+                            price=fmt(first.price_minor),
+                            months=months_text(first.months),
+                        ),
+                    ),
+                    NewOrderCb(action="tariff", tariff_id=tariff.id),
+                )
+            ]
+        )
+    rows.append([_button(_("⬅️ Back"), MenuCb(section="neworder"))])
+    return InlineKeyboardMarkup(inline_keyboard=rows)
+
+
+def periods_kb(tariff: Tariff, fmt: PriceFormat) -> InlineKeyboardMarkup:
+    rows = [
+        [
+            _button(
+                price_label(fmt, p.price_minor, p.months),
+                NewOrderCb(action="period", tariff_id=tariff.id, months=p.months),
+            )
+        ]
+        for p in tariff.prices
+    ]
+    rows.append([_button(_("⬅️ Back"), NewOrderCb(action="type", product=tariff.product_type))])
+    return InlineKeyboardMarkup(inline_keyboard=rows)
+
+
+def new_order_confirm_kb(quote: Quote, fmt: PriceFormat, nonce: int) -> InlineKeyboardMarkup:
+    return InlineKeyboardMarkup(
+        inline_keyboard=[
+            [
+                _button(
+                    _("✅ Pay {amount}").format(amount=fmt(quote.amount_minor)),
+                    NewOrderCb(
+                        action="pay", tariff_id=quote.tariff_id, months=quote.months, nonce=nonce
+                    ),
+                )
+            ],
+            [_button(_("⬅️ Back"), NewOrderCb(action="tariff", tariff_id=quote.tariff_id))],
+        ]
+    )
+
+
+def shortfall_kb(missing_minor: int, fmt: PriceFormat) -> InlineKeyboardMarkup:
+    return InlineKeyboardMarkup(
+        inline_keyboard=[
+            [topup_button(missing_minor, fmt)],
+            [_button(_("✅ Complete the order"), CartCb(action="complete"))],
+            [_button(_("🗑 Drop the order"), CartCb(action="drop"))],
+            [back_button()],
+        ]
+    )
+
+
+def order_created_kb(order: Order) -> InlineKeyboardMarkup:
+    return InlineKeyboardMarkup(
+        inline_keyboard=[
+            [_button(_("📦 Open the order"), OrderCb(action="view", order_id=order.id))],
+            [_button(_("📦 My orders"), OrdersCb(action="page", page=1)), back_button()],
+        ]
+    )

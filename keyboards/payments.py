@@ -1,0 +1,187 @@
+"""Balance, top-up, invoices and payment history keyboards, and their callback factories."""
+
+from __future__ import annotations
+
+from aiogram.filters.callback_data import CallbackData
+from aiogram.types import InlineKeyboardButton, InlineKeyboardMarkup
+from aiogram.utils.i18n import gettext as _
+from aiogram.utils.keyboard import InlineKeyboardBuilder
+
+from keyboards.callbacks import CartCb
+from keyboards.common import back_button, menu_button
+
+
+class TopupCurrencyCb(CallbackData, prefix="tuc"):
+    """The currency of a top-up; `amount_minor` carries a TopupCb shortfall (base currency)."""
+
+    currency: str
+    amount_minor: int = 0
+
+
+class TopupAmountCb(CallbackData, prefix="tua"):
+    """A preset amount, in minor units of `currency`."""
+
+    currency: str
+    amount_minor: int
+
+
+class InvoiceCb(CallbackData, prefix="inv"):
+    """`action`: view, card, stars, balance (pay from it), cancel. `page` of the list to go
+    back to."""
+
+    action: str
+    invoice_id: int
+    page: int = 0
+
+
+class InvoicesCb(CallbackData, prefix="invs"):
+    page: int = 0
+
+
+class HistoryCb(CallbackData, prefix="hist"):
+    page: int = 0
+
+
+def balance_kb() -> InlineKeyboardMarkup:
+    builder = InlineKeyboardBuilder()
+    builder.row(menu_button("topup", _("➕ Top up")))
+    builder.row(
+        InlineKeyboardButton(text=_("🧾 Invoices"), callback_data=InvoicesCb(page=0).pack()),
+        InlineKeyboardButton(text=_("📜 Payment history"), callback_data=HistoryCb(page=0).pack()),
+    )
+    builder.row(back_button())
+    return builder.as_markup()
+
+
+def currency_kb(currencies: list[tuple[str, str]], amount_minor: int = 0) -> InlineKeyboardMarkup:
+    """`currencies`: (code, label) pairs."""
+    builder = InlineKeyboardBuilder()
+    for code, label in currencies:
+        builder.row(
+            InlineKeyboardButton(
+                text=label,
+                callback_data=TopupCurrencyCb(currency=code, amount_minor=amount_minor).pack(),
+            )
+        )
+    builder.row(back_button("balance"))
+    return builder.as_markup()
+
+
+def amount_kb(currency: str, presets: list[tuple[int, str]]) -> InlineKeyboardMarkup:
+    """`presets`: (amount in minor units of `currency`, label) pairs."""
+    builder = InlineKeyboardBuilder()
+    for amount, label in presets:
+        builder.button(
+            text=label, callback_data=TopupAmountCb(currency=currency, amount_minor=amount)
+        )
+    builder.adjust(3)
+    builder.row(back_button("topup"))
+    return builder.as_markup()
+
+
+def invoice_kb(
+    invoice_id: int,
+    page: int,
+    *,
+    card_label: str | None,
+    stars_label: str | None,
+    from_balance: bool,
+    cancellable: bool,
+) -> InlineKeyboardMarkup:
+    builder = InlineKeyboardBuilder()
+
+    def action(text: str, name: str) -> None:
+        builder.row(
+            InlineKeyboardButton(
+                text=text,
+                callback_data=InvoiceCb(action=name, invoice_id=invoice_id, page=page).pack(),
+            )
+        )
+
+    if card_label:
+        action(card_label, "card")
+    if stars_label:
+        action(stars_label, "stars")
+    if from_balance:
+        action(_("💰 Pay from the balance"), "balance")
+    if cancellable:
+        action(_("✖️ Cancel the invoice"), "cancel")
+    builder.row(
+        InlineKeyboardButton(text=_("⬅️ Invoices"), callback_data=InvoicesCb(page=page).pack())
+    )
+    return builder.as_markup()
+
+
+def _nav(
+    builder: InlineKeyboardBuilder,
+    factory: type[InvoicesCb] | type[HistoryCb],
+    page: int,
+    pages: int,
+) -> None:
+    buttons = []
+    if page > 0:
+        buttons.append(InlineKeyboardButton(text="◀️", callback_data=factory(page=page - 1).pack()))
+    if page + 1 < pages:
+        buttons.append(InlineKeyboardButton(text="▶️", callback_data=factory(page=page + 1).pack()))
+    if buttons:
+        builder.row(*buttons)
+
+
+def invoices_kb(items: list[tuple[int, str]], page: int, pages: int) -> InlineKeyboardMarkup:
+    """`items`: (invoice id, label) pairs of the page."""
+    builder = InlineKeyboardBuilder()
+    for invoice_id, label in items:
+        builder.row(
+            InlineKeyboardButton(
+                text=label,
+                callback_data=InvoiceCb(action="view", invoice_id=invoice_id, page=page).pack(),
+            )
+        )
+    _nav(builder, InvoicesCb, page, pages)
+    builder.row(
+        InlineKeyboardButton(text=_("📜 Payment history"), callback_data=HistoryCb(page=0).pack()),
+        menu_button("topup", _("➕ Top up")),
+    )
+    builder.row(back_button())
+    return builder.as_markup()
+
+
+def history_kb(page: int, pages: int) -> InlineKeyboardMarkup:
+    builder = InlineKeyboardBuilder()
+    _nav(builder, HistoryCb, page, pages)
+    builder.row(
+        InlineKeyboardButton(text=_("🧾 Invoices"), callback_data=InvoicesCb(page=0).pack()),
+        menu_button("balance", _("💰 Balance")),
+    )
+    builder.row(back_button())
+    return builder.as_markup()
+
+
+def payment_blocked_kb(company_unverified: bool) -> InlineKeyboardMarkup:
+    builder = InlineKeyboardBuilder()
+    if company_unverified:
+        builder.row(menu_button("newticket", _("💬 Write to support")))
+    else:
+        builder.row(menu_button("settings", _("⚙️ Fill in the profile")))
+    builder.row(back_button())
+    return builder.as_markup()
+
+
+def after_payment_kb(cart_waiting: bool) -> InlineKeyboardMarkup:
+    builder = InlineKeyboardBuilder()
+    if cart_waiting:
+        builder.row(
+            InlineKeyboardButton(
+                text=_("🛒 Complete the order"), callback_data=CartCb(action="complete").pack()
+            )
+        )
+    builder.row(
+        menu_button("balance", _("💰 Balance")),
+        InlineKeyboardButton(text=_("🧾 Invoices"), callback_data=InvoicesCb(page=0).pack()),
+    )
+    builder.row(back_button())
+    return builder.as_markup()
+
+
+def back_kb(section: str) -> InlineKeyboardMarkup:
+    return InlineKeyboardMarkup(inline_keyboard=[[back_button(section)]])

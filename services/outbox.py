@@ -1,0 +1,421 @@
+"""The one sender of the outbox: drains queued API calls within Telegram's limits.
+
+- Token buckets: about 30 messages/s in all, 1/s per chat, 20/minute per group chat.
+- 429: waits exactly `retry_after` (every send pauses), then retries the same message.
+- 5xx, network errors, timeouts: the row goes back to the queue with an exponential backoff;
+  after `max_attempts` it is failed.
+- 403 (blocked, deactivated, kicked): the chat is marked unreachable and its queued rows are
+  closed; nothing is sent there until the user writes again.
+- Rows are claimed (locked_by/locked_until) before sending, so two senders (two instances, or
+  an overlapping run) never send the same row; a crashed sender's claims expire after `lease`.
+  A row is marked sent right after its API call returns, so a crash can repeat at most the
+  calls in flight at that moment, never lose one.
+
+The clock and the sleep are injectable: tests drive the sender with a fake clock and check
+that a 429 waited `retry_after` without sleeping for real.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import socket
+import time
+import uuid
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from aiogram import Bot
+from aiogram.exceptions import (
+    TelegramAPIError,
+    TelegramBadRequest,
+    TelegramForbiddenError,
+    TelegramNetworkError,
+    TelegramRetryAfter,
+    TelegramServerError,
+)
+from aiogram.methods import (
+    CopyMessage,
+    EditMessageText,
+    SendDocument,
+    SendMessage,
+    SendPhoto,
+    TelegramMethod,
+)
+
+from services.billing import BillingGateway
+from services.contracts.alerts import BroadcastInfo, OutboxItem
+
+log = logging.getLogger(__name__)
+
+METHODS: dict[str, type[TelegramMethod[Any]]] = {
+    "sendMessage": SendMessage,
+    "sendPhoto": SendPhoto,
+    "sendDocument": SendDocument,
+    "copyMessage": CopyMessage,
+    "editMessageText": EditMessageText,
+}
+
+ProgressReporter = Callable[[Bot, BroadcastInfo, datetime, bool], Awaitable[None]]
+"""Shows a broadcast's progress to its admin (handlers/broadcast.py) as of the given time;
+True: the final report."""
+
+
+def default_owner() -> str:
+    return f"{socket.gethostname()[:30]}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+
+
+class TokenBucket:
+    """`rate` tokens per second, at most `capacity` saved up."""
+
+    def __init__(self, rate: float, capacity: float, now: float) -> None:
+        self.rate, self.capacity = rate, capacity
+        self.tokens, self.stamp = capacity, now
+
+    def _refill(self, now: float) -> None:
+        if now > self.stamp:
+            self.tokens = min(self.capacity, self.tokens + (now - self.stamp) * self.rate)
+            self.stamp = now
+
+    def wait(self, now: float) -> float:
+        """Seconds until a token is available (0: now)."""
+        self._refill(now)
+        return 0.0 if self.tokens >= 1 - 1e-4 else (1 - self.tokens) / self.rate
+
+    def take(self, now: float) -> None:
+        self._refill(now)
+        self.tokens = min(self.tokens, 1.0) - 1  # absorb float dust from the refill
+
+    def idle(self, now: float) -> bool:
+        self._refill(now)
+        return self.tokens >= self.capacity
+
+
+@dataclass(frozen=True)
+class SendLimits:
+    global_per_second: float = 30.0
+    global_burst: float = 1.0  # spread evenly: never more than `global_per_second` in any second
+    chat_interval: float = 1.0
+    group_per_minute: float = 20.0
+
+    @classmethod
+    def from_settings(cls, settings: Any) -> SendLimits:
+        return cls(
+            global_per_second=settings.sender_global_per_second,
+            chat_interval=settings.sender_chat_interval_seconds,
+            group_per_minute=settings.sender_group_per_minute,
+        )
+
+
+class RateLimiter:
+    """The global bucket, one per chat and one per group chat (negative chat ids)."""
+
+    def __init__(self, limits: SendLimits, clock: Callable[[], float]) -> None:
+        self.limits, self.clock = limits, clock
+        self.global_bucket = TokenBucket(limits.global_per_second, limits.global_burst, clock())
+        self.chats: dict[int, TokenBucket] = {}
+        self.groups: dict[int, TokenBucket] = {}
+        self.paused_until = 0.0
+
+    def _chat(self, chat_id: int) -> TokenBucket:
+        bucket = self.chats.get(chat_id)
+        if bucket is None:
+            bucket = self.chats[chat_id] = TokenBucket(
+                1 / self.limits.chat_interval, 1, self.clock()
+            )
+        return bucket
+
+    def _group(self, chat_id: int) -> TokenBucket | None:
+        if chat_id >= 0:
+            return None
+        bucket = self.groups.get(chat_id)
+        if bucket is None:
+            # Evenly spread: any minute sees at most `group_per_minute` (a saved-up burst
+            # would add to the minute's allowance).
+            bucket = self.groups[chat_id] = TokenBucket(
+                self.limits.group_per_minute / 60, 1, self.clock()
+            )
+        return bucket
+
+    def chat_wait(self, chat_id: int, now: float) -> float:
+        group = self._group(chat_id)
+        return max(self._chat(chat_id).wait(now), group.wait(now) if group else 0.0)
+
+    def wait(self, chat_id: int, now: float) -> float:
+        return max(
+            self.paused_until - now, self.global_bucket.wait(now), self.chat_wait(chat_id, now)
+        )
+
+    def take(self, chat_id: int, now: float) -> None:
+        self.global_bucket.take(now)
+        self._chat(chat_id).take(now)
+        group = self._group(chat_id)
+        if group:
+            group.take(now)
+
+    def pause(self, seconds: float) -> None:
+        self.paused_until = max(self.paused_until, self.clock() + seconds)
+
+    def prune(self) -> None:
+        now = self.clock()
+        for buckets in (self.chats, self.groups):
+            for chat_id in [c for c, b in buckets.items() if b.idle(now)]:
+                del buckets[chat_id]
+
+
+@dataclass
+class SendReport:
+    sent: int = 0
+    retried: int = 0
+    failed: int = 0
+    unreachable: int = 0
+    released: int = 0
+    retry_after_waits: list[float] = field(default_factory=list)
+
+    def add(self, other: SendReport) -> None:
+        self.sent += other.sent
+        self.retried += other.retried
+        self.failed += other.failed
+        self.unreachable += other.unreachable
+        self.released += other.released
+        self.retry_after_waits += other.retry_after_waits
+
+
+def _error_text(exc: BaseException) -> str:
+    return (getattr(exc, "message", None) or str(exc) or type(exc).__name__)[:300]
+
+
+class OutboxSender:
+    def __init__(
+        self,
+        gateway: BillingGateway,
+        bot: Bot,
+        *,
+        limits: SendLimits | None = None,
+        clock: Callable[[], float] = time.time,
+        sleep: Callable[[float], Awaitable[Any]] = asyncio.sleep,
+        owner: str | None = None,
+        batch_size: int = 100,
+        lease: timedelta = timedelta(seconds=60),
+        max_attempts: int = 8,
+        max_backoff: float = 600.0,
+        max_retry_after: int = 5,
+        max_in_flight: int = 16,
+        request_timeout: int = 20,
+        progress: ProgressReporter | None = None,
+        progress_interval: float = 3.0,
+    ) -> None:
+        self.gateway, self.bot = gateway, bot
+        self.clock, self.sleep = clock, sleep
+        self.limiter = RateLimiter(limits or SendLimits(), clock)
+        self.owner = owner or default_owner()
+        self.batch_size, self.lease = batch_size, lease
+        self.max_attempts, self.max_backoff = max_attempts, max_backoff
+        self.max_retry_after = max_retry_after
+        self.max_in_flight, self.request_timeout = max_in_flight, request_timeout
+        self.progress, self.progress_interval = progress, progress_interval
+        self._reported: dict[int, float] = {}
+        self._stopping = False
+
+    def stop(self) -> None:
+        """Finish the batch in hand and return (graceful shutdown)."""
+        self._stopping = True
+
+    def now(self) -> datetime:
+        return datetime.fromtimestamp(self.clock(), UTC)
+
+    # ---- draining ---------------------------------------------------------------------------
+    async def drain(self, *, budget: float | None = None) -> SendReport:
+        """Send what is due until the queue is empty (or `budget` seconds have passed)."""
+        report = SendReport()
+        deadline = None if budget is None else self.clock() + budget
+        while (deadline is None or self.clock() < deadline) and not self._stopping:
+            async with self.gateway.transaction() as billing:
+                items = await billing.claim_outbox(
+                    self.owner, self.now(), self.lease, self.batch_size
+                )
+            if not items:
+                break
+            report.add(await self.send_batch(items))
+            await self.report_broadcasts()
+        await self.report_broadcasts()
+        self.limiter.prune()
+        return report
+
+    async def tick(self, *, lease_name: str = "outbox-sender", budget: float = 20.0) -> SendReport:
+        """One scheduler run: only the instance holding the sender lease drains (the rate
+        limits are per bot, not per instance)."""
+        if self._stopping:
+            return SendReport()
+        ttl = timedelta(seconds=budget + self.lease.total_seconds())
+        async with self.gateway.transaction() as billing:
+            if not await billing.acquire_job_lease(lease_name, self.owner, self.now(), ttl):
+                return SendReport()
+        return await self.drain(budget=budget)
+
+    async def send_batch(self, items: Sequence[OutboxItem]) -> SendReport:
+        """Send claimed rows, each chat in order, as fast as the buckets allow. Rows that cannot
+        start before the claim would expire are given back."""
+        report = SendReport()
+        release_at = self.clock() + self.lease.total_seconds() * 0.8
+        queue = list(items)
+        self._blocked: set[int] = set()  # chats that answered 403 during this batch
+        tasks: set[asyncio.Task[None]] = set()
+        busy: set[int] = set()  # chats with a call in flight: keep per-chat order
+        slots = asyncio.Semaphore(self.max_in_flight)
+        try:
+            while queue:
+                if self._blocked:  # their rows were closed as unreachable in the database
+                    queue = [i for i in queue if i.chat_id not in self._blocked]
+                    if not queue:
+                        break
+                now = self.clock()
+                ready = next(
+                    (
+                        i
+                        for i in queue
+                        if i.chat_id not in busy and self.limiter.wait(i.chat_id, now) <= 0
+                    ),
+                    None,
+                )
+                if ready is None:
+                    waits = [
+                        self.limiter.wait(i.chat_id, now) for i in queue if i.chat_id not in busy
+                    ]
+                    if waits and now + min(waits) > release_at:
+                        break
+                    if not waits:
+                        await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
+                    else:
+                        await self.sleep(max(min(waits), 1e-4))
+                    continue
+                queue.remove(ready)
+                await slots.acquire()
+                self.limiter.take(ready.chat_id, self.clock())
+                busy.add(ready.chat_id)
+                task = asyncio.create_task(self._send_guarded(ready, report, slots, busy))
+                tasks.add(task)
+                task.add_done_callback(tasks.discard)
+                await asyncio.sleep(0)  # let it start its call now
+        except asyncio.CancelledError:
+            # Shutdown (or a test simulating a crash): calls in flight are abandoned; their
+            # rows stay claimed until the lease expires and are then sent by whoever drains.
+            for task in tasks:
+                task.cancel()
+            raise
+        finally:
+            if tasks:
+                await asyncio.gather(*tasks, return_exceptions=True)
+            if queue:
+                async with self.gateway.transaction() as billing:
+                    await billing.release_outbox([i.id for i in queue], self.owner)
+                report.released += len(queue)
+        return report
+
+    async def _send_guarded(
+        self, item: OutboxItem, report: SendReport, slots: asyncio.Semaphore, busy: set[int]
+    ) -> None:
+        try:
+            await self._send_one(item, report)
+        except Exception:
+            log.exception("Outbox row %s: unexpected error", item.id)
+        finally:
+            busy.discard(item.chat_id)
+            slots.release()
+
+    def _method(self, item: OutboxItem) -> TelegramMethod[Any]:
+        cls = METHODS[item.method]
+        return cls(chat_id=item.chat_id, **item.payload)
+
+    async def _send_one(self, item: OutboxItem, report: SendReport) -> None:
+        if item.method not in METHODS:
+            await self._failed(item, f"unsupported method {item.method}", report)
+            return
+        waits = 0
+        while True:
+            started = self.now()
+            try:
+                await self.bot(self._method(item), request_timeout=self.request_timeout)
+            except TelegramRetryAfter as exc:
+                waits += 1
+                report.retry_after_waits.append(exc.retry_after)
+                log.warning("429 on outbox row %s: waiting %s s", item.id, exc.retry_after)
+                self.limiter.pause(exc.retry_after)
+                await self.sleep(exc.retry_after)
+                if waits > self.max_retry_after:
+                    await self._retry(item, exc, report)
+                    return
+                await self._wait_turn(item.chat_id)
+                continue
+            except TelegramForbiddenError as exc:
+                async with self.gateway.transaction() as billing:
+                    await billing.mark_outbox_unreachable(item.id, item.chat_id, _error_text(exc))
+                report.unreachable += 1
+                self._blocked.add(item.chat_id)
+                log.info("Chat %s is unreachable: %s", item.chat_id, _error_text(exc))
+                return
+            except (TelegramServerError, TelegramNetworkError, TimeoutError) as exc:
+                await self._retry(item, exc, report)
+                return
+            except (TelegramBadRequest, TelegramAPIError, ValueError) as exc:
+                await self._failed(item, _error_text(exc), report)
+                return
+            async with self.gateway.transaction() as billing:
+                await billing.mark_outbox_sent(item.id, self.owner, started)
+            report.sent += 1
+            return
+
+    async def _wait_turn(self, chat_id: int) -> None:
+        while (wait := self.limiter.wait(chat_id, self.clock())) > 0:
+            await self.sleep(wait)
+        self.limiter.take(chat_id, self.clock())
+
+    def backoff(self, attempts: int) -> float:
+        """Seconds before attempt number `attempts + 1`: 2, 4, 8, ... up to max_backoff."""
+        return min(self.max_backoff, 2.0 ** max(1, attempts))
+
+    async def _retry(self, item: OutboxItem, exc: BaseException, report: SendReport) -> None:
+        attempts = item.attempts + 1
+        if attempts >= self.max_attempts:
+            await self._failed(item, _error_text(exc), report)
+            return
+        not_before = self.now() + timedelta(seconds=self.backoff(attempts))
+        async with self.gateway.transaction() as billing:
+            await billing.mark_outbox_retry(item.id, self.owner, not_before, _error_text(exc))
+        report.retried += 1
+        log.warning("Outbox row %s: %s; retry at %s", item.id, _error_text(exc), not_before)
+
+    async def _failed(self, item: OutboxItem, error: str, report: SendReport) -> None:
+        async with self.gateway.transaction() as billing:
+            await billing.mark_outbox_failed(item.id, self.owner, error)
+        report.failed += 1
+        log.warning("Outbox row %s failed: %s", item.id, error)
+
+    # ---- broadcast progress -------------------------------------------------------------------
+    async def report_broadcasts(self) -> None:
+        """Edit each running broadcast's progress message (at most every progress_interval) and
+        give the final report once nothing is left to send."""
+        async with self.gateway.transaction() as billing:
+            active = await billing.active_broadcasts()
+        for info in active:
+            final = info.pending == 0
+            if final:
+                async with self.gateway.transaction() as billing:
+                    if not await billing.finish_broadcast(info.id, self.now()):
+                        continue
+                    info = await billing.get_broadcast(info.id)
+            elif self.clock() - self._reported.get(info.id, 0.0) < self.progress_interval:
+                continue
+            self._reported[info.id] = self.clock()
+            if final:
+                self._reported.pop(info.id, None)
+            if self.progress is None or info.progress_chat_id is None:
+                continue
+            await self._wait_turn(info.progress_chat_id)  # an edit is an API call too
+            try:
+                await self.progress(self.bot, info, self.now(), final)
+            except TelegramAPIError as exc:
+                log.warning("Broadcast %s progress not shown: %s", info.id, _error_text(exc))
