@@ -74,10 +74,7 @@ def _defaults(table: Any, now: datetime) -> dict[str, Any]:
 
 def _insert(db: sqlite3.Connection, table: Any, rows: list[dict[str, Any]]) -> None:
     names = list(rows[0])
-    sql = (
-        f"INSERT INTO {table.name} ({', '.join(names)}) "
-        f"VALUES ({', '.join('?' for _ in names)})"
-    )
+    sql = f"INSERT INTO {table.name} ({', '.join(names)}) VALUES ({', '.join('?' for _ in names)})"
     db.executemany(sql, [tuple(row[n] for n in names) for row in rows])
 
 
@@ -190,10 +187,12 @@ async def bench_scans(path: Path, now: datetime) -> None:
         count = 0
         async with gateway.transaction() as billing:
             result = await billing.session.stream(  # type: ignore[attr-defined]
-                select(m.Order.id, m.Order.account_id, m.Order.status, m.Order.paid_until)
+                select(
+                    m.Order.id, m.Order.account_id, m.Order.status, m.Order.paid_until
+                ).execution_options(yield_per=10_000)
             )
-            async for _row in result:
-                count += 1
+            async for part in result.partitions():
+                count += len(part)
         return count
 
     async def tick() -> dict[str, Any]:
@@ -301,9 +300,7 @@ def _session(fake: LimitedTelegram) -> Any:
 
     class Session(BaseSession):
         async def make_request(self, bot: Any, method: Any, timeout: int | None = None) -> Any:
-            params = {
-                k: v for k, v in method.model_dump(warnings=False).items() if v is not None
-            }
+            params = {k: v for k, v in method.model_dump(warnings=False).items() if v is not None}
             status, body = await fake.handle(method.__api_method__, params)
             response = self.check_response(
                 bot=bot, method=method, status_code=status, content=json.dumps(body)

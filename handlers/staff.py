@@ -27,6 +27,7 @@ from aiogram.utils.i18n import gettext as _
 
 from bot.config import Settings
 from handlers.common import date, money
+from keyboards.orders import status_text as order_status_text
 from keyboards.tickets import answer_kb, department_name, open_ticket_kb
 from services import support
 from services.billing import Billing, BillingGateway
@@ -148,7 +149,7 @@ def summary_text(summary: AccountSummary) -> str:
                 _("• #{id} {tariff} — {status}, paid until {date}").format(
                     id=order.id,
                     tariff=html.escape(order.tariff_name),
-                    status=order.status,
+                    status=order_status_text(order.status),
                     date=date(order.paid_until),
                 )
             )

@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from decimal import ROUND_DOWN, ROUND_HALF_UP, ROUND_UP, Decimal, InvalidOperation
 
-from babel.numbers import format_currency, get_currency_precision
+from babel.numbers import format_currency, get_currency_precision, get_currency_symbol
 
 from services.errors import ValidationFailed
 
@@ -73,7 +73,18 @@ def parse_amount(text: str, currency: str) -> int:
     return to_minor(value, currency)
 
 
+# Symbols for currencies a locale's data spells as a bare code ("RUB1,234.50" in English).
+_FALLBACK_SYMBOLS = {"RUB": "₽"}
+
+
 def format_money(minor: int, currency: str, locale: str) -> str:
-    if currency.upper() == "XTR":
+    currency = currency.upper()
+    if currency == "XTR":
         return f"{minor} ⭐"
-    return format_currency(to_decimal(minor, currency), currency, locale=locale)
+    amount = to_decimal(minor, currency)
+    symbol = _FALLBACK_SYMBOLS.get(currency)
+    if symbol and get_currency_symbol(currency, locale) == currency:
+        digits = "0" * exponent(currency)
+        pattern = f"'{symbol}'#,##0" + (f".{digits}" if digits else "")
+        return format_currency(amount, currency, format=pattern, locale=locale)
+    return format_currency(amount, currency, locale=locale)

@@ -219,6 +219,8 @@ class OutboxSender:
         self.progress, self.progress_interval = progress, progress_interval
         self._reported: dict[int, float] = {}
         self._stopping = False
+        self._lease_until = 0.0  # the sender lease this instance holds, by self.clock()
+        self._broadcasts_checked = 0.0
 
     def stop(self) -> None:
         """Finish the batch in hand and return (graceful shutdown)."""
@@ -239,9 +241,13 @@ class OutboxSender:
                 )
             if not items:
                 break
-            report.add(await self.send_batch(items))
+            batch = await self.send_batch(items)
+            report.add(batch)
             await self.report_broadcasts()
-        await self.report_broadcasts()
+            if batch.released == len(items):
+                break  # nothing could start within the claim (a long 429 pause): next tick
+        if self.clock() - self._broadcasts_checked >= self.progress_interval:
+            await self.report_broadcasts()  # e.g. a broadcast that had no rows at all
         self.limiter.prune()
         return report
 
@@ -250,10 +256,15 @@ class OutboxSender:
         limits are per bot, not per instance)."""
         if self._stopping:
             return SendReport()
-        ttl = timedelta(seconds=budget + self.lease.total_seconds())
-        async with self.gateway.transaction() as billing:
-            if not await billing.acquire_job_lease(lease_name, self.owner, self.now(), ttl):
-                return SendReport()
+        ttl = budget + self.lease.total_seconds()
+        if self.clock() + budget + 5 > self._lease_until:  # renew well before it runs out
+            async with self.gateway.transaction() as billing:
+                if not await billing.acquire_job_lease(
+                    lease_name, self.owner, self.now(), timedelta(seconds=ttl)
+                ):
+                    self._lease_until = 0.0
+                    return SendReport()
+            self._lease_until = self.clock() + ttl
         return await self.drain(budget=budget)
 
     async def send_batch(self, items: Sequence[OutboxItem]) -> SendReport:
@@ -398,6 +409,7 @@ class OutboxSender:
     async def report_broadcasts(self) -> None:
         """Edit each running broadcast's progress message (at most every progress_interval) and
         give the final report once nothing is left to send."""
+        self._broadcasts_checked = self.clock()
         async with self.gateway.transaction() as billing:
             active = await billing.active_broadcasts()
         for info in active:

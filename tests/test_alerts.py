@@ -552,3 +552,20 @@ def test_add_jobs_registers_every_job_with_intervals_from_settings(sqlite_url: s
         "outbox": 2,
     }
     assert jobs.sender.limiter.limits.global_per_second == 30
+
+
+async def test_shutdown_waits_for_running_jobs() -> None:
+    from bot.scheduler import RunningJobs
+
+    running = RunningJobs()
+    finished: list[bool] = []
+
+    async def job() -> None:
+        await asyncio.sleep(0.05)
+        finished.append(True)
+
+    task = asyncio.create_task(running.track(job)())
+    await asyncio.sleep(0)
+    assert running.tasks == {task}
+    await running.wait(5)
+    assert finished == [True] and running.tasks == set()

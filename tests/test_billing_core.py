@@ -119,3 +119,51 @@ async def test_demo_catalogue_is_seeded_once(gateway: EmbeddedGateway) -> None:
         assert (await billing.get_tariff(vps[0].id)).price_for(12) == 5292
         with pytest.raises(NotFound):
             await billing.get_tariff(10_000)
+
+
+@pytest.mark.parametrize(
+    ("minor", "currency", "locale", "expected"),
+    [
+        (123450, "EUR", "en", "€1,234.50"),
+        (123450, "EUR", "ru", "1\xa0234,50\xa0€"),
+        (123450, "RUB", "en", "₽1,234.50"),
+        (123450, "RUB", "ru", "1\xa0234,50\xa0₽"),
+        (-5, "USD", "en", "-$0.05"),
+        (250, "XTR", "en", "250 ⭐"),
+    ],
+)
+def test_money_is_formatted_per_locale(
+    minor: int, currency: str, locale: str, expected: str
+) -> None:
+    from services.money import format_money
+
+    assert format_money(minor, currency, locale) == expected
+
+
+@pytest.mark.parametrize(
+    ("text", "currency", "expected"),
+    [("12", "EUR", 1200), ("12,5", "EUR", 1250), ("1 000.01", "USD", 100001), ("7", "XTR", 7)],
+)
+def test_amounts_parse_to_minor_units(text: str, currency: str, expected: int) -> None:
+    from services.money import parse_amount
+
+    assert parse_amount(text, currency) == expected
+
+
+@pytest.mark.parametrize(
+    ("text", "code"),
+    [
+        ("abc", "not_a_number"),
+        ("-5", "not_positive"),
+        ("0", "not_positive"),
+        ("1.234", "too_many_decimals"),
+        ("1e5", "not_a_number"),
+        ("", "not_a_number"),
+    ],
+)
+def test_bad_amounts_are_rejected_with_a_reason(text: str, code: str) -> None:
+    from services.money import parse_amount
+
+    with pytest.raises(ValidationFailed) as info:
+        parse_amount(text, "EUR")
+    assert info.value.detail == code

@@ -108,3 +108,11 @@ async def test_group_messages_outside_staff_logic_are_ignored(driver: BotDriver)
     user = driver.user(508)
     calls = await driver.send(user, "hello", chat=group)
     assert [c for c in calls if c.method.startswith("send")] == []
+
+
+async def test_stand_in_get_chat_answers_a_valid_chat(driver: BotDriver) -> None:
+    from tests.harness.telegram import Chat
+
+    driver.fake.add_chat(Chat(id=-1009, type="supergroup", title="Desk", is_forum=True))
+    chat = await driver.bot.get_chat(-1009)
+    assert (chat.id, chat.type, chat.is_forum, chat.title) == (-1009, "supergroup", True, "Desk")

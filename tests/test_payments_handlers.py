@@ -105,7 +105,7 @@ async def test_balance_in_every_currency_with_rates_en(driver: BotDriver) -> Non
         "💰 <b>Balance: €12.50</b>\n\n"
         "In other currencies:\n"
         "≈ $13.50 (1 EUR = 1.08 USD)\n"
-        "≈ RUB1,250.00 (1 EUR = 100 RUB)\n\n"
+        "≈ ₽1,250.00 (1 EUR = 100 RUB)\n\n"
         "Exchange rates from the bot configuration."
     )
     assert shown.button_texts() == [
@@ -219,7 +219,7 @@ async def test_rouble_amount_with_a_space_and_a_comma(driver: BotDriver) -> None
         f"🧾 <b>Invoice No. {YEAR}-000001</b>\n"
         f"Date: {TODAY_EN}\n"
         "Purpose: balance top-up\n"
-        "Amount: <b>RUB1,234.56</b>\n"
+        "Amount: <b>₽1,234.56</b>\n"
         "Rate: 1 EUR = 100 RUB\n"
         "To the balance: €12.34\n"
         "Status: <b>unpaid</b>\n\n"
@@ -441,7 +441,7 @@ async def test_topup_exactly_the_shortfall(driver: BotDriver) -> None:
     assert chooser.text == "➕ <b>Top-up of €12.34</b>\n\nChoose the currency to pay in:"
     calls = await driver.click(user, chooser, "RUB")
     invoice = screen(calls)
-    assert "Amount: <b>RUB1,234.00</b>\n" in invoice.text
+    assert "Amount: <b>₽1,234.00</b>\n" in invoice.text
     assert "To the balance: €12.34\n" in invoice.text
     # a shortfall below the minimum is raised to it; 0 lets the user choose
     chooser = screen(await driver.press(user, menu, TopupCb(amount_minor=5).pack()))

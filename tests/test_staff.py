@@ -468,3 +468,15 @@ async def test_customer_cannot_reach_another_customers_ticket_through_staff_link
     async with driver.gateway.transaction() as billing:
         links = (await billing.session.scalars(select(m.StaffMessageLink))).all()
     assert {link.ticket_id for link in links} == {1}
+
+
+async def test_info_lists_orders_with_translated_statuses(driver: BotDriver) -> None:
+    group, _customer = await forum_ticket(driver)
+    async with driver.gateway.transaction() as billing:
+        await billing.credit(1, 10_000, kind="topup", idempotency_key="t-info")
+        vps = (await billing.list_tariffs("vps"))[0]
+        order = await billing.place_order(1, vps.id, 1)
+    calls = await driver.send(ANNA, "/info", chat=group, thread_id=100)
+    [info] = replies_in_group(calls)
+    assert f"• #{order.id} VPS 1 — ✅ Active, paid until " in info
+    assert "Orders:\n" in info

@@ -337,9 +337,7 @@ class AlertsMixin(EmbeddedBase):
         spec = dto.AlertMarkSpec(kind, key, order_id, period, stage)
         return bool(await self.add_alert_marks([spec]))
 
-    async def add_alert_marks(
-        self, marks: Sequence[dto.AlertMarkSpec]
-    ) -> set[tuple[str, str]]:
+    async def add_alert_marks(self, marks: Sequence[dto.AlertMarkSpec]) -> set[tuple[str, str]]:
         added: set[tuple[str, str]] = set()
         now = self.now()
         for start in range(0, len(marks), _CHUNK):
@@ -434,6 +432,13 @@ class OutboxMixin(EmbeddedBase):
     async def claim_outbox(
         self, owner: str, now: datetime, lease: timedelta, limit: int = 100
     ) -> list[dto.OutboxItem]:
+        free = and_(
+            m.OutboxMessage.status == dto.PENDING,
+            m.OutboxMessage.not_before <= now,
+            or_(m.OutboxMessage.locked_until.is_(None), m.OutboxMessage.locked_until < now),
+        )
+        if await self.session.scalar(select(m.OutboxMessage.id).where(free).limit(1)) is None:
+            return []  # the idle path writes nothing
         await self.session.execute(
             update(m.OutboxMessage)
             .where(
@@ -446,11 +451,6 @@ class OutboxMixin(EmbeddedBase):
             )
             .values(status=dto.UNREACHABLE, error="chat unreachable", locked_until=None)
             .execution_options(synchronize_session=False)
-        )
-        free = and_(
-            m.OutboxMessage.status == dto.PENDING,
-            m.OutboxMessage.not_before <= now,
-            or_(m.OutboxMessage.locked_until.is_(None), m.OutboxMessage.locked_until < now),
         )
         candidates = (
             select(m.OutboxMessage.id)

@@ -1,0 +1,28 @@
+"""`python -m bench` (`make bench`): the alert scan and the outbox sender (bench.alerts), then
+the update throughput of the dispatcher (bench.dispatch). Each also runs alone:
+`python -m bench.alerts --help`, `python -m bench.dispatch --help`."""
+
+from __future__ import annotations
+
+import sys
+
+from bench import alerts
+
+
+def main() -> None:
+    print("== alerts: scan over a large billing, sender against Telegram's limits ==")
+    argv, sys.argv = sys.argv, sys.argv[:1]
+    try:
+        alerts.main()
+        try:
+            from bench import dispatch
+        except ImportError:
+            return
+        print("\n== dispatch: update throughput ==")
+        dispatch.main()
+    finally:
+        sys.argv = argv
+
+
+if __name__ == "__main__":
+    main()
