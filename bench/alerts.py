@@ -213,7 +213,7 @@ async def bench_scans(path: Path, now: datetime) -> None:
     await gateway.close()
 
     summary = ", ".join(
-        f"{name}: {r.alerts} alerts"
+        f"{name} {r.seconds:.1f}s: {r.alerts} alerts"
         + (f" ({len(r.renewed)} renewed, {len(r.failed)} failed)" if name == "renewal" else "")
         + (f" ({r.expired} expired, {len(r.suspended)} suspended)" if name == "overdue" else "")
         for name, r in reports.items()

@@ -17,7 +17,6 @@ def section_routers() -> list[Router]:
         new_order,
         orders,
         payments,
-        placeholders,
         settings,
         staff,
         tickets,
@@ -35,6 +34,5 @@ def section_routers() -> list[Router]:
         balance.create_router(),
         invoices.create_router(),
         payments.create_router(),
-        placeholders.create_router(),
         fallback.create_router(),
     ]

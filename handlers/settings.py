@@ -10,6 +10,7 @@ import html
 import logging
 
 from aiogram import F, Router
+from aiogram.dispatcher.event.bases import SkipHandler
 from aiogram.exceptions import TelegramBadRequest
 from aiogram.filters import Command, StateFilter
 from aiogram.fsm.context import FSMContext
@@ -319,10 +320,10 @@ async def ask_again(message: Message, error: ValidationFailed) -> None:
     )
 
 
-async def command_in_dialog(message: Message) -> None:
-    await message.answer(
-        _("You are editing a setting. Send the value, or /cancel to leave without changes.")
-    )
+async def command_in_dialog(message: Message, state: FSMContext) -> None:
+    """Another command leaves the edit unsaved and goes to its own section."""
+    await state.clear()
+    raise SkipHandler
 
 
 async def value_entered(
@@ -825,17 +826,20 @@ def create_router() -> Router:
         SettingsForm.ip_confirm,
         SettingsForm.fill,
     )
+    # A command leaves the edit and goes on to its section (raw_state is read once per update,
+    # so the value handlers below must not match it either).
+    value_text = F.text & ~F.text.startswith("/")
     msg.register(command_in_dialog, dialog_states, F.text.startswith("/"))
-    msg.register(value_entered, SettingsForm.value, F.text)
-    msg.register(threshold_entered, SettingsForm.threshold, F.text)
-    msg.register(email_code_entered, SettingsForm.email_code, F.text)
-    msg.register(phone_entered, SettingsForm.phone, F.text)
-    msg.register(phone_code_entered, SettingsForm.phone_code, F.text)
-    msg.register(company_name_entered, SettingsForm.company_name, F.text)
-    msg.register(company_tax_entered, SettingsForm.company_tax, F.text)
+    msg.register(value_entered, SettingsForm.value, value_text)
+    msg.register(threshold_entered, SettingsForm.threshold, value_text)
+    msg.register(email_code_entered, SettingsForm.email_code, value_text)
+    msg.register(phone_entered, SettingsForm.phone, value_text)
+    msg.register(phone_code_entered, SettingsForm.phone_code, value_text)
+    msg.register(company_name_entered, SettingsForm.company_name, value_text)
+    msg.register(company_tax_entered, SettingsForm.company_tax, value_text)
     msg.register(
-        ip_list_entered, StateFilter(SettingsForm.ip_list, SettingsForm.ip_confirm), F.text
+        ip_list_entered, StateFilter(SettingsForm.ip_list, SettingsForm.ip_confirm), value_text
     )
-    msg.register(fill_entered, SettingsForm.fill, F.text)
-    msg.register(not_text, StateFilter(SettingsForm))
+    msg.register(fill_entered, SettingsForm.fill, value_text)
+    msg.register(not_text, StateFilter(SettingsForm), ~F.text)
     return router

@@ -9,6 +9,7 @@ from aiogram.utils.keyboard import InlineKeyboardBuilder
 
 from keyboards.callbacks import CartCb
 from keyboards.common import back_button, menu_button
+from keyboards.settings import fill_missing_button
 
 
 class TopupCurrencyCb(CallbackData, prefix="tuc"):
@@ -162,7 +163,7 @@ def payment_blocked_kb(company_unverified: bool) -> InlineKeyboardMarkup:
     if company_unverified:
         builder.row(menu_button("newticket", _("💬 Write to support")))
     else:
-        builder.row(menu_button("settings", _("⚙️ Fill in the profile")))
+        builder.row(fill_missing_button())  # the guided flow asks exactly what is missing
     builder.row(back_button())
     return builder.as_markup()
 

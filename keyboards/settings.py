@@ -53,9 +53,14 @@ def root_kb(profile: Profile) -> InlineKeyboardMarkup:
         [_button(_("🏠 Postal address"), "open", "address")],
     ]
     if profile.missing:
-        rows.insert(0, [_button(_("✍️ Fill in the missing data"), "fill")])
+        rows.insert(0, [fill_missing_button()])
     rows.append([back_button()])
     return InlineKeyboardMarkup(inline_keyboard=rows)
+
+
+def fill_missing_button() -> InlineKeyboardButton:
+    """For the payment gate: starts the guided flow asking exactly the missing profile fields."""
+    return _button(_("✍️ Fill in the missing data"), "fill")
 
 
 def country_button() -> InlineKeyboardButton:

@@ -16,9 +16,10 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import time as time_module
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, time, timedelta
 from typing import Any, Protocol
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -170,6 +171,7 @@ class ScanReport:
     expired: int = 0
     suspended: list[int] = field(default_factory=list)
     rearmed: int = 0
+    seconds: float = 0.0  # wall time of the run (set by run_alert_jobs)
 
 
 # ---- low balance -----------------------------------------------------------------------------
@@ -388,6 +390,7 @@ class _Renewed:
 class _Failed:
     order: dto.DueOrder
     missing_minor: int | None  # None: not a money problem (e.g. the period is not sold any more)
+    price_minor: int = 0  # what the renewal would have charged
 
 
 def renewal_text(renewed: Sequence[_Renewed], failed: Sequence[_Failed], r: _Render) -> str:
@@ -492,7 +495,17 @@ async def _renew_and_tell(
     report.failed += [item.order.order_id for item in failed]
     if not renewed and not failed:
         return
-    missing = sum(item.missing_minor or 0 for item in failed)
+    missing = 0
+    short = [item for item in failed if item.missing_minor is not None]
+    if short:  # several orders share one balance: the top-up has to cover all of them
+        balance = (await billing.get_account(due.recipient.account_id)).balance_minor
+        missing = max(0, sum(item.price_minor for item in short) - balance)
+        failed = [
+            replace(item, missing_minor=max(0, item.price_minor - balance))
+            if item.missing_minor is not None
+            else item
+            for item in failed
+        ]
     with _localized(i18n, due.recipient, policy) as r:
         markup = (
             keyboards.orders_alert_kb([item.order.order_id for item in failed], missing)
@@ -541,7 +554,8 @@ async def _renew_account(
         except DomainError as exc:
             await billing.remove_alert_mark(dto.MARK_RENEWAL, key)  # retried on the next run
             if isinstance(exc, InsufficientFunds):
-                failed.append(_Failed(order, exc.missing_minor))
+                balance = (await billing.get_account(order.account_id)).balance_minor
+                failed.append(_Failed(order, exc.missing_minor, exc.missing_minor + balance))
             else:
                 log.warning("Auto-renewal of order %s failed: %r", order.order_id, exc)
                 failed.append(_Failed(order, None))
@@ -630,8 +644,11 @@ async def run_alert_jobs(
         ("expiring", scan_expiring),
         ("low_balance", scan_low_balance),
     ):
+        started = time_module.perf_counter()
         try:
             reports[name] = await job(gateway, i18n, settings, now, keyboards=keyboards)
         except Exception:  # one broken job must not stop the others
             log.exception("Alert job %s failed", name)
+            continue
+        reports[name].seconds = time_module.perf_counter() - started
     return reports

@@ -221,6 +221,7 @@ class OutboxSender:
         self._stopping = False
         self._lease_until = 0.0  # the sender lease this instance holds, by self.clock()
         self._broadcasts_checked = 0.0
+        self._blocked: set[int] = set()
 
     def stop(self) -> None:
         """Finish the batch in hand and return (graceful shutdown)."""
@@ -273,7 +274,7 @@ class OutboxSender:
         report = SendReport()
         release_at = self.clock() + self.lease.total_seconds() * 0.8
         queue = list(items)
-        self._blocked: set[int] = set()  # chats that answered 403 during this batch
+        self._blocked = set()  # chats that answered 403 during this batch
         tasks: set[asyncio.Task[None]] = set()
         busy: set[int] = set()  # chats with a call in flight: keep per-chat order
         slots = asyncio.Semaphore(self.max_in_flight)
@@ -298,8 +299,11 @@ class OutboxSender:
                     ]
                     if waits and now + min(waits) > release_at:
                         break
-                    if not waits:
-                        await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
+                    if not waits:  # every queued chat has a call in flight
+                        if tasks:
+                            await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
+                        else:
+                            await asyncio.sleep(0)
                     else:
                         await self.sleep(max(min(waits), 1e-4))
                     continue

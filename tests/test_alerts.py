@@ -569,3 +569,31 @@ async def test_shutdown_waits_for_running_jobs() -> None:
     assert running.tasks == {task}
     await running.wait(5)
     assert finished == [True] and running.tasks == set()
+
+
+async def test_renewals_of_one_account_in_one_message_top_up_covers_them_all(
+    gateway: EmbeddedGateway,
+) -> None:
+    account = await new_account(gateway, 8341, balance=1300)
+    first = await add_order(gateway, account, NOW + timedelta(hours=2), auto_renew=True)
+    second = await add_order(gateway, account, NOW + timedelta(hours=3), auto_renew=True)
+    third = await add_order(gateway, account, NOW + timedelta(hours=4), auto_renew=True)
+    report = await renew(gateway)
+    assert report.renewed == [first] and report.failed == [second, third]
+    [message] = await outbox(gateway)
+    assert message.payload["text"] == (
+        "✅ <b>Auto-renewal</b>\n"
+        "• #1 VPS 2: renewed until Apr 10, 2027, €9.90 charged\n\n"
+        "❌ <b>Auto-renewal failed</b>\n"
+        "• #2 VPS 2, paid until Mar 10, 2027: not enough money on the balance, "
+        "€6.80 is missing\n"
+        "• #3 VPS 2, paid until Mar 10, 2027: not enough money on the balance, "
+        "€6.80 is missing\n\n"
+        "Top up the balance and the order will be renewed automatically."
+    )
+    # 310 left; both renewals need 1980: the button tops up the 1670 they miss together.
+    assert buttons(message) == [
+        (f"🔄 Renew #{second}", f"od:renew:{second}"),
+        (f"🔄 Renew #{third}", f"od:renew:{third}"),
+        ("💳 Top up", "tu:1670"),
+    ]

@@ -116,3 +116,22 @@ async def test_stand_in_get_chat_answers_a_valid_chat(driver: BotDriver) -> None
     driver.fake.add_chat(Chat(id=-1009, type="supergroup", title="Desk", is_forum=True))
     chat = await driver.bot.get_chat(-1009)
     assert (chat.id, chat.type, chat.is_forum, chat.title) == (-1009, "supergroup", True, "Desk")
+
+
+async def test_every_menu_section_and_command_has_a_screen(driver: BotDriver) -> None:
+    from keyboards.callbacks import SECTIONS, MenuCb
+
+    user = driver.user(509)
+    menu = (await driver.send(user, "/menu"))[-1]
+    for section in SECTIONS:
+        calls = await driver.press(user, menu, MenuCb(section=section).pack())
+        answer = next(c for c in calls if c.method == "answerCallbackQuery")
+        assert not (answer.get("text") or "").startswith("This button is out of date"), section
+        assert any(c.method in ("editMessageText", "sendMessage") for c in calls), section
+        await driver.send(user, "/cancel")
+    for command in ("orders", "neworder", "invoices", "history", "balance", "topup", "tickets",
+                    "newticket", "settings", "help", "language"):
+        calls = await driver.send(user, f"/{command}")
+        sent = [c for c in calls if c.method == "sendMessage"]
+        assert sent and not sent[0].text.startswith("I did not understand"), command
+        await driver.send(user, "/cancel")

@@ -401,8 +401,11 @@ async def test_gate_lists_what_is_missing_and_leads_there(driver: BotDriver) -> 
         "⛔ <b>Payment is not possible yet</b>\n\n"
         "Before paying, please fill in: last name, e-mail, address."
     )
-    assert shown.button_texts() == ["⚙️ Fill in the profile", "⬅️ Main menu"]
-    assert shown.callback_data("Fill in") == "menu:settings"
+    assert shown.button_texts() == ["✍️ Fill in the missing data", "⬅️ Main menu"]
+    asked = screen(await driver.click(user, shown, "Fill in"))
+    assert asked.text.startswith(
+        "To pay, we still need: last name, e-mail, address.\n\n✍️ Step 1 of 3. Send your last name"
+    )
 
     ru_user, _ = await customer(driver, 642, language="ru", profile=False)
     shown = screen(await driver.send(ru_user, "/topup"))
@@ -410,7 +413,7 @@ async def test_gate_lists_what_is_missing_and_leads_there(driver: BotDriver) -> 
         "⛔ <b>Оплата пока невозможна</b>\n\n"
         "Перед оплатой заполните: фамилия, имя, e-mail, город, адрес."
     )
-    assert shown.button_texts() == ["⚙️ Заполнить профиль", "⬅️ Главное меню"]
+    assert shown.button_texts() == ["✍️ Заполнить недостающие данные", "⬅️ Главное меню"]
 
 
 async def test_gate_for_an_unverified_company_on_the_pay_button(card_driver: BotDriver) -> None:

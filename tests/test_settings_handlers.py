@@ -494,14 +494,17 @@ async def test_html_in_values_is_escaped(driver: BotDriver) -> None:
     assert saved.text.startswith("✅ Address saved: <b>Main st &lt;b&gt;1&lt;/b&gt; &amp; co</b>")
 
 
-async def test_a_command_inside_an_edit_is_not_taken_as_the_value(driver: BotDriver) -> None:
+async def test_another_command_leaves_the_edit_unsaved(driver: BotDriver) -> None:
     user = driver.user(813)
     screen = await open_group(driver, user, "en", "address")
     await driver.click(user, screen, "✏️ City")
-    calls = await driver.send(user, "/unknown")
-    assert calls[-1].text == (
-        "You are editing a setting. Send the value, or /cancel to leave without changes."
-    )
+    calls = await driver.send(user, "/help")
+    assert calls[-1].text.startswith("❓ <b>Help</b>")
+    await driver.click(user, screen, "✏️ City")
+    calls = await driver.send(user, "/nonsense")
+    assert calls[-1].text.startswith("I did not understand that.")
+    calls = await driver.send(user, "Riga")
+    assert calls[-1].text.startswith("I did not understand that.")
     assert (await account_row(driver, 813)).city is None
 
 
@@ -1080,3 +1083,51 @@ async def test_a_long_ip_list_fits_in_one_message(driver: BotDriver) -> None:
     calls = await driver.click(user, question, "Save the list")
     assert edited(calls).text.startswith("✅ IP allow-list saved: \n<code>2001:db8:aaaa:")
     assert len((await account_row(driver, 828)).ip_allowlist.splitlines()) == 100
+
+
+# ---- /cancel leaves any edit, in both languages -------------------------------------------------
+CANCELLABLE = [
+    # (group, en button, ru button, a value that would have been valid)
+    ("general", "✏️ Low-balance", "✏️ Оповещение", "15"),
+    ("profile", "✏️ Last name", "✏️ Фамилия", "Doe"),
+    ("profile", "✏️ E-mail", "✏️ E-mail", "x@example.com"),
+    ("mails", "✏️ Support", "✏️ Техподдержка", "s@example.com"),
+    ("security", "✏️ Code word", "✏️ Кодовое", "blue whale"),
+    ("security", "✏️ IP allow-list", "✏️ Ограничение", "10.0.0.1"),
+    ("security", "🔑", "🔑", "Horse9battery"),
+    ("address", "✏️ City", "✏️ Город", "Riga"),
+    ("address", "✏️ Address", "✏️ Адрес", "Main st 1"),
+]
+COLUMNS = (
+    "low_balance_threshold_minor",
+    "last_name",
+    "email",
+    "email_support",
+    "code_word_hash",
+    "ip_allowlist",
+    "password_hash",
+    "city",
+    "address",
+)
+
+
+@pytest.mark.parametrize("lang", LANGS)
+@pytest.mark.parametrize("how", ["command", "button"])
+async def test_cancel_leaves_every_edit_unchanged(driver: BotDriver, lang: str, how: str) -> None:
+    user_id = 840 + LANGS.index(lang) * 2 + (how == "button")
+    user = user_for(driver, user_id, lang)
+    await driver.send(user, "/menu")
+    before = {c: getattr(await account_row(driver, user_id), c) for c in COLUMNS}
+    for group, en_button, ru_button, _value in CANCELLABLE:
+        screen = await open_group(driver, user, lang, group)
+        prompt = edited(await driver.click(user, screen, en_button if lang == "en" else ru_button))
+        if how == "command":
+            calls = await driver.send(user, "/cancel")
+            assert calls[0].text == L[lang]["cancelled"]
+        else:
+            calls = await driver.click(user, prompt, L[lang]["cancel_btn"])
+            assert edited(calls).text.startswith(L[lang]["cancelled"] + "\n\n")
+        after = (await driver.send(user, _value))[-1]
+        assert after.text.startswith(("I did not understand", "Я не понял")), (group, en_button)
+    row = await account_row(driver, user_id)
+    assert {c: getattr(row, c) for c in COLUMNS} == before

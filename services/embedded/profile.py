@@ -6,6 +6,7 @@ import ipaddress
 import secrets
 from datetime import timedelta
 from decimal import Decimal
+from typing import TYPE_CHECKING
 
 from sqlalchemy import select, update
 
@@ -40,7 +41,17 @@ from services.validation import (
 THRESHOLD_MAX_BASE_UNITS = 1_000_000
 
 
-class ProfileMixin(EmbeddedBase):
+if TYPE_CHECKING:
+    from services.embedded.payments import PaymentsMixin
+
+    class _Uses(PaymentsMixin):
+        """The mixins EmbeddedBilling composes beside this one (rates come from payments)."""
+
+else:
+    _Uses = EmbeddedBase
+
+
+class ProfileMixin(_Uses):
     async def missing_required_fields(self, account_id: int) -> list[str]:
         row = await self._account_row(account_id)
         return _missing(row)
@@ -64,12 +75,8 @@ class ProfileMixin(EmbeddedBase):
 
     # ---- reading -----------------------------------------------------------------------------
     async def _profile_rates(self) -> dict[str, Decimal]:
-        """Units of each currency per 1 base unit: stored rates, overridden by static ones."""
-        rows = await self.session.execute(select(m.ExchangeRate.currency, m.ExchangeRate.rate))
-        rates = {code: Decimal(rate) for code, rate in rows}
-        rates.update(self.config.static_rates)
-        rates[self.base_currency] = Decimal(1)
-        return rates
+        """Units of each currency per 1 base unit: the rates in force (payments' get_rates)."""
+        return dict((await self.get_rates()).rates)
 
     async def get_profile(self, account_id: int) -> Profile:
         row = await self._account_row(account_id)
