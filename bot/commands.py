@@ -17,6 +17,7 @@ def command_list() -> list[BotCommand]:
         ("orders", _("My orders")),
         ("neworder", _("Order a server")),
         ("invoices", _("Invoices and payments")),
+        ("history", _("Payment history")),
         ("balance", _("Balance")),
         ("topup", _("Top up the balance")),
         ("tickets", _("Support tickets")),
