@@ -417,6 +417,7 @@ async def email_code_button(
 async def email_code_entered(
     message: Message, state: FSMContext, billing: Billing, account: Account, i18n: I18n
 ) -> None:
+    await delete_quietly(message)  # a one-time code is a secret too
     check = await billing.confirm_code(account.id, "email", message.text or "")
     if check.status == "ok":
         await state.clear()

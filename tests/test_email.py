@@ -193,7 +193,12 @@ async def test_new_email_is_confirmed_with_a_code_sent_by_smtp(
 
     wrong = "000000" if code != "000000" else "111111"
     assert (await driver.send(user, wrong))[-1].text == t["wrong"]
-    ok = (await driver.send(user, code))[-1]
+    entered = driver.fake.user_message(user, code)
+    calls = await driver.feed(entered)
+    assert calls[0].method == "deleteMessage"  # the code does not stay in the chat
+    assert calls[0]["message_id"] == entered["message"]["message_id"]
+    assert (901, entered["message"]["message_id"]) not in driver.fake.messages
+    ok = calls[-1]
     assert ok.text.startswith(t["ok"] + "\n\n")
     assert t["status"] in ok.text
     async with driver.gateway.transaction() as billing:
