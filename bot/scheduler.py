@@ -97,8 +97,9 @@ class ScheduledJobs:
     sender: OutboxSender
     running: RunningJobs = field(default_factory=RunningJobs)
 
-    async def stop(self, scheduler: AsyncIOScheduler, timeout: float = 15.0) -> None:
-        """No new runs; the sender ends its batch; running jobs get `timeout` to finish."""
+    async def stop(self, scheduler: AsyncIOScheduler, timeout: float = 5.0) -> None:
+        """No new runs; the sender ends its batch; running jobs get `timeout` to finish (the
+        rest are cancelled: their transactions roll back, nothing half-done is committed)."""
         if not scheduler.running:
             return
         scheduler.pause()
