@@ -16,7 +16,12 @@ from aiogram.fsm.storage.memory import MemoryStorage
 from aiogram.utils.i18n import I18n
 
 from bot.config import Settings
-from bot.middlewares import AccountI18nMiddleware, AccountMiddleware, BillingTransactionMiddleware
+from bot.middlewares import (
+    AccountI18nMiddleware,
+    AccountMiddleware,
+    BillingTransactionMiddleware,
+    InFlightUpdates,
+)
 from handlers import section_routers
 from services.billing import BillingGateway
 from services.email import Mailer, create_mailer
@@ -78,6 +83,9 @@ def create_dispatcher(
     dp = Dispatcher(
         storage=storage or create_storage(settings), settings=settings, gateway=gateway, i18n=i18n
     )
+    inflight = InFlightUpdates()
+    dp["inflight"] = inflight
+    dp.update.outer_middleware(inflight)
     dp.update.outer_middleware(BillingTransactionMiddleware(gateway))
     dp.update.outer_middleware(AccountMiddleware())
     AccountI18nMiddleware(i18n, settings.default_language).setup(dp)

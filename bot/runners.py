@@ -38,6 +38,8 @@ async def prepare(settings: Settings) -> tuple[Bot, Dispatcher]:
             scheduler.start()
 
     async def on_shutdown(bot: Bot) -> None:
+        if not await dp["inflight"].wait_idle(timeout=10):
+            log.warning("Shutting down with updates still being handled")
         await jobs.stop(scheduler)  # lets running jobs finish their transaction first
         await gateway.close()
         await dp.storage.close()

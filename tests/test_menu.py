@@ -135,3 +135,26 @@ async def test_every_menu_section_and_command_has_a_screen(driver: BotDriver) ->
         sent = [c for c in calls if c.method == "sendMessage"]
         assert sent and not sent[0].text.startswith("I did not understand"), command
         await driver.send(user, "/cancel")
+
+
+async def test_shutdown_can_wait_for_updates_in_flight(driver: BotDriver) -> None:
+    import asyncio
+
+    inflight = driver.dp["inflight"]
+    assert await inflight.wait_idle(timeout=0.01)
+    user = driver.user(510)
+    release = asyncio.Event()
+    original = driver.fake._m_sendMessage
+
+    async def slow_send(params):  # type: ignore[no-untyped-def]
+        await release.wait()
+        return original(params)
+
+    driver.fake._m_sendMessage = slow_send  # type: ignore[method-assign]
+    task = asyncio.create_task(driver.send(user, "/help"))
+    await asyncio.sleep(0.05)
+    assert not await inflight.wait_idle(timeout=0.05)  # the update is still being handled
+    release.set()
+    assert await inflight.wait_idle(timeout=5)
+    calls = await task
+    assert calls[-1].text.startswith("❓ <b>Help</b>")
