@@ -35,7 +35,7 @@ lint: install
 extract: install
 	flock locales/.lock sh -c '$(BIN)/pybabel extract -F babel.cfg --no-location --sort-output \
 	  -k __ -k N_ -o locales/messages.pot . && \
-	  $(BIN)/pybabel update -i locales/messages.pot -d locales -D messages --no-fuzzy-matching && \
+	  $(BIN)/pybabel update -i locales/messages.pot -d locales -D messages --no-fuzzy-matching --ignore-obsolete && \
 	  CATALOG_LOCKED=1 $(PY) tools/catalog.py fill-en'
 
 # Regenerate the initial migration from the models (allowed until the first release).

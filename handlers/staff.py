@@ -479,7 +479,7 @@ async def cmd_verify(
 ) -> None:
     word = (command.args or "").strip()
     if not word:
-        await message.reply(_("Usage: /verify <code word>"))
+        await message.reply(_("Usage: /verify &lt;code word&gt;"))
         return
     matches = await billing.check_code_word(ticket.account_id, word)
     try:  # the code word should not stay in the group's history
@@ -510,7 +510,7 @@ async def cmd_note(
 ) -> None:
     text = (command.args or "").strip()
     if not text:
-        await message.reply(_("Usage: /note <text>"))
+        await message.reply(_("Usage: /note &lt;text&gt;"))
         return
     if len(text) > TEXT_MAX:
         await message.reply(_("Too long: at most {max} characters.").format(max=TEXT_MAX))
@@ -546,7 +546,7 @@ async def cmd_adjust(
     name = command.command.lower()
     parts = (command.args or "").split(maxsplit=2)
     if len(parts) < 3:
-        await message.reply(_("Usage: /{command} <account> <amount> <reason>").format(command=name))
+        await message.reply(_("Usage: /{command} &lt;account&gt; &lt;amount&gt; &lt;reason&gt;").format(command=name))
         return
     reference, amount_text, reason = parts
     account = await _account_arg(message, billing, reference)
@@ -605,7 +605,7 @@ async def cmd_approve_company(
 ) -> None:
     reference = (command.args or "").strip()
     if not reference:
-        await message.reply(_("Usage: /approve_company <account>"))
+        await message.reply(_("Usage: /approve_company &lt;account&gt;"))
         return
     account = await _account_arg(message, billing, reference)
     if account is None:

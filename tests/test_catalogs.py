@@ -75,3 +75,22 @@ def test_every_entry_is_translated_with_the_same_placeholders(lang: str) -> None
 
 def test_russian_plural_forms_are_declared() -> None:
     assert _catalog("ru").num_plurals == 3
+
+
+@pytest.mark.parametrize("lang", ["en", "ru"])
+def test_every_message_is_valid_telegram_html(lang: str) -> None:
+    """The bot sends with parse_mode=HTML: a bare '<' or an unclosed tag makes Telegram refuse
+    the whole message ("can't parse entities")."""
+    from tests.harness.telegram import ApiError, _visible_text
+
+    problems = []
+    for message in _catalog(lang):
+        if not message.id:
+            continue
+        strings = message.string if isinstance(message.string, tuple) else (message.string,)
+        for text in strings:
+            try:
+                _visible_text(text)
+            except ApiError as exc:
+                problems.append(f"{text!r}: {exc.description}")
+    assert not problems, "\n".join(problems)

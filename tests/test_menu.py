@@ -158,3 +158,18 @@ async def test_shutdown_can_wait_for_updates_in_flight(driver: BotDriver) -> Non
     assert await inflight.wait_idle(timeout=5)
     calls = await task
     assert calls[-1].text.startswith("❓ <b>Help</b>")
+
+
+async def test_stand_in_rejects_malformed_html_like_telegram(driver: BotDriver) -> None:
+    from aiogram.exceptions import TelegramBadRequest
+
+    driver.user(511)
+    for bad in ("<b>open", "a <script>", "<i>x</b>", "<b></b>"):
+        try:
+            await driver.bot.send_message(511, bad)
+        except TelegramBadRequest as exc:
+            assert "can't parse entities" in exc.message or "is empty" in exc.message
+        else:
+            raise AssertionError(f"accepted {bad!r}")
+    ok = await driver.bot.send_message(511, "<b>x</b> &lt;3 " + "y" * 4000)
+    assert ok.message_id

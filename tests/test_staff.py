@@ -285,14 +285,14 @@ async def test_info_verify_and_note(driver: BotDriver) -> None:
     calls = await driver.send(ANNA, "/verify red falcon", chat=group, thread_id=100)
     assert calls[-1].text == "❌ The code word does not match (ticket #1)."
     calls = await driver.send(ANNA, "/verify", chat=group, thread_id=100)
-    assert replies_in_group(calls) == ["Usage: /verify <code word>"]
+    assert replies_in_group(calls) == ["Usage: /verify &lt;code word&gt;"]
     assert not any("falcon" in str(c.params) for c in driver.fake.calls)
 
     calls = await driver.send(ANNA, "/note Customer is <upset>", chat=group, thread_id=100)
     assert replies_in_group(calls) == ["📝 Note saved to ticket #1. The customer does not see it."]
     assert [c for c in calls if c.get("chat_id") == CUSTOMER] == []
     calls = await driver.send(ANNA, "/note", chat=group, thread_id=100)
-    assert replies_in_group(calls) == ["Usage: /note <text>"]
+    assert replies_in_group(calls) == ["Usage: /note &lt;text&gt;"]
     async with driver.gateway.transaction() as billing:
         customer_view = await billing.ticket_messages(1, 1)
         staff_view = await billing.staff_ticket_messages(1)
@@ -321,10 +321,10 @@ async def test_admin_credit_debit_and_company_approval(driver: BotDriver) -> Non
     for text, answer in [
         ("/credit 1 abc reason", "Invalid amount: abc."),
         ("/credit 1 -5 reason", "Invalid amount: -5."),
-        ("/credit 1 10", "Usage: /credit <account> <amount> <reason>"),
-        ("/debit", "Usage: /debit <account> <amount> <reason>"),
+        ("/credit 1 10", "Usage: /credit &lt;account&gt; &lt;amount&gt; &lt;reason&gt;"),
+        ("/debit", "Usage: /debit &lt;account&gt; &lt;amount&gt; &lt;reason&gt;"),
         ("/credit nobody 10 x", "Account nobody not found."),
-        ("/approve_company", "Usage: /approve_company <account>"),
+        ("/approve_company", "Usage: /approve_company &lt;account&gt;"),
         ("/approve_company 42", "Account 42 not found."),
     ]:
         calls = await driver.send(ADMIN, text, chat=group)

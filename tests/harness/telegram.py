@@ -13,6 +13,7 @@ import itertools
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from html.parser import HTMLParser
 from typing import Any
 
 from aiogram import methods as tg_methods
@@ -50,6 +51,61 @@ class ApiError(Exception):
 
 def bad_request(text: str) -> ApiError:
     return ApiError(400, f"Bad Request: {text}")
+
+
+ALLOWED_TAGS = {
+    "b",
+    "strong",
+    "i",
+    "em",
+    "u",
+    "ins",
+    "s",
+    "strike",
+    "del",
+    "span",
+    "tg-spoiler",
+    "a",
+    "code",
+    "pre",
+    "blockquote",
+    "tg-emoji",
+}
+
+
+class _TelegramHtml(HTMLParser):
+    """Telegram's HTML parse mode: only its tags, properly nested; what remains is the text."""
+
+    def __init__(self) -> None:
+        super().__init__(convert_charrefs=True)
+        self.stack: list[str] = []
+        self.parts: list[str] = []
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        if tag not in ALLOWED_TAGS:
+            raise bad_request(f'can\'t parse entities: Unsupported start tag "{tag}"')
+        self.stack.append(tag)
+
+    def handle_startendtag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        raise bad_request(f'can\'t parse entities: Unsupported start tag "{tag}"')
+
+    def handle_endtag(self, tag: str) -> None:
+        if not self.stack or self.stack[-1] != tag:
+            raise bad_request(f'can\'t parse entities: Unmatched end tag "{tag}"')
+        self.stack.pop()
+
+    def handle_data(self, data: str) -> None:
+        self.parts.append(data)
+
+
+def _visible_text(markup: str) -> str:
+    parser = _TelegramHtml()
+    parser.feed(markup)
+    parser.close()
+    if parser.stack:
+        tag = parser.stack[-1]
+        raise bad_request(f"can't parse entities: Can't find end tag for start tag \"{tag}\"")
+    return "".join(parser.parts)
 
 
 @dataclass
@@ -304,11 +360,19 @@ class FakeTelegram:
                     raise bad_request("BUTTON_DATA_INVALID")
 
     @staticmethod
-    def _check_text(text: Any, limit: int = 4096, what: str = "message text") -> str:
+    def _check_text(
+        text: Any, limit: int = 4096, what: str = "message text", parse_mode: str | None = None
+    ) -> str:
+        """Empty, too long (counted without markup, as Telegram does) or malformed HTML fail."""
         if text is None or not str(text).strip():
             raise bad_request(f"{what} is empty")
-        if len(str(text)) > limit:
-            raise bad_request("message is too long")
+        plain = _visible_text(str(text)) if parse_mode == "HTML" else str(text)
+        if not plain.strip():
+            raise bad_request(f"{what} is empty")
+        if len(plain) > limit:
+            raise bad_request(
+                "message is too long" if limit == 4096 else "message caption is too long"
+            )
         return str(text)
 
     # ---- methods -----------------------------------------------------------------------------
@@ -346,7 +410,7 @@ class FakeTelegram:
 
     def _m_sendMessage(self, params: dict[str, Any]) -> dict[str, Any]:
         chat = self._chat(params["chat_id"])
-        text = self._check_text(params.get("text"))
+        text = self._check_text(params.get("text"), parse_mode=params.get("parse_mode"))
         return self._store(chat, {"text": text}, params)
 
     def _m_sendPhoto(self, params: dict[str, Any]) -> dict[str, Any]:
@@ -362,7 +426,9 @@ class FakeTelegram:
             ]
         }
         if params.get("caption"):
-            content["caption"] = self._check_text(params["caption"], 1024, "caption")
+            content["caption"] = self._check_text(
+                params["caption"], 1024, "caption", params.get("parse_mode")
+            )
         return self._store(chat, content, params)
 
     def _m_sendDocument(self, params: dict[str, Any]) -> dict[str, Any]:
@@ -374,7 +440,9 @@ class FakeTelegram:
             }
         }
         if params.get("caption"):
-            content["caption"] = self._check_text(params["caption"], 1024, "caption")
+            content["caption"] = self._check_text(
+                params["caption"], 1024, "caption", params.get("parse_mode")
+            )
         return self._store(chat, content, params)
 
     def _m_copyMessage(self, params: dict[str, Any]) -> dict[str, Any]:
@@ -419,7 +487,7 @@ class FakeTelegram:
         message = self._editable(params)
         if "text" not in message:
             raise bad_request("there is no text in the message to edit")
-        text = self._check_text(params.get("text"))
+        text = self._check_text(params.get("text"), parse_mode=params.get("parse_mode"))
         markup = params.get("reply_markup")
         if markup:
             self._check_keyboard(markup)
