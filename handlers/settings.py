@@ -60,6 +60,7 @@ from services.contracts.profile import (
     OPTIONAL_FIELDS,
     PHONE_MAX_ATTEMPTS,
     TEXT_FIELDS,
+    CodeCheck,
     Profile,
 )
 from services.email import EmailError, EmailNotConfigured, Mailer
@@ -419,17 +420,35 @@ async def email_code_entered(
 ) -> None:
     await delete_quietly(message)  # a one-time code is a secret too
     check = await billing.confirm_code(account.id, "email", message.text or "")
-    if check.status == "ok":
-        await state.clear()
-        profile = await billing.get_profile(account.id)
-        line = _("✅ E-mail confirmed: <b>{email}</b>").format(email=esc(check.target))
-        await render(message, "profile", profile, i18n, line)
+    if await code_checked(message, state, billing, account, i18n, check, "email"):
         return
+    await message.answer(code_result_text(check), reply_markup=email_code_kb())
+
+
+async def code_checked(
+    message: Message,
+    state: FSMContext,
+    billing: Billing,
+    account: Account,
+    i18n: I18n,
+    check: CodeCheck,
+    kind: str,
+) -> bool:
+    """Answer a confirmed or a wrong code (the dialog goes on after a wrong one); otherwise
+    end the dialog and return False so the caller says how to get a new code."""
     if check.status == "wrong":
         await message.answer(code_result_text(check))
-        return
+        return True
     await state.clear()
-    await message.answer(code_result_text(check), reply_markup=email_code_kb())
+    if check.status != "ok":
+        return False
+    profile = await billing.get_profile(account.id)
+    if kind == "email":
+        line = _("✅ E-mail confirmed: <b>{email}</b>").format(email=esc(check.target))
+    else:
+        line = _("✅ Phone verified: <b>{phone}</b>").format(phone=esc(check.target))
+    await render(message, "profile", profile, i18n, line)
+    return True
 
 
 # ---- phone --------------------------------------------------------------------------------
@@ -505,16 +524,8 @@ async def phone_code_entered(
         await message.answer(_("❌ Send exactly 4 digits."))
         return
     check = await billing.confirm_code(account.id, "phone_call", digits)
-    if check.status == "ok":
-        await state.clear()
-        profile = await billing.get_profile(account.id)
-        line = _("✅ Phone verified: <b>{phone}</b>").format(phone=esc(check.target))
-        await render(message, "profile", profile, i18n, line)
+    if await code_checked(message, state, billing, account, i18n, check, "phone_call"):
         return
-    if check.status == "wrong":
-        await message.answer(code_result_text(check))
-        return
-    await state.clear()
     profile = await billing.get_profile(account.id)
     await render(message, "profile", profile, i18n, code_result_text(check))
 
