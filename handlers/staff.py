@@ -546,7 +546,11 @@ async def cmd_adjust(
     name = command.command.lower()
     parts = (command.args or "").split(maxsplit=2)
     if len(parts) < 3:
-        await message.reply(_("Usage: /{command} &lt;account&gt; &lt;amount&gt; &lt;reason&gt;").format(command=name))
+        await message.reply(
+            _("Usage: /{command} &lt;account&gt; &lt;amount&gt; &lt;reason&gt;").format(
+                command=name
+            )
+        )
         return
     reference, amount_text, reason = parts
     account = await _account_arg(message, billing, reference)
