@@ -12,8 +12,15 @@ ROOT = Path(__file__).resolve().parent.parent
 # package -> module prefixes it must never import
 FORBIDDEN = {
     # handlers may name the Settings type (bot.config), nothing else of the composition root
-    "handlers": ("sqlalchemy", "services.embedded", "bot.factory", "bot.runners",
-                 "bot.middlewares", "bot.scheduler", "bot.commands"),
+    "handlers": (
+        "sqlalchemy",
+        "services.embedded",
+        "bot.factory",
+        "bot.runners",
+        "bot.middlewares",
+        "bot.scheduler",
+        "bot.commands",
+    ),
     "keyboards": ("sqlalchemy", "services.embedded", "bot", "handlers", "aiohttp"),
     "services": ("handlers", "keyboards", "bot"),
 }

@@ -129,8 +129,19 @@ async def test_every_menu_section_and_command_has_a_screen(driver: BotDriver) ->
         assert not (answer.get("text") or "").startswith("This button is out of date"), section
         assert any(c.method in ("editMessageText", "sendMessage") for c in calls), section
         await driver.send(user, "/cancel")
-    for command in ("orders", "neworder", "invoices", "history", "balance", "topup", "tickets",
-                    "newticket", "settings", "help", "language"):
+    for command in (
+        "orders",
+        "neworder",
+        "invoices",
+        "history",
+        "balance",
+        "topup",
+        "tickets",
+        "newticket",
+        "settings",
+        "help",
+        "language",
+    ):
         calls = await driver.send(user, f"/{command}")
         sent = [c for c in calls if c.method == "sendMessage"]
         assert sent and not sent[0].text.startswith("I did not understand"), command

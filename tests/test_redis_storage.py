@@ -19,8 +19,9 @@ REDIS_URL = "redis://127.0.0.1:6379/0"
 
 
 @pytest.fixture
-async def two_instances(sqlite_url: str, sqlite_gateway: EmbeddedGateway
-                        ) -> AsyncIterator[tuple[BotDriver, BotDriver]]:
+async def two_instances(
+    sqlite_url: str, sqlite_gateway: EmbeddedGateway
+) -> AsyncIterator[tuple[BotDriver, BotDriver]]:
     settings = make_settings(sqlite_url, redis_url=REDIS_URL)
     fake = FakeTelegram()
     prefix = f"test-{uuid.uuid4().hex[:8]}"
@@ -30,8 +31,14 @@ async def two_instances(sqlite_url: str, sqlite_gateway: EmbeddedGateway
         assert isinstance(storage, RedisStorage)
         storage.key_builder.prefix = prefix  # isolate this test's keys
         bot = create_bot(settings, session=RecordingSession(fake))
-        drivers.append(BotDriver(create_dispatcher(settings, sqlite_gateway, storage=storage),
-                                 bot, fake, sqlite_gateway))
+        drivers.append(
+            BotDriver(
+                create_dispatcher(settings, sqlite_gateway, storage=storage),
+                bot,
+                fake,
+                sqlite_gateway,
+            )
+        )
     yield drivers[0], drivers[1]
     for drv in drivers:
         await drv.dp.storage.close()
