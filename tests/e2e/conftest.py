@@ -73,6 +73,7 @@ async def _start(
     tmp_path: Path, env: dict[str, str], fake: FakeTelegram, ready_method: str
 ) -> tuple[asyncio.subprocess.Process, Path]:
     log = tmp_path / "bot.log"
+    first_call = len(fake.calls)  # another instance may already have made the same call
     base_env = {
         k: v
         for k, v in os.environ.items()
@@ -88,7 +89,7 @@ async def _start(
         stderr=asyncio.subprocess.STDOUT,
     )
     try:
-        await fake.wait_for(lambda c: c.method == ready_method, timeout=60)
+        await fake.wait_for(lambda c: c.method == ready_method, timeout=60, start=first_call)
     except TimeoutError:
         process.kill()
         raise AssertionError(f"the bot did not start:\n{log.read_text()}") from None
