@@ -6,10 +6,15 @@ import asyncio
 import logging
 import sys
 
-from bot.config import ConfigError, load_settings
+from bot.config import ConfigError, DatabaseSettings, load_settings
 
 
 def main(argv: list[str]) -> int:
+    if argv[:1] == ["migrate"]:  # needs only the database, not a bot token
+        from services.embedded.db import migrate
+
+        asyncio.run(migrate(DatabaseSettings().database_url))
+        return 0
     try:
         settings = load_settings()
     except ConfigError as exc:
@@ -19,11 +24,7 @@ def main(argv: list[str]) -> int:
         level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
     from bot.runners import run_polling, run_webhook
-    from services.embedded.db import migrate
 
-    if argv[:1] == ["migrate"]:
-        asyncio.run(migrate(settings.database_url))
-        return 0
     runner = run_webhook if settings.webhook_mode else run_polling
     try:
         asyncio.run(runner(settings))

@@ -21,12 +21,23 @@ def _split_csv(value: object) -> object:
     return value
 
 
+DEFAULT_DATABASE_URL = "sqlite+aiosqlite:///data/bot.sqlite3"
+
+
+class DatabaseSettings(BaseSettings):
+    """What `python -m bot migrate` needs: the database alone."""
+
+    model_config = SettingsConfigDict(env_file=".env", env_file_encoding="utf-8", extra="ignore")
+
+    database_url: str = DEFAULT_DATABASE_URL
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_file=".env", env_file_encoding="utf-8", extra="ignore")
 
     bot_token: SecretStr
     telegram_api_url: str = "https://api.telegram.org"
-    database_url: str = "sqlite+aiosqlite:///data/bot.sqlite3"
+    database_url: str = DEFAULT_DATABASE_URL
     redis_url: str | None = None
     staff_chat_id: int | None = None
     admin_ids: Annotated[list[int], NoDecode] = Field(default_factory=list)
@@ -49,7 +60,7 @@ class Settings(BaseSettings):
     ip_pool: str = "203.0.113.10-203.0.113.250"
     seed_demo_catalogue: bool = True
 
-    # Payments and rates (issue #4). Top-up limits and presets are in the base currency.
+    # Payments and rates. Top-up limits and presets are in the base currency.
     rates_ecb_url: str = "https://www.ecb.europa.eu/stats/eurofxref/eurofxref-daily.xml"
     rates_cbr_url: str = "https://www.cbr.ru/scripts/XML_daily.asp"
     rates_timeout_seconds: float = 15.0
@@ -70,7 +81,7 @@ class Settings(BaseSettings):
     ticket_reopen_days: int = Field(default=7, ge=0)  # a closed ticket reopens by a reply
     ticket_reminder_minutes: int = Field(default=30, ge=1)  # unanswered → one staff reminder
 
-    # Alerts (issue #7)
+    # Alerts and delivery
     expiry_alert_stages: Annotated[list[int], NoDecode] = Field(default_factory=lambda: [7, 3, 1])
     overdue_grace_days: int = 3  # expired orders are suspended this many days after paid-until
     auto_renew_lead_hours: int = 24  # auto-renewal runs this long before paid-until

@@ -87,3 +87,19 @@ def test_models_and_migrations_agree(tmp_path: Path) -> None:
     with engine.connect() as conn:
         diff = compare_metadata(MigrationContext.configure(conn), Base.metadata)
     assert diff == []
+
+
+def test_migrate_command_needs_no_token(tmp_path: Path) -> None:
+    database = tmp_path / "only-migrate.sqlite3"
+    clean = {k: v for k, v in os.environ.items() if not k.startswith(("BOT_", "TELEGRAM_"))}
+    result = subprocess.run(
+        [sys.executable, "-m", "bot", "migrate"],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        env={**clean, "PYTHONPATH": str(ROOT), "DATABASE_URL": f"sqlite+aiosqlite:///{database}"},
+        timeout=60,
+    )
+    assert result.returncode == 0, result.stderr
+    tables = set(inspect(create_sync_engine(f"sqlite:///{database}")).get_table_names())
+    assert tables == set(Base.metadata.tables) | {"alembic_version"}
