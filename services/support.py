@@ -1,6 +1,7 @@
 """The staff desk's Telegram mechanics: where a ticket lives in the staff group (a forum topic
 per ticket, or a header message and replies to it), posting there with the topic recreated
-when staff deleted it, and sends retried on 429 after exactly `retry_after`.
+when staff deleted it, and sends retried on 429 after exactly `retry_after` — or, when that
+wait is long, handed to the outbox so the update's transaction does not stay open meanwhile.
 
 Texts are made by the callers (handlers), already translated; this module only delivers.
 """
@@ -10,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Awaitable, Callable, Sequence
+from datetime import UTC, datetime, timedelta
 from typing import Any, TypeVar
 
 from aiogram import Bot
@@ -23,6 +25,9 @@ log = logging.getLogger(__name__)
 
 T = TypeVar("T")
 RETRY_ATTEMPTS = 4
+# The longest 429 wait a handler sits through; its transaction (and in webhook mode Telegram's
+# request) stays open while it waits. Longer waits go to the outbox (StaffDesk.post).
+MAX_INLINE_WAIT = 5
 CAPTION_LIMIT = 1024
 
 # Replaced in tests to observe the waits without sleeping.
@@ -35,7 +40,7 @@ async def with_retry(make: Callable[[], Awaitable[T]], attempts: int = RETRY_ATT
         try:
             return await make()
         except TelegramRetryAfter as exc:
-            if attempt == attempts:
+            if attempt == attempts or exc.retry_after > MAX_INLINE_WAIT:
                 raise
             log.warning("429 from Telegram, retrying in %s s", exc.retry_after)
             await sleep(exc.retry_after)
@@ -160,9 +165,23 @@ class StaffDesk:
         reply_to: int | None = None,
     ) -> list[Message]:
         """Post into the ticket's place: made first if it has none in this group yet, and
-        made again when staff deleted the topic."""
+        made again when staff deleted the topic. When the group is rate-limited for long, the
+        post is queued in the outbox for after `retry_after` and nothing is returned."""
         if ticket.staff_chat_id != self.chat_id:
             ticket = await self.open(ticket)
+        try:
+            return await self._post_now(ticket, text, attachments, reply_to)
+        except TelegramRetryAfter as exc:
+            await self._post_later(ticket, text, attachments, exc.retry_after)
+            return []
+
+    async def _post_now(
+        self,
+        ticket: Ticket,
+        text: str,
+        attachments: Sequence[Attachment],
+        reply_to: int | None,
+    ) -> list[Message]:
         try:
             messages = await send_content(
                 self.bot,
@@ -182,6 +201,23 @@ class StaffDesk:
             )
         await self._link(ticket, messages)
         return messages
+
+    async def _post_later(
+        self, ticket: Ticket, text: str, attachments: Sequence[Attachment], retry_after: int
+    ) -> None:
+        log.info("staff group rate-limited for %s s: ticket %s queued", retry_after, ticket.id)
+        not_before = datetime.now(UTC) + timedelta(seconds=retry_after)
+        place: dict[str, Any] = {}  # the outbox adds chat_id itself
+        if ticket.staff_thread_id:
+            place["message_thread_id"] = ticket.staff_thread_id
+        calls: list[tuple[str, dict[str, Any]]] = []
+        if text:
+            calls.append(("sendMessage", {**place, "text": text}))
+        for item in attachments:
+            field = "photo" if item.kind == "photo" else "document"
+            calls.append((f"send{field.title()}", {**place, field: item.file_id}))
+        for method, payload in calls:
+            await self.billing.enqueue_message(self.chat_id, method, payload, not_before=not_before)
 
     async def _link(self, ticket: Ticket, messages: Sequence[Message]) -> None:
         for message in messages:

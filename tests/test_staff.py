@@ -480,3 +480,49 @@ async def test_info_lists_orders_with_translated_statuses(driver: BotDriver) -> 
     [info] = replies_in_group(calls)
     assert f"• #{order.id} VPS 1 — ✅ Active, paid until " in info
     assert "Orders:\n" in info
+
+
+async def test_a_long_429_queues_the_relay_in_the_outbox_instead_of_waiting(
+    driver: BotDriver, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from datetime import UTC, datetime
+
+    from services.outbox import OutboxSender
+
+    waits: list[float] = []
+
+    async def fake_sleep(seconds: float) -> None:
+        waits.append(seconds)
+
+    monkeypatch.setattr(support, "sleep", fake_sleep)
+    _group, customer = await forum_ticket(driver)
+    driver.fake.fail_next(
+        "sendPhoto",
+        429,
+        "Too Many Requests: retry after 35",
+        retry_after=35,
+        match=lambda params: params.get("chat_id") == STAFF,
+    )
+    menu = (await driver.send(customer, "/menu"))[-1]
+    await driver.press(customer, menu, TicketCb(action="reply", ticket_id=1).pack())
+    calls = await driver.send(customer, "Group is busy", photo="AgPhoto42")
+    assert waits == []  # the handler did not sit in its transaction for 35 s
+    assert [c.error.status for c in calls if c.error] == [429]
+    async with driver.gateway.transaction() as billing:
+        queued = (
+            await billing.session.scalars(select(m.OutboxMessage).order_by(m.OutboxMessage.id))
+        ).all()
+        assert [(q.method, q.chat_id, q.status) for q in queued] == [
+            ("sendMessage", STAFF, "pending"),
+            ("sendPhoto", STAFF, "pending"),
+        ]
+        assert queued[0].not_before >= datetime.now(UTC) + timedelta(seconds=30)
+        for row in queued:  # time passes
+            row.not_before = datetime.now(UTC) - timedelta(seconds=1)
+    await OutboxSender(driver.gateway, driver.bot, owner="test").drain(budget=10)
+    text, photo = [c for c in driver.fake.sent(STAFF)][-2:]
+    assert (text.text, text["message_thread_id"]) == (
+        "👤 <b>Customer</b> · ticket #1:\nGroup is busy",
+        100,
+    )
+    assert (photo["photo"], photo["message_thread_id"]) == ("AgPhoto42", 100)
