@@ -38,15 +38,6 @@ class TopupStates(StatesGroup):
 
 
 # ---- balance --------------------------------------------------------------------------------
-def display_balance(balance_minor: int, account: Account, rates: Rates | None) -> str:
-    """The balance in the account's display currency, with the base amount when they differ."""
-    base = account.base_currency
-    if rates is None or account.currency == base or not rates.has(account.currency):
-        return money(balance_minor, base)
-    shown = rates.convert(balance_minor, base, account.currency)
-    return f"{money(shown, account.currency)} ({money(balance_minor, base)})"
-
-
 def rates_note(rates: Rates) -> str:
     if rates.rate_date is not None:
         return _("Exchange rates of {date}.").format(date=date(rates.rate_date))

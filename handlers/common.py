@@ -9,6 +9,8 @@ from aiogram.types import CallbackQuery, InlineKeyboardMarkup, Message
 from aiogram.utils.i18n import get_i18n
 from babel.dates import format_date, format_datetime
 
+from services.contracts.common import Account
+from services.contracts.payments import Rates
 from services.money import format_money
 
 
@@ -18,6 +20,15 @@ def locale() -> str:
 
 def money(minor: int, currency: str) -> str:
     return format_money(minor, currency, locale())
+
+
+def display_balance(balance_minor: int, account: Account, rates: Rates | None) -> str:
+    """The balance in the account's display currency, with the base amount when they differ."""
+    base = account.base_currency
+    if rates is None or account.currency == base or not rates.has(account.currency):
+        return money(balance_minor, base)
+    shown = rates.convert(balance_minor, base, account.currency)
+    return f"{money(shown, account.currency)} ({money(balance_minor, base)})"
 
 
 def date(value: datetime) -> str:

@@ -9,7 +9,7 @@ from aiogram.types import CallbackQuery, Message
 from aiogram.utils.i18n import I18n
 from aiogram.utils.i18n import gettext as _
 
-from handlers.common import show
+from handlers.common import display_balance, show
 from keyboards.callbacks import LangCb, MenuCb
 from keyboards.menu import LANGUAGE_NAMES, back_to_menu_kb, language_kb, main_menu_kb
 from services.billing import Billing
@@ -19,8 +19,6 @@ from services.contracts.payments import Rates
 
 def main_menu_text(account: Account, rates: Rates | None = None) -> str:
     """`rates` are needed only when the account's display currency is not the base one."""
-    from handlers.balance import display_balance
-
     return _(
         "💼 <b>Personal cabinet</b>\n"
         "Login: <code>{login}</code>\n"

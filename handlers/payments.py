@@ -15,8 +15,7 @@ from aiogram.utils.i18n import I18n
 from aiogram.utils.i18n import gettext as _
 
 from bot.config import Settings
-from handlers.balance import display_balance
-from handlers.common import money
+from handlers.common import display_balance, money
 from handlers.errors import domain_error_text
 from handlers.staff import in_staff_chat, is_staff
 from keyboards.payments import after_payment_kb
