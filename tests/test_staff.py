@@ -402,15 +402,19 @@ async def test_blocked_customer_is_reported_in_the_topic(driver: BotDriver) -> N
     assert "⚠️ The customer has blocked the bot.\nOrders: none" in replies_in_group(calls)[0]
 
 
-async def test_group_sends_wait_retry_after_on_429(
-    driver: BotDriver, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    waits: list[float] = []
+@pytest.fixture
+def waits(monkeypatch: pytest.MonkeyPatch) -> list[float]:
+    """The 429 waits of the staff desk, recorded instead of slept."""
+    recorded: list[float] = []
 
     async def fake_sleep(seconds: float) -> None:
-        waits.append(seconds)
+        recorded.append(seconds)
 
     monkeypatch.setattr(support, "sleep", fake_sleep)
+    return recorded
+
+
+async def test_group_sends_wait_retry_after_on_429(driver: BotDriver, waits: list[float]) -> None:
     _group, customer = await forum_ticket(driver)
     driver.fake.fail_next(
         "sendMessage",
@@ -483,18 +487,12 @@ async def test_info_lists_orders_with_translated_statuses(driver: BotDriver) -> 
 
 
 async def test_a_long_429_queues_the_relay_in_the_outbox_instead_of_waiting(
-    driver: BotDriver, monkeypatch: pytest.MonkeyPatch
+    driver: BotDriver, waits: list[float]
 ) -> None:
     from datetime import UTC, datetime
 
     from services.outbox import OutboxSender
 
-    waits: list[float] = []
-
-    async def fake_sleep(seconds: float) -> None:
-        waits.append(seconds)
-
-    monkeypatch.setattr(support, "sleep", fake_sleep)
     _group, customer = await forum_ticket(driver)
     driver.fake.fail_next(
         "sendPhoto",
