@@ -1,6 +1,8 @@
 """`python -m bench` (`make bench`): the alert scan and the outbox sender (bench.alerts), then
-the update throughput of the dispatcher (bench.dispatch). Each also runs alone:
-`python -m bench.alerts --help`, `python -m bench.dispatch --help`."""
+the update throughput of the dispatcher (bench.dispatch), then the real bot process against the
+Bot API stand-in with an injected round trip, next to a bare aiogram bot (bench.roundtrip).
+Each also runs alone: `python -m bench.alerts --help`, `python -m bench.dispatch --help`,
+`python -m bench.roundtrip --help`."""
 
 from __future__ import annotations
 
@@ -20,6 +22,12 @@ def main() -> None:
             return
         print("\n== dispatch: update throughput ==")
         dispatch.main()
+        try:
+            from bench import roundtrip
+        except ImportError:
+            return
+        print("\n== roundtrip: the real process and a bare bot over a network round trip ==")
+        roundtrip.main()
     finally:
         sys.argv = argv
 

@@ -101,6 +101,11 @@ class Settings(BaseSettings):
     smtp_from: str = "billing@localhost"
     smtp_tls: str = "starttls"  # none, starttls, ssl
 
+    # Telegram flow control (bot/flow_control.py, bot/throttle.py)
+    telegram_max_retry_wait_seconds: float = Field(default=5, ge=0)  # longer 429s: re-raised
+    throttle_rate: float = Field(default=3, gt=0)  # updates per second and user
+    throttle_burst: int = Field(default=10, ge=1)  # updates a user may send at once
+
     log_level: str = "INFO"
 
     @field_validator("bot_token")

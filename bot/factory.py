@@ -16,12 +16,16 @@ from aiogram.fsm.storage.memory import MemoryStorage
 from aiogram.utils.i18n import I18n
 
 from bot.config import Settings
+from bot.flow_control import FlowControl
+from bot.inbox import DurableDispatcher, PaymentInboxMiddleware
 from bot.middlewares import (
     AccountI18nMiddleware,
     AccountMiddleware,
-    BillingTransactionMiddleware,
+    BillingMiddleware,
     InFlightUpdates,
 )
+from bot.response_types import keep_response_types
+from bot.throttle import UserThrottle
 from handlers import section_routers
 from services.billing import BillingGateway
 from services.email import Mailer, create_mailer
@@ -52,13 +56,16 @@ def create_gateway(settings: Settings) -> EmbeddedGateway:
 
 
 def create_bot(settings: Settings, session: BaseSession | None = None) -> Bot:
+    keep_response_types()
     if session is None:
         session = AiohttpSession(api=TelegramAPIServer.from_base(settings.telegram_api_url))
-    return Bot(
+    bot = Bot(
         token=settings.bot_token.get_secret_value(),
         session=session,
         default=DefaultBotProperties(parse_mode=ParseMode.HTML, link_preview_is_disabled=True),
     )
+    bot.session.middleware(FlowControl(max_wait=settings.telegram_max_retry_wait_seconds))
+    return bot
 
 
 def create_storage(settings: Settings) -> BaseStorage:
@@ -80,13 +87,15 @@ def create_dispatcher(
     i18n: I18n | None = None,
 ) -> Dispatcher:
     i18n = i18n or create_i18n(settings.default_language)
-    dp = Dispatcher(
+    dp = DurableDispatcher(
         storage=storage or create_storage(settings), settings=settings, gateway=gateway, i18n=i18n
     )
     inflight = InFlightUpdates()
     dp["inflight"] = inflight
     dp.update.outer_middleware(inflight)
-    dp.update.outer_middleware(BillingTransactionMiddleware(gateway))
+    dp.update.outer_middleware(UserThrottle(i18n, settings.throttle_rate, settings.throttle_burst))
+    dp.update.outer_middleware(BillingMiddleware(gateway))
+    dp.update.outer_middleware(PaymentInboxMiddleware())
     dp.update.outer_middleware(AccountMiddleware())
     AccountI18nMiddleware(i18n, settings.default_language).setup(dp)
     dp["mailer"] = create_mailer_from(settings)

@@ -1,4 +1,4 @@
-"""Per-update middlewares: one billing transaction, the caller's account, and the locale."""
+"""Per-update middlewares: the billing handlers use, the caller's account, and the locale."""
 
 from __future__ import annotations
 
@@ -10,7 +10,8 @@ from aiogram import BaseMiddleware
 from aiogram.types import TelegramObject, Update, User
 from aiogram.utils.i18n import I18n, I18nMiddleware
 
-from services.billing import BillingGateway
+from services.billing import Billing, BillingGateway, per_call
+from services.contracts.common import Account
 from services.languages import pick_language
 
 Handler = Callable[[TelegramObject, dict[str, Any]], Awaitable[Any]]
@@ -44,17 +45,17 @@ class InFlightUpdates(BaseMiddleware):
         return True
 
 
-class BillingTransactionMiddleware(BaseMiddleware):
-    """Opens one billing transaction per update: committed when the handler returns,
-    rolled back when it raises (the central error handler then answers the user)."""
+class BillingMiddleware(BaseMiddleware):
+    """Hands handlers a billing whose every call is its own short transaction, committed
+    before the call returns: no transaction is ever open while a handler talks to Telegram,
+    and a failed reply can no longer undo a payment that was recorded."""
 
     def __init__(self, gateway: BillingGateway) -> None:
-        self.gateway = gateway
+        self.billing = per_call(gateway)
 
     async def __call__(self, handler: Handler, event: TelegramObject, data: dict[str, Any]) -> Any:
-        async with self.gateway.transaction() as billing:
-            data["billing"] = billing
-            return await handler(event, data)
+        data["billing"] = self.billing
+        return await handler(event, data)
 
 
 def _private_user(update: Update) -> User | None:
@@ -71,6 +72,13 @@ def _private_user(update: Update) -> User | None:
     return user
 
 
+def _needs_refresh(account: Account, user: User) -> bool:
+    """The account's copy of the chat and name is stale (or it was marked unreachable)."""
+    return (
+        account.chat_id != user.id or account.unreachable or account.telegram_name != user.full_name
+    )
+
+
 class AccountMiddleware(BaseMiddleware):
     """Resolves the caller's billing account (created on first contact in a private chat)."""
 
@@ -78,9 +86,13 @@ class AccountMiddleware(BaseMiddleware):
         data["account"] = None
         user = _private_user(event) if isinstance(event, Update) else None
         if user is not None:
-            account, created = await data["billing"].get_or_create_account(
-                user.id, user.id, name=user.full_name, username=user.username
-            )
+            billing: Billing = data["billing"]
+            account = await billing.find_account_by_telegram(user.id)  # a read: no write lock
+            created = False
+            if account is None or _needs_refresh(account, user):
+                account, created = await billing.get_or_create_account(
+                    user.id, user.id, name=user.full_name, username=user.username
+                )
             data["account"] = account
             data["account_created"] = created
         return await handler(event, data)

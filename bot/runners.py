@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import signal
+from datetime import UTC, datetime, timedelta
 
 from aiogram import Bot, Dispatcher
 from aiogram.webhook.aiohttp_server import SimpleRequestHandler, setup_application
@@ -13,10 +14,13 @@ from aiohttp import web
 from bot.commands import register_commands
 from bot.config import Settings
 from bot.factory import create_bot, create_dispatcher, create_gateway
+from bot.inbox import replay_payment_updates
 from bot.scheduler import add_jobs, create_scheduler
 from services.embedded.db import migrate
 
 log = logging.getLogger(__name__)
+
+WEBHOOK_REPLAY_GRACE_SECONDS = 60
 
 
 async def prepare(settings: Settings) -> tuple[Bot, Dispatcher]:
@@ -34,6 +38,7 @@ async def prepare(settings: Settings) -> tuple[Bot, Dispatcher]:
 
     async def on_startup(bot: Bot) -> None:
         await register_commands(bot, dp["i18n"], settings.default_language)
+        await replay_unanswered_payments(dp, bot, settings)
         if settings.scheduler_enabled:
             scheduler.start()
 
@@ -47,6 +52,20 @@ async def prepare(settings: Settings) -> tuple[Bot, Dispatcher]:
     dp.startup.register(on_startup)
     dp.shutdown.register(on_shutdown)
     return bot, dp
+
+
+async def replay_unanswered_payments(dp: Dispatcher, bot: Bot, settings: Settings) -> None:
+    """Payments a killed process kept but never answered are handled again (crediting is
+    idempotent). With webhooks several instances may share the work, so only updates that
+    have waited a while are taken; Telegram redelivers the fresh ones itself."""
+    grace = timedelta(seconds=WEBHOOK_REPLAY_GRACE_SECONDS if settings.webhook_url else 0)
+    try:
+        replayed = await replay_payment_updates(dp, bot, datetime.now(UTC) - grace)
+    except Exception:
+        log.exception("Replaying kept payment updates failed")
+        return
+    if replayed:
+        log.warning("Replayed %d payment updates that were never answered", replayed)
 
 
 async def run_polling(settings: Settings) -> None:

@@ -2,16 +2,22 @@
 
 from __future__ import annotations
 
+import logging
 from datetime import datetime
+from typing import Any
 
-from aiogram.exceptions import TelegramBadRequest
+from aiogram import Bot
+from aiogram.exceptions import TelegramAPIError, TelegramBadRequest
 from aiogram.types import CallbackQuery, InlineKeyboardMarkup, Message
 from aiogram.utils.i18n import get_i18n
 from babel.dates import format_date, format_datetime
 
+from services.billing import Billing
 from services.contracts.common import Account
 from services.contracts.payments import Rates
 from services.money import format_money
+
+log = logging.getLogger(__name__)
 
 
 def locale() -> str:
@@ -37,6 +43,30 @@ def date(value: datetime) -> str:
 
 def datetime_text(value: datetime) -> str:
     return format_datetime(value, format="short", locale=locale())
+
+
+async def answer_or_queue(
+    bot: Bot,
+    billing: Billing,
+    chat_id: int,
+    text: str,
+    markup: InlineKeyboardMarkup | None = None,
+    *,
+    key: str,
+) -> bool:
+    """Send a message that must reach the customer (a payment receipt, a refund notice): when
+    Telegram refuses or cannot be reached, it goes to the outbox under `key` and the sender
+    delivers it later. Returns whether it was sent now."""
+    try:
+        await bot.send_message(chat_id, text, reply_markup=markup)
+        return True
+    except TelegramAPIError as exc:
+        log.warning("Message %s to chat %s not sent (%s): queued", key, chat_id, exc.message)
+    payload: dict[str, Any] = {"text": text}
+    if markup is not None:
+        payload["reply_markup"] = markup.model_dump(mode="json", exclude_none=True)
+    await billing.enqueue_message(chat_id, "sendMessage", payload, idempotency_key=key)
+    return False
 
 
 async def show(

@@ -1,11 +1,19 @@
-"""The central error handler: a domain error becomes one localized answer; anything else is
-logged and the user gets an apology instead of silence. The transaction has rolled back."""
+"""The central error handler: a domain error becomes one localized answer; Telegram being
+unavailable (flood control beyond what bot/flow_control.py waits, a 5xx, a dropped connection)
+is one warning line and no answer (it would meet the same limit); anything else is logged and
+the user gets an apology instead of silence. The transaction has rolled back."""
 
 from __future__ import annotations
 
 import logging
 
 from aiogram import Router
+from aiogram.exceptions import (
+    TelegramEntityTooLarge,
+    TelegramNetworkError,
+    TelegramRetryAfter,
+    TelegramServerError,
+)
 from aiogram.filters import ExceptionTypeFilter
 from aiogram.types import ErrorEvent
 from aiogram.utils.i18n import gettext as _
@@ -63,6 +71,24 @@ async def on_domain_error(event: ErrorEvent) -> None:
     await reply(event, domain_error_text(event.exception))  # type: ignore[arg-type]
 
 
+def telegram_unavailable(event: ErrorEvent) -> bool:
+    exc = event.exception
+    if isinstance(exc, TelegramEntityTooLarge):  # a 413 (file too big): a real error
+        return False
+    return isinstance(exc, TelegramRetryAfter | TelegramNetworkError | TelegramServerError)
+
+
+async def on_telegram_unavailable(event: ErrorEvent) -> None:
+    exc = event.exception
+    method = getattr(getattr(exc, "method", None), "__api_method__", "?")
+    log.warning(
+        "Update %s dropped: %s failed: %s",
+        event.update.update_id,
+        method,
+        " ".join((getattr(exc, "message", None) or str(exc)).split()),  # one line
+    )
+
+
 async def on_unexpected_error(event: ErrorEvent) -> None:
     log.exception("Unhandled error in update %s", event.update.update_id, exc_info=event.exception)
     await reply(event, _("Something went wrong on our side. Please try again later."))
@@ -71,5 +97,6 @@ async def on_unexpected_error(event: ErrorEvent) -> None:
 def create_router() -> Router:
     router = Router(name="errors")
     router.errors.register(on_domain_error, ExceptionTypeFilter(errors.DomainError))
+    router.errors.register(on_telegram_unavailable, telegram_unavailable)
     router.errors.register(on_unexpected_error)
     return router

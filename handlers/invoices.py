@@ -62,6 +62,7 @@ def reason_text(kind: str) -> str:
         "order": _("order"),
         "renewal": _("renewal"),
         "refund": _("refund"),
+        "refund_cancelled": _("refund cancelled"),
         "adjustment": _("manual adjustment"),
     }.get(kind, _("other operation"))
 

@@ -6,22 +6,28 @@ from __future__ import annotations
 
 import html
 import logging
+from dataclasses import dataclass
 
 from aiogram import Bot, F, Router
-from aiogram.exceptions import TelegramAPIError
+from aiogram.exceptions import (
+    TelegramAPIError,
+    TelegramNetworkError,
+    TelegramRetryAfter,
+    TelegramServerError,
+)
 from aiogram.filters import Command, CommandObject
-from aiogram.types import Message, PreCheckoutQuery
+from aiogram.types import InlineKeyboardMarkup, Message, PreCheckoutQuery, SuccessfulPayment
 from aiogram.utils.i18n import I18n
 from aiogram.utils.i18n import gettext as _
 
 from bot.config import Settings
-from handlers.common import display_balance, money
+from handlers.common import answer_or_queue, display_balance, money
 from handlers.errors import domain_error_text
 from handlers.staff import in_staff_chat, is_staff
 from keyboards.payments import after_payment_kb
 from services.billing import Billing
 from services.contracts.common import Account
-from services.contracts.payments import Payment, parse_payload
+from services.contracts.payments import PaymentResult, parse_payload
 from services.errors import (
     AlreadyDone,
     DomainError,
@@ -64,9 +70,14 @@ async def pre_checkout(query: PreCheckoutQuery, billing: Billing, account: Accou
     await query.answer(ok=True)
 
 
-async def successful_payment(message: Message, billing: Billing, account: Account) -> None:
+async def successful_payment(
+    message: Message, billing: Billing, account: Account, bot: Bot
+) -> None:
+    """Recorded and committed before any answer; the answer that fails goes to the outbox.
+    A replayed update (see bot/inbox.py) whose customer was never answered gets the receipt."""
     paid = message.successful_payment
     assert paid is not None
+    charge_id = paid.telegram_payment_charge_id
     invoice_id = parse_payload(paid.invoice_payload)
     try:
         if invoice_id is None:
@@ -76,7 +87,7 @@ async def successful_payment(message: Message, billing: Billing, account: Accoun
             invoice_id,
             currency=paid.currency,
             total_amount=paid.total_amount,
-            charge_id=paid.telegram_payment_charge_id,
+            charge_id=charge_id,
             provider_charge_id=paid.provider_payment_charge_id,
         )
     except (NotFound, ValidationFailed):
@@ -86,30 +97,48 @@ async def successful_payment(message: Message, billing: Billing, account: Accoun
             paid.invoice_payload,
             paid.total_amount,
             paid.currency,
-            paid.telegram_payment_charge_id,
+            charge_id,
             paid.provider_payment_charge_id,
             account.id,
         )
-        await message.answer(
-            _(
-                "We received your payment but could not match it to an invoice. "
-                "Support will sort it out: please write to us with /newticket."
-            )
+        text = _(
+            "We received your payment but could not match it to an invoice. "
+            "Support will sort it out: please write to us with /newticket."
         )
+        await _answer_payment(bot, billing, message.chat.id, charge_id, text)
         return
+    answered_before = await billing.payment_update_answered(charge_id)
+    text, markup = await _receipt(billing, account, paid, result, repeat=answered_before)
+    await _answer_payment(bot, billing, message.chat.id, charge_id, text, markup)
+
+
+async def _answer_payment(
+    bot: Bot,
+    billing: Billing,
+    chat_id: int,
+    charge_id: str,
+    text: str,
+    markup: InlineKeyboardMarkup | None = None,
+) -> None:
+    await answer_or_queue(bot, billing, chat_id, text, markup, key=f"payment:{charge_id}")
+    await billing.mark_payment_update_answered(charge_id)
+
+
+async def _receipt(
+    billing: Billing,
+    account: Account,
+    paid: SuccessfulPayment,
+    result: PaymentResult,
+    *,
+    repeat: bool,
+) -> tuple[str, InlineKeyboardMarkup | None]:
     fresh = await billing.get_account(account.id)
     rates = await billing.get_rates() if fresh.currency != fresh.base_currency else None
     balance = display_balance(result.balance_minor, fresh, rates)
-    if not result.credited:
-        await message.answer(
-            _("This payment has already been credited. Balance: <b>{balance}</b>").format(
-                balance=balance
-            )
-        )
-        return
-    cart_waiting = False
-    if hasattr(billing, "get_cart"):
-        cart_waiting = await billing.get_cart(account.id) is not None
+    if not result.credited and repeat:
+        text = _("This payment has already been credited. Balance: <b>{balance}</b>")
+        return text.format(balance=balance), None
+    cart_waiting = await billing.get_cart(account.id) is not None
     text = _(
         "✅ <b>Payment received</b>\n\n"
         "Invoice No. {number}: {paid}\n"
@@ -123,10 +152,40 @@ async def successful_payment(message: Message, billing: Billing, account: Accoun
     )
     if cart_waiting:
         text += "\n\n" + _("Your order is waiting: complete it now from the balance.")
-    await message.answer(text, reply_markup=after_payment_kb(cart_waiting))
+    return text, after_payment_kb(cart_waiting)
 
 
 # ---- staff: Stars refunds ---------------------------------------------------------------------
+@dataclass(frozen=True)
+class RefundRefused:
+    """Telegram said no: nothing was refunded."""
+
+    reason: str
+
+
+@dataclass(frozen=True)
+class RefundUnconfirmed:
+    """No answer (network, 5xx, a long 429): the refund may or may not have happened."""
+
+    reason: str
+
+
+async def ask_telegram_to_refund(
+    bot: Bot, user_id: int, charge_id: str
+) -> RefundRefused | RefundUnconfirmed | None:
+    """None when Telegram refunded the charge now or earlier (a repeat is answered
+    CHARGE_ALREADY_REFUNDED, which makes asking again safe)."""
+    try:
+        await bot.refund_star_payment(user_id=user_id, telegram_payment_charge_id=charge_id)
+    except (TelegramRetryAfter, TelegramServerError, TelegramNetworkError) as exc:
+        return RefundUnconfirmed(exc.message)
+    except TelegramAPIError as exc:
+        if "CHARGE_ALREADY_REFUNDED" in exc.message.upper():
+            return None
+        return RefundRefused(exc.message)
+    return None
+
+
 async def cmd_refund(
     message: Message,
     command: CommandObject,
@@ -150,27 +209,18 @@ async def cmd_refund(
         await message.reply(_("This payment cannot be refunded through Telegram."))
         return
 
-    async def refund_in_telegram(payment: Payment) -> None:
-        await bot.refund_star_payment(
-            user_id=customer.telegram_id,  # type: ignore[arg-type]
-            telegram_payment_charge_id=payment.charge_id,
-        )
-
     actor = f"tg:{message.from_user.id}" if message.from_user else "staff"
     try:
-        payment = await billing.refund_payment(charge_id, actor=actor, confirm=refund_in_telegram)
-    except TelegramAPIError as exc:
-        await message.reply(
-            _("Telegram refused the refund: {reason}. Nothing was changed.").format(
-                reason=html.escape(exc.message)
-            )
-        )
-        return
+        # Recorded and committed first: whatever happens to the calls below, the ledger knows.
+        await billing.begin_refund(charge_id, actor=actor)
     except InvalidState:
         await message.reply(_("Only payments in Telegram Stars can be refunded here."))
         return
-    except AlreadyDone:
-        await message.reply(_("This payment has already been refunded."))
+    except AlreadyDone as exc:
+        if exc.detail == "refund_pending":
+            await message.reply(_("A refund of this payment is already in progress."))
+        else:
+            await message.reply(_("This payment has already been refunded."))
         return
     except InsufficientFunds as exc:
         await message.reply(
@@ -179,6 +229,25 @@ async def cmd_refund(
             )
         )
         return
+    outcome = await ask_telegram_to_refund(bot, customer.telegram_id, charge_id)
+    if isinstance(outcome, RefundRefused):
+        await billing.cancel_refund(charge_id)
+        await message.reply(
+            _("Telegram refused the refund: {reason}. The customer's balance is as it was.").format(
+                reason=html.escape(outcome.reason)
+            )
+        )
+        return
+    if isinstance(outcome, RefundUnconfirmed):
+        log.warning("Refund of charge %s not confirmed: %s", charge_id, outcome.reason)
+        await message.reply(
+            _(
+                "Telegram did not confirm the refund ({reason}). It is recorded as pending and "
+                "the money is held: send /refund <code>{charge}</code> again to finish it."
+            ).format(reason=html.escape(outcome.reason), charge=html.escape(charge_id))
+        )
+        return
+    payment = await billing.complete_refund(charge_id)
     await message.reply(
         _("↩️ Refunded {stars} to {login}; {amount} was taken off the balance.").format(
             stars=money(payment.amount_minor, payment.currency),
@@ -195,10 +264,7 @@ async def cmd_refund(
             stars=money(payment.amount_minor, payment.currency),
             amount=money(payment.credit_minor, customer.base_currency),
         )
-    try:
-        await bot.send_message(customer.chat_id, text)
-    except TelegramAPIError:
-        log.info("Could not tell account %s about the refund", customer.id)
+    await answer_or_queue(bot, billing, customer.chat_id, text, key=f"refund:{charge_id}")
 
 
 def create_router() -> Router:

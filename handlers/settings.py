@@ -724,7 +724,7 @@ async def password_entered(message: Message, state: FSMContext) -> None:
     except ValidationFailed as exc:
         await message.answer(invalid_text(exc) + "\n" + _("Send another password or /cancel."))
         return
-    await state.update_data(password_hash=hash_secret(secret))
+    await state.update_data(password_hash=await hash_secret(secret))
     await state.set_state(SettingsForm.password_confirm)
     await message.answer(
         _("🔑 Send the same password again to confirm it. This message will be deleted too."),
@@ -738,7 +738,7 @@ async def password_confirmed(
     secret = message.text or ""
     await delete_quietly(message)
     stored = (await state.get_data()).get("password_hash")
-    if not verify_secret(secret, stored):
+    if not await verify_secret(secret, stored):
         await state.set_data({})
         await state.set_state(SettingsForm.password_new)
         await message.answer(

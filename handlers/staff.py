@@ -30,7 +30,7 @@ from handlers.common import date, money
 from keyboards.orders import status_text as order_status_text
 from keyboards.tickets import answer_kb, department_name, open_ticket_kb
 from services import support
-from services.billing import Billing, BillingGateway
+from services.billing import Billing, BillingGateway, per_call
 from services.contracts.common import Account
 from services.contracts.tickets import TEXT_MAX, AccountSummary, Attachment, Ticket
 from services.errors import AlreadyDone, InsufficientFunds, ValidationFailed
@@ -666,27 +666,28 @@ async def remind_unanswered(
         return 0
     i18n = i18n or _i18n_for(settings)
     since = now - timedelta(minutes=settings.ticket_reminder_minutes)
-    async with gateway.transaction() as billing:
-        due = await billing.tickets_awaiting_reminder(since)
+    billing = per_call(gateway)  # short transactions: none stays open while posting
+    due = await billing.tickets_awaiting_reminder(since)
+    desk = make_desk(bot, billing, settings, i18n)
+    assert desk is not None
     posted = 0
     for ticket in due:
+        minutes = int((now - ticket.updated_at).total_seconds() // 60)
+        with staff_locale(i18n, settings):
+            text = ngettext(
+                "⏰ Ticket #{id} has been waiting for an answer for {minutes} minute.",
+                "⏰ Ticket #{id} has been waiting for an answer for {minutes} minutes.",
+                minutes,
+            ).format(id=ticket.id, minutes=minutes)
         try:
-            async with gateway.transaction() as billing:
-                if not await billing.mark_ticket_reminded(ticket.id, now):
-                    continue
-                minutes = int((now - ticket.updated_at).total_seconds() // 60)
-                with staff_locale(i18n, settings):
-                    text = ngettext(
-                        "⏰ Ticket #{id} has been waiting for an answer for {minutes} minute.",
-                        "⏰ Ticket #{id} has been waiting for an answer for {minutes} minutes.",
-                        minutes,
-                    ).format(id=ticket.id, minutes=minutes)
-                desk = make_desk(bot, billing, settings, i18n)
-                assert desk is not None
-                await desk.post(ticket, text)
-            posted += 1
-        except TelegramAPIError:  # rolled back: the next run tries again
+            await desk.post(ticket, text)
+        except TelegramAPIError:  # not marked: the next run tries again
             log.warning("reminder for ticket %s failed", ticket.id, exc_info=True)
+            continue
+        # Posted first, marked after: the job runs under a lease, so only a crash between the
+        # two could repeat a reminder, and a reminder is never lost to a failed post.
+        if await billing.mark_ticket_reminded(ticket.id, now):
+            posted += 1
     return posted
 
 

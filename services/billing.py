@@ -1,17 +1,23 @@
-"""The one typed billing interface handlers and jobs use, and how to open a transaction on it.
+"""The one typed billing interface handlers and jobs use, and how transactions are opened on it.
 
-Handlers receive a `Billing` bound to the update's transaction (see bot/middlewares.py);
-jobs open their own with `gateway.transaction()`. Implementations: services.embedded
-(SQLAlchemy) — an HTTP adapter to an external billing implements the same Protocols.
+Handlers receive `per_call(gateway)`: a Billing whose every method is its own short
+transaction, committed before the method returns, so no transaction is open when the handler
+talks to Telegram afterwards (see CONTRIBUTING.md, "Unit of work"). Jobs that need several
+calls in one transaction (mark an alert and queue its message) open `gateway.transaction()`
+and make no network call inside it. Implementations: services.embedded (SQLAlchemy) — an HTTP
+adapter to an external billing implements the same Protocols.
 """
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from contextlib import AbstractAsyncContextManager
-from typing import Protocol
+from contextvars import ContextVar
+from typing import Any, Protocol, cast
 
 from services.contracts.accounts import AccountsApi, CatalogueApi, LedgerApi
 from services.contracts.alerts import AlertsApi, OutboxApi
+from services.contracts.common import is_read_only
 from services.contracts.orders import OrdersApi
 from services.contracts.payments import PaymentsApi
 from services.contracts.profile import ProfileApi
@@ -34,7 +40,65 @@ class Billing(
 
 
 class BillingGateway(Protocol):
-    def transaction(self) -> AbstractAsyncContextManager[Billing]:
-        """A Billing bound to one transaction: committed on success, rolled back on error."""
+    base_currency: str
+
+    def transaction(self, *, read_only: bool = False) -> AbstractAsyncContextManager[Billing]:
+        """A Billing bound to one transaction: committed on success, rolled back on error.
+        `read_only` transactions take no write lock (SQLite) and refuse writes."""
 
     async def close(self) -> None: ...
+
+
+# Set while the current task is inside a billing transaction; the Bot API session checks it
+# (tests fail, production logs an error) so a network call never happens with one open.
+_open_transactions: ContextVar[int] = ContextVar("open_billing_transactions", default=0)
+
+
+def in_transaction() -> bool:
+    return _open_transactions.get() > 0
+
+
+class TransactionMark:
+    """Counts the current task into a transaction for the time of a `with` block."""
+
+    def __enter__(self) -> None:
+        self._token = _open_transactions.set(_open_transactions.get() + 1)
+
+    def __exit__(self, *exc: object) -> None:
+        _open_transactions.reset(self._token)
+
+
+class PerCallBilling:
+    """Every method call runs in a transaction of its own; read-only methods (marked with
+    `services.contracts.common.read_only`) in a read-only one."""
+
+    def __init__(self, gateway: BillingGateway) -> None:
+        self._gateway = gateway
+        self._calls: dict[str, Callable[..., Awaitable[Any]]] = {}
+        self.base_currency = gateway.base_currency
+
+    def __getattr__(self, name: str) -> Callable[..., Awaitable[Any]]:
+        if name.startswith("_"):
+            raise AttributeError(name)
+        call = self._calls.get(name)
+        if call is None:
+            call = self._calls[name] = self._make_call(name)
+        return call
+
+    def _make_call(self, name: str) -> Callable[..., Awaitable[Any]]:
+        declared = getattr(Billing, name, None)
+        if not callable(declared):
+            raise AttributeError(f"Billing has no method {name!r}")
+        read_only = is_read_only(declared)
+        gateway = self._gateway
+
+        async def call(*args: Any, **kwargs: Any) -> Any:
+            async with gateway.transaction(read_only=read_only) as billing:
+                return await getattr(billing, name)(*args, **kwargs)
+
+        call.__name__ = call.__qualname__ = name
+        return call
+
+
+def per_call(gateway: BillingGateway) -> Billing:
+    return cast(Billing, PerCallBilling(gateway))

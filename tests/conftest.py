@@ -138,15 +138,29 @@ async def sqlite_gateway(sqlite_url: str) -> AsyncIterator[EmbeddedGateway]:
 
 
 @pytest.fixture
-def fake_telegram() -> FakeTelegram:
-    return FakeTelegram()
+def fake_telegram() -> Iterator[FakeTelegram]:
+    fake = FakeTelegram()
+    yield fake
+    assert fake.calls_in_transaction == [], "Bot API calls made inside a billing transaction"
 
 
 @pytest.fixture
 async def driver(sqlite_url: str, fake_telegram: FakeTelegram) -> AsyncIterator[BotDriver]:
     """The production dispatcher over a migrated SQLite file and the fake Telegram."""
-    settings = make_settings(sqlite_url)
-    gw = await _gateway(sqlite_url)
+    async for drv in _driver(sqlite_url, fake_telegram):
+        yield drv
+
+
+@pytest.fixture
+async def db_driver(database_url: str, fake_telegram: FakeTelegram) -> AsyncIterator[BotDriver]:
+    """The same driver, once on SQLite and once on PostgreSQL."""
+    async for drv in _driver(database_url, fake_telegram):
+        yield drv
+
+
+async def _driver(url: str, fake_telegram: FakeTelegram) -> AsyncIterator[BotDriver]:
+    settings = make_settings(url)
+    gw = await _gateway(url)
     bot = create_bot(settings, session=RecordingSession(fake_telegram))
     dp = create_dispatcher(settings, gw)
     drv = BotDriver(dp, bot, fake_telegram, gw)

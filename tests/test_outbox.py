@@ -122,12 +122,14 @@ async def test_429_waits_exactly_retry_after_then_sends(
 ) -> None:
     stamps = stamp_calls(fake_telegram, clock)
     await enqueue(sqlite_gateway, 711, "hello")
-    fake_telegram.fail_next("sendMessage", 429, "Too Many Requests: retry after 5", retry_after=5)
+    # Longer than the bot's flow control waits itself (5 s, tests/test_flow_control.py): the
+    # sender gets this 429.
+    fake_telegram.fail_next("sendMessage", 429, "Too Many Requests: retry after 6", retry_after=6)
     report = await sender(sqlite_gateway, bot, clock).drain()
-    assert report.sent == 1 and report.retry_after_waits == [5]
-    assert 5 in clock.sleeps
+    assert report.sent == 1 and report.retry_after_waits == [6]
+    assert 6 in clock.sleeps
     (t1, _, _), (t2, _, _) = stamps
-    assert t2 - t1 == pytest.approx(5.0)  # waited exactly retry_after, no more
+    assert t2 - t1 == pytest.approx(6.0)  # waited exactly retry_after, no more
     assert [c.text for c in fake_telegram.sent(711)] == ["hello"]
     [row] = await rows(sqlite_gateway)
     assert row.status == "sent"

@@ -621,9 +621,11 @@ async def test_staff_refund_of_a_stars_payment(driver: BotDriver) -> None:
     driver.fake.fail_next("refundStarPayment", 400, "Bad Request: CHARGE_NOT_FOUND")
     calls = await driver.send(admin, "/refund st-671", chat=staff_chat)
     assert only(calls, "sendMessage").text == (
-        "Telegram refused the refund: Bad Request: CHARGE_NOT_FOUND. Nothing was changed."
+        "Telegram refused the refund: Bad Request: CHARGE_NOT_FOUND. "
+        "The customer's balance is as it was."
     )
-    assert await balance_of(driver, account_id) == (1000, 1000, 1)
+    # the refund was held first and given back: two ledger lines, the same balance
+    assert await balance_of(driver, account_id) == (1000, 1000, 3)
 
     calls = await driver.send(admin, "/refund st-671", chat=staff_chat)
     assert driver.fake.refunds == [(671, "st-671")]
@@ -632,7 +634,7 @@ async def test_staff_refund_of_a_stars_payment(driver: BotDriver) -> None:
         (-1001, "↩️ Refunded 500 ⭐ to tg671; €10.00 was taken off the balance."),
         (671, f"↩️ Ваш платёж 500 ⭐ возвращён; с баланса списано 10,00{NBSP}€."),
     ]
-    assert await balance_of(driver, account_id) == (0, 0, 2)
+    assert await balance_of(driver, account_id) == (0, 0, 4)
     again = await driver.send(admin, "/refund st-671", chat=staff_chat)
     assert only(again, "sendMessage").text == "This payment has already been refunded."
     unknown = await driver.send(admin, "/refund nope", chat=staff_chat)

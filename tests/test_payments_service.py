@@ -271,52 +271,73 @@ async def test_stars_refund_reverses_the_credit_once(gateway: EmbeddedGateway) -
             account_id, card.id, currency="EUR", total_amount=500, charge_id="card-9"
         )
     async with gateway.transaction() as billing:
-        payment = await billing.refund_payment("star-9", actor="staff:7")
-        assert (payment.provider, payment.amount_minor, payment.credit_minor) == (
+        pending = await billing.begin_refund("star-9", actor="staff:7")
+        assert (pending.provider, pending.amount_minor, pending.credit_minor) == (
             "stars",
             1000,
             2000,
         )
-        assert payment.refunded_at is not None
+        assert (pending.refund_pending, pending.refunded_at) == (True, None)
+        # the money is held from the moment the refund is recorded
+        assert (await billing.get_account(account_id)).balance_minor == 500
+        again = await billing.begin_refund("star-9", actor="staff:7")  # asking again is safe
+        assert again.refund_pending is True
+    async with gateway.transaction() as billing:
+        payment = await billing.complete_refund("star-9")
+        assert (payment.refund_pending, payment.refunded_at is not None) == (False, True)
+        assert (await billing.complete_refund("star-9")).refunded_at == payment.refunded_at
         assert (await billing.get_invoice(account_id, invoice.id)).status == "refunded"
         assert (await billing.get_account(account_id)).balance_minor == 500
         line = (await billing.list_ledger(account_id)).items[0]
         assert (line.kind, line.amount_minor, line.actor) == ("refund", -2000, "staff:7")
+        assert await billing.ledger_sum(account_id) == 500
     async with gateway.transaction() as billing:
         with pytest.raises(AlreadyDone):
-            await billing.refund_payment("star-9", actor="staff:7")
+            await billing.begin_refund("star-9", actor="staff:7")
+        with pytest.raises(AlreadyDone):
+            await billing.cancel_refund("star-9")
         with pytest.raises(InvalidState) as state:
-            await billing.refund_payment("card-9", actor="staff:7")
+            await billing.begin_refund("card-9", actor="staff:7")
         assert state.value.detail == "not_stars"
         with pytest.raises(NotFound):
-            await billing.refund_payment("nope", actor="staff:7")
+            await billing.begin_refund("nope", actor="staff:7")
         assert await billing.find_payment("nope") is None
         found = await billing.find_payment("card-9")
         assert found is not None and (found.credit_minor, found.refunded_at) == (500, None)
 
 
-async def test_refund_is_undone_when_telegram_refuses(gateway: EmbeddedGateway) -> None:
+async def test_a_refused_refund_gives_the_money_back_and_can_be_tried_again(
+    gateway: EmbeddedGateway,
+) -> None:
     account_id = await _account(gateway)
     async with gateway.transaction() as billing:
         invoice = await billing.create_invoice(account_id, 1000, "EUR")
         await billing.record_payment(
             account_id, invoice.id, currency="XTR", total_amount=500, charge_id="s-2"
         )
-    seen = []
-
-    async def telegram_refuses(payment: object) -> None:
-        seen.append(payment)
-        raise RuntimeError("CHARGE_NOT_FOUND")
-
+    for _attempt in range(2):  # refused twice: each attempt has its own ledger keys
+        async with gateway.transaction() as billing:
+            await billing.begin_refund("s-2", actor="staff")
+            assert (await billing.get_account(account_id)).balance_minor == 0
+        async with gateway.transaction() as billing:
+            payment = await billing.cancel_refund("s-2")
+            assert (payment.refund_pending, payment.refunded_at) == (False, None)
+            assert (await billing.get_invoice(account_id, invoice.id)).status == "paid"
+            assert (await billing.get_account(account_id)).balance_minor == 1000
     async with gateway.transaction() as billing:
-        with pytest.raises(RuntimeError):
-            await billing.refund_payment("s-2", actor="staff", confirm=telegram_refuses)
-        # the same transaction goes on as if nothing happened
-        payment = await billing.find_payment("s-2")
-        assert payment is not None and payment.refunded_at is None
-        assert (await billing.get_invoice(account_id, invoice.id)).status == "paid"
-    assert len(seen) == 1
-    assert await _payment_counts(gateway, account_id) == (1, 1, 1000, 1000)
+        await billing.begin_refund("s-2", actor="staff")
+        await billing.complete_refund("s-2")
+        kinds = [(x.kind, x.amount_minor) for x in (await billing.list_ledger(account_id)).items]
+        assert kinds == [
+            ("refund", -1000),
+            ("refund_cancelled", 1000),
+            ("refund", -1000),
+            ("refund_cancelled", 1000),
+            ("refund", -1000),
+            ("topup", 1000),
+        ]
+        assert await billing.ledger_sum(account_id) == 0
+        assert (await billing.get_account(account_id)).balance_minor == 0
 
 
 async def test_refund_of_spent_stars_is_refused(gateway: EmbeddedGateway) -> None:
@@ -329,10 +350,13 @@ async def test_refund_of_spent_stars_is_refused(gateway: EmbeddedGateway) -> Non
         await billing.debit(account_id, 600, kind="order")
     with pytest.raises(InsufficientFunds):
         async with gateway.transaction() as billing:
-            await billing.refund_payment("s-1", actor="staff")
+            await billing.begin_refund("s-1", actor="staff")
     async with gateway.transaction() as billing:
         payment = await billing.find_payment("s-1")
-        assert payment is not None and payment.refunded_at is None
+        assert payment is not None and (payment.refunded_at, payment.refund_pending) == (
+            None,
+            False,
+        )
         assert (await billing.get_account(account_id)).balance_minor == 400
 
 

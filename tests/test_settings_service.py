@@ -11,7 +11,7 @@ from services.contracts.profile import CodeCheck
 from services.embedded import models as m
 from services.embedded.billing import EmbeddedGateway
 from services.errors import AlreadyDone, InvalidState, PaymentBlocked, RateLimited, ValidationFailed
-from services.security import verify_secret
+from services.security import verify_secret_sync
 
 
 async def _account(gateway: EmbeddedGateway, telegram_id: int = 700) -> int:
@@ -220,7 +220,7 @@ async def test_email_confirmation_code_rules(gateway: EmbeddedGateway) -> None:
         assert 1 <= limited.value.retry_after <= 60
     stored = await _codes(gateway, account_id)
     assert len(stored) == 1 and stored[0].code_hash != code
-    assert verify_secret(code, stored[0].code_hash)
+    assert verify_secret_sync(code, stored[0].code_hash)
 
     wrong = "000000" if code != "000000" else "111111"
     async with gateway.transaction() as billing:

@@ -10,11 +10,12 @@ from typing import Any
 import pytest
 from sqlalchemy import select
 
+from bot.flow_control import installed
 from handlers.staff import remind_unanswered
 from keyboards.tickets import TicketCb
 from services import support
 from services.embedded import models as m
-from services.security import hash_secret
+from services.security import hash_secret_sync
 from tests.harness.driver import BotDriver
 from tests.harness.telegram import Call, Chat, User
 from tests.test_tickets_handlers import (
@@ -257,7 +258,7 @@ async def test_info_verify_and_note(driver: BotDriver) -> None:
         assert row is not None
         row.first_name, row.last_name, row.country = "Ivan", "Petrov", "DE"
         row.email, row.email_confirmed, row.phone = "ivan@example.com", True, "+491701234567"
-        row.code_word_hash = hash_secret("blue falcon")
+        row.code_word_hash = hash_secret_sync("blue falcon")
         await billing.credit(1, 2500, kind="topup", idempotency_key="t-1")
 
     calls = await driver.send(ANNA, "/info", chat=group, thread_id=100)
@@ -403,14 +404,17 @@ async def test_blocked_customer_is_reported_in_the_topic(driver: BotDriver) -> N
 
 
 @pytest.fixture
-def waits(monkeypatch: pytest.MonkeyPatch) -> list[float]:
-    """The 429 waits of the staff desk, recorded instead of slept."""
+def waits(monkeypatch: pytest.MonkeyPatch, driver: BotDriver) -> list[float]:
+    """The 429 waits of the staff desk, recorded instead of slept: its own retry's and those
+    of the flow control under every Bot API call (bot/flow_control.py), which now waits a
+    short 429 before the desk sees it."""
     recorded: list[float] = []
 
     async def fake_sleep(seconds: float) -> None:
         recorded.append(seconds)
 
     monkeypatch.setattr(support, "sleep", fake_sleep)
+    monkeypatch.setattr(installed(driver.bot), "sleep", fake_sleep)
     return recorded
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Protocol
 
-from services.contracts.common import Account, LedgerLine, Page, Tariff
+from services.contracts.common import Account, LedgerLine, Page, Tariff, read_only
 
 
 class AccountsApi(Protocol):
@@ -15,8 +15,10 @@ class AccountsApi(Protocol):
     ) -> tuple[Account, bool]:
         """Return the caller's account, creating it on first contact (second item: created)."""
 
+    @read_only
     async def find_account_by_telegram(self, telegram_id: int) -> Account | None: ...
 
+    @read_only
     async def get_account(self, account_id: int) -> Account:
         """Raise NotFound when there is no such account."""
 
@@ -53,18 +55,23 @@ class LedgerApi(Protocol):
     ) -> LedgerLine | None:
         """Append a debit; never below zero (InsufficientFunds); None on a repeated key."""
 
+    @read_only
     async def list_ledger(
         self, account_id: int, offset: int = 0, limit: int = 10
     ) -> Page[LedgerLine]: ...
 
+    @read_only
     async def ledger_sum(self, account_id: int) -> int:
         """SUM of the ledger: equals the account's balance (checked by tests)."""
 
 
 class CatalogueApi(Protocol):
+    @read_only
     async def list_product_types(self) -> list[str]: ...
 
+    @read_only
     async def list_tariffs(self, product_type: str | None = None) -> list[Tariff]: ...
 
+    @read_only
     async def get_tariff(self, tariff_id: int) -> Tariff:
         """Raise NotFound for an unknown or inactive tariff."""

@@ -14,6 +14,8 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any, Protocol
 
+from services.contracts.common import read_only
+
 # Outbox row statuses.
 PENDING, SENT, FAILED, UNREACHABLE, CANCELLED = (
     "pending",
@@ -137,6 +139,7 @@ class AlertsApi(Protocol):
         """Re-arm the low-balance alert of accounts whose balance is at or above their threshold
         again (or that have no threshold any more). Returns how many were re-armed."""
 
+    @read_only
     async def low_balance_due(
         self, *, after_account_id: int = 0, limit: int = 500
     ) -> list[LowBalanceDue]:
@@ -146,6 +149,7 @@ class AlertsApi(Protocol):
         """Flag the crossings as told (one statement); returns the ids this call flagged (a
         concurrent run may have flagged the others)."""
 
+    @read_only
     async def expiring_due(
         self,
         now: datetime,
@@ -161,6 +165,7 @@ class AlertsApi(Protocol):
         passed (for expired orders still within `grace`). Orders set to be cancelled at period
         end and unreachable chats are left out."""
 
+    @read_only
     async def renewals_due(
         self, now: datetime, lead: timedelta, *, after_account_id: int = 0, limit: int = 500
     ) -> list[AccountDue]:
@@ -173,6 +178,7 @@ class AlertsApi(Protocol):
         """Active orders past paid-until become expired (cancelled when set to be cancelled at
         the period end). Returns how many changed."""
 
+    @read_only
     async def suspension_due(
         self, now: datetime, grace: timedelta, *, limit: int = 500
     ) -> list[AccountDue]:
@@ -199,6 +205,7 @@ class AlertsApi(Protocol):
         """Record several marks in one statement; returns the (kind, key) pairs that were new.
         A mark written by a concurrent transaction is not new (that one wins)."""
 
+    @read_only
     async def has_alert_mark(self, kind: str, key: str) -> bool: ...
 
     async def remove_alert_mark(self, kind: str, key: str) -> None:
@@ -246,8 +253,24 @@ class OutboxApi(Protocol):
         """403: the chat blocked the bot. Marks its account unreachable and closes this and the
         other pending rows of that chat. Returns how many rows were closed."""
 
+    @read_only
     async def outbox_counts(self) -> dict[str, int]:
         """Rows per status."""
+
+    # ---- incoming payment updates (kept before they are handled) ------------------------------
+    async def keep_payment_update(self, charge_id: str, update_id: int, body: str) -> bool:
+        """Store a successful_payment update (its JSON) once per charge; False when kept
+        before."""
+
+    @read_only
+    async def payment_update_answered(self, charge_id: str) -> bool:
+        """True once `mark_payment_update_answered` ran for the charge."""
+
+    async def mark_payment_update_answered(self, charge_id: str) -> None: ...
+
+    @read_only
+    async def unanswered_payment_updates(self, received_before: datetime) -> list[str]:
+        """The JSON of kept payment updates not yet answered, oldest first."""
 
     async def acquire_job_lease(self, name: str, owner: str, now: datetime, ttl: timedelta) -> bool:
         """Take (or extend) the named lease until now + ttl; False while another owner holds
@@ -255,11 +278,13 @@ class OutboxApi(Protocol):
 
     async def release_job_lease(self, name: str, owner: str) -> None: ...
 
+    @read_only
     async def newsletter_subscriber_chat_ids(
         self, *, after_chat_id: int = 0, limit: int = 1000
     ) -> list[int]:
         """Private chats of reachable accounts subscribed to the newsletter, ascending."""
 
+    @read_only
     async def newsletter_subscriber_count(self) -> int: ...
 
     async def create_broadcast(
@@ -274,9 +299,11 @@ class OutboxApi(Protocol):
         self, broadcast_id: int, chat_id: int, message_id: int
     ) -> None: ...
 
+    @read_only
     async def get_broadcast(self, broadcast_id: int) -> BroadcastInfo:
         """With live counts from the outbox; NotFound for an unknown id."""
 
+    @read_only
     async def active_broadcasts(self) -> list[BroadcastInfo]:
         """Broadcasts being sent, oldest first."""
 

@@ -2,11 +2,26 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Generic, TypeVar
+from typing import Any, Generic, TypeVar
 
 T = TypeVar("T")
+F = TypeVar("F", bound=Callable[..., Any])
+
+READ_ONLY_MARK = "__billing_read_only__"
+
+
+def read_only(method: F) -> F:
+    """Marks a billing method that only reads: the bot runs it in a read-only transaction,
+    which never takes SQLite's write lock (and PostgreSQL refuses a write in it)."""
+    setattr(method, READ_ONLY_MARK, True)
+    return method
+
+
+def is_read_only(method: object) -> bool:
+    return bool(getattr(method, READ_ONLY_MARK, False))
 
 
 @dataclass(frozen=True, slots=True)

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Protocol
 
-from services.contracts.common import Page
+from services.contracts.common import Page, read_only
 
 PENDING, ACTIVE, EXPIRED, SUSPENDED, CANCELLED = (
     "pending",
@@ -107,6 +107,7 @@ class Quote:
 
 
 class OrdersApi(Protocol):
+    @read_only
     async def list_orders(
         self,
         account_id: int,
@@ -120,11 +121,14 @@ class OrdersApi(Protocol):
         """The caller's orders; `query` matches the ID, the tariff name or the IP address;
         `sort` is one of SORT_KEYS (ValidationFailed otherwise)."""
 
+    @read_only
     async def get_order(self, account_id: int, order_id: int) -> Order: ...
 
+    @read_only
     async def renewal_options(self, account_id: int, order_id: int) -> list[Quote]:
         """One quote per period the order's tariff offers (InvalidState if not renewable)."""
 
+    @read_only
     async def quote_renewal(self, account_id: int, order_id: int, months: int) -> Quote:
         """Price and new paid-until of a renewal; ValidationFailed('period_not_offered'),
         InvalidState for an order that cannot be renewed."""
@@ -145,10 +149,12 @@ class OrdersApi(Protocol):
         repeated confirmation a no-op once that period is paid. Cancelled or pending orders:
         InvalidState; a period not offered: ValidationFailed; InsufficientFunds."""
 
+    @read_only
     async def change_tariff_options(self, account_id: int, order_id: int) -> list[Quote]:
         """Quotes for every other active tariff of the same product type with a price for the
         order's period (InvalidState when the order's tariff cannot be changed now)."""
 
+    @read_only
     async def quote_tariff_change(self, account_id: int, order_id: int, tariff_id: int) -> Quote:
         """Prorated difference for the rest of the paid period (see README, Orders rules)."""
 
@@ -175,6 +181,7 @@ class OrdersApi(Protocol):
         self, account_id: int, order_id: int, enabled: bool
     ) -> Order: ...
 
+    @read_only
     async def quote_new_order(self, account_id: int, tariff_id: int, months: int) -> Quote: ...
 
     async def place_order(
@@ -183,6 +190,7 @@ class OrdersApi(Protocol):
         """Debit the price and create the order (pending, an IP from the pool, then active).
         A repeated `idempotency_key` returns the order created the first time."""
 
+    @read_only
     async def get_cart(self, account_id: int) -> Cart | None: ...
 
     async def save_cart(self, account_id: int, tariff_id: int, months: int) -> Cart: ...

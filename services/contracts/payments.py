@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from decimal import ROUND_DOWN, ROUND_HALF_UP, ROUND_UP, Decimal
 from typing import Protocol
 
-from services.contracts.common import Page
+from services.contracts.common import Page, read_only
 from services.money import exponent, to_decimal
 
 STARS = "XTR"
@@ -109,6 +108,7 @@ class Payment:
     credit_minor: int  # base currency credited for it
     created_at: datetime
     refunded_at: datetime | None
+    refund_pending: bool = False  # recorded, Telegram has not confirmed it yet
 
 
 @dataclass(frozen=True, slots=True)
@@ -123,6 +123,7 @@ class PaymentResult:
 
 
 class PaymentsApi(Protocol):
+    @read_only
     async def get_rates(self) -> Rates:
         """Rates in force (stored, overridden by static configuration)."""
 
@@ -135,9 +136,11 @@ class PaymentsApi(Protocol):
         """Issue an invoice in a supported currency at the current rate (fixed on the invoice).
         ValidationFailed('not_positive' | 'currency')."""
 
+    @read_only
     async def get_invoice(self, account_id: int, invoice_id: int) -> Invoice:
         """NotFound when it does not exist or is another account's."""
 
+    @read_only
     async def list_invoices(
         self, account_id: int, offset: int = 0, limit: int = 5
     ) -> Page[Invoice]: ...
@@ -145,6 +148,7 @@ class PaymentsApi(Protocol):
     async def cancel_invoice(self, account_id: int, invoice_id: int) -> Invoice:
         """InvalidState unless unpaid."""
 
+    @read_only
     async def check_invoice_payable(
         self, account_id: int, invoice_id: int, currency: str, total_amount: int
     ) -> Invoice:
@@ -167,16 +171,18 @@ class PaymentsApi(Protocol):
     async def pay_invoice_from_balance(self, account_id: int, invoice_id: int) -> Invoice:
         """Pay a non-top-up invoice by a debit (InsufficientFunds, InvalidState)."""
 
+    @read_only
     async def find_payment(self, charge_id: str) -> Payment | None: ...
 
-    async def refund_payment(
-        self,
-        charge_id: str,
-        *,
-        actor: str,
-        confirm: Callable[[Payment], Awaitable[object]] | None = None,
-    ) -> Payment:
-        """Reverse the credit of a Stars payment (debit keyed f"refund:{charge_id}"): NotFound,
-        AlreadyDone, InvalidState('not_stars'), InsufficientFunds when already spent.
-        `confirm` (the refundStarPayment call) runs before anything is kept: when it raises,
-        the reversal is undone and the error propagates."""
+    async def begin_refund(self, charge_id: str, *, actor: str) -> Payment:
+        """Record a Stars refund before Telegram is asked: the credit is taken back (a debit
+        keyed per attempt) and the payment is pending. NotFound, InvalidState('not_stars'),
+        AlreadyDone when refunded, InsufficientFunds when already spent. A refund already
+        pending is returned unchanged, so asking Telegram again is always safe."""
+
+    async def complete_refund(self, charge_id: str) -> Payment:
+        """Telegram refunded the charge: the payment and its invoice are refunded (repeats
+        change nothing)."""
+
+    async def cancel_refund(self, charge_id: str) -> Payment:
+        """Telegram refused the refund: the pending one is undone and the credit restored."""

@@ -15,6 +15,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Protocol
 
+from services.contracts.common import read_only
+
 REQUIRED_FOR_PAYMENT = ("last_name", "first_name", "email", "city", "address")
 
 # Text fields set with `set_profile_field`; value None (or "") clears an optional one.
@@ -94,12 +96,15 @@ class CodeCheck:
 
 
 class ProfileApi(Protocol):
+    @read_only
     async def missing_required_fields(self, account_id: int) -> list[str]:
         """Names from REQUIRED_FOR_PAYMENT that are still empty, in that order."""
 
+    @read_only
     async def require_payment_allowed(self, account_id: int) -> None:
         """Raise PaymentBlocked (missing fields, or an unverified company profile)."""
 
+    @read_only
     async def check_code_word(self, account_id: int, code_word: str) -> bool:
         """Staff check: does `code_word` match the stored hash? Never reveals it."""
 
@@ -107,6 +112,7 @@ class ProfileApi(Protocol):
         """Staff lift the payment block of a company profile."""
 
     # ---- Settings page ---------------------------------------------------------------------
+    @read_only
     async def get_profile(self, account_id: int) -> Profile: ...
 
     async def set_flag(self, account_id: int, flag: str, value: bool) -> Profile:
@@ -138,6 +144,7 @@ class ProfileApi(Protocol):
     async def set_phone(self, account_id: int, phone: str, *, verified: bool = False) -> Profile:
         """E.164 number; `verified` for the user's own shared Telegram contact."""
 
+    @read_only
     async def phone_call_target(self, account_id: int) -> str:
         """The number to call for a call-password; RateLimited / InvalidState as above."""
 
@@ -163,4 +170,5 @@ class ProfileApi(Protocol):
     async def set_password(self, account_id: int, password: str) -> None:
         """Validated by the strength rules, stored hashed."""
 
+    @read_only
     async def check_password(self, account_id: int, password: str) -> bool: ...

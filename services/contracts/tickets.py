@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Protocol
 
-from services.contracts.common import Page
+from services.contracts.common import Page, read_only
 
 DEPARTMENTS = ("tech", "billing", "abuse")
 STATUSES = ("open", "answered", "customer_replied", "closed")
@@ -107,12 +107,15 @@ class TicketsApi(Protocol):
         """ValidationFailed: bad department ('department'), subject length ('subject_length'),
         empty message ('empty'), text too long ('text_length'), too many files ('attachments')."""
 
+    @read_only
     async def list_tickets(self, account_id: int, offset: int = 0, limit: int = 5) -> Page[Ticket]:
         """Open ones first (open, customer_replied, answered), then closed; newest activity
         first within each group."""
 
+    @read_only
     async def get_ticket(self, account_id: int, ticket_id: int) -> Ticket: ...
 
+    @read_only
     async def ticket_messages(self, account_id: int, ticket_id: int) -> list[TicketMessage]:
         """The conversation as the customer sees it: internal notes left out."""
 
@@ -137,13 +140,17 @@ class TicketsApi(Protocol):
         """InvalidState ('reopen_window') after the window, AlreadyDone when not closed."""
 
     # ---- the staff desk's side (the caller has checked that the user is staff) --------------
+    @read_only
     async def staff_get_ticket(self, ticket_id: int) -> Ticket: ...
 
+    @read_only
     async def staff_ticket_messages(self, ticket_id: int) -> list[TicketMessage]:
         """Everything, internal notes included."""
 
+    @read_only
     async def find_ticket_by_thread(self, chat_id: int, thread_id: int) -> Ticket | None: ...
 
+    @read_only
     async def find_ticket_by_staff_message(
         self, chat_id: int, message_id: int
     ) -> Ticket | None: ...
@@ -175,6 +182,7 @@ class TicketsApi(Protocol):
     async def staff_reopen_ticket(self, ticket_id: int) -> Ticket:
         """AlreadyDone when not closed."""
 
+    @read_only
     async def tickets_awaiting_reminder(self, waiting_since: datetime) -> list[Ticket]:
         """Tickets waiting for the support since before `waiting_since` and not reminded
         about since the customer last wrote."""
@@ -182,7 +190,9 @@ class TicketsApi(Protocol):
     async def mark_ticket_reminded(self, ticket_id: int, at: datetime) -> bool:
         """False when another run has reminded already (the reminder is sent once)."""
 
+    @read_only
     async def account_summary(self, account_id: int) -> AccountSummary: ...
 
+    @read_only
     async def staff_find_account(self, reference: str) -> int | None:
         """An account id from '#12', '12' or a login ('tg501'); None when there is none."""

@@ -386,6 +386,46 @@ def _item(row: m.OutboxMessage) -> dto.OutboxItem:
 
 
 class OutboxMixin(EmbeddedBase):
+    # ---- incoming payment updates -----------------------------------------------------------
+    async def keep_payment_update(self, charge_id: str, update_id: int, body: str) -> bool:
+        if await self.session.get(m.PaymentUpdate, charge_id) is not None:
+            return False
+        try:
+            async with self.session.begin_nested():
+                self.session.add(
+                    m.PaymentUpdate(
+                        charge_id=charge_id, update_id=update_id, body=body, received_at=self.now()
+                    )
+                )
+        except IntegrityError:  # kept concurrently by another instance
+            return False
+        return True
+
+    async def payment_update_answered(self, charge_id: str) -> bool:
+        answered = await self.session.scalar(
+            select(m.PaymentUpdate.answered_at).where(m.PaymentUpdate.charge_id == charge_id)
+        )
+        return answered is not None
+
+    async def mark_payment_update_answered(self, charge_id: str) -> None:
+        await self.session.execute(
+            update(m.PaymentUpdate)
+            .where(m.PaymentUpdate.charge_id == charge_id, m.PaymentUpdate.answered_at.is_(None))
+            .values(answered_at=self.now())
+        )
+
+    async def unanswered_payment_updates(self, received_before: datetime) -> list[str]:
+        rows = await self.session.scalars(
+            select(m.PaymentUpdate.body)
+            .where(
+                m.PaymentUpdate.answered_at.is_(None),
+                m.PaymentUpdate.received_at < received_before,
+            )
+            .order_by(m.PaymentUpdate.received_at, m.PaymentUpdate.update_id)
+            .limit(1000)
+        )
+        return list(rows)
+
     # ---- outbox ---------------------------------------------------------------------------
     async def enqueue_messages(self, messages: Sequence[dto.OutgoingMessage]) -> int:
         added = 0

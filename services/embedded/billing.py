@@ -7,10 +7,11 @@ from contextlib import asynccontextmanager
 
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from services.billing import TransactionMark
 from services.embedded.accounts import AccountsMixin, CatalogueMixin, LedgerMixin
 from services.embedded.alerts import AlertsMixin, OutboxMixin
 from services.embedded.config import BillingConfig
-from services.embedded.db import session_factory
+from services.embedded.db import read_only_engine, session_factory
 from services.embedded.orders import OrdersMixin
 from services.embedded.payments import PaymentsMixin
 from services.embedded.profile import ProfileMixin
@@ -36,13 +37,18 @@ class EmbeddedGateway:
     def __init__(self, engine: AsyncEngine, config: BillingConfig) -> None:
         self.engine = engine
         self.config = config
+        self.base_currency = config.base_currency
         self._sessions = session_factory(engine)
+        self._read_sessions = session_factory(read_only_engine(engine))
 
     @asynccontextmanager
-    async def transaction(self) -> AsyncIterator[EmbeddedBilling]:
-        """Commit when the block succeeds, roll back when it raises."""
-        async with self._sessions() as session, session.begin():
-            yield EmbeddedBilling(session, self.config)
+    async def transaction(self, *, read_only: bool = False) -> AsyncIterator[EmbeddedBilling]:
+        """Commit when the block succeeds, roll back when it raises. A read-only transaction
+        takes no write lock and refuses writes."""
+        sessions = self._read_sessions if read_only else self._sessions
+        with TransactionMark():
+            async with sessions() as session, session.begin():
+                yield EmbeddedBilling(session, self.config)
 
     async def seed_demo(self) -> int:
         async with self._sessions() as session, session.begin():

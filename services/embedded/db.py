@@ -10,6 +10,7 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker, create_async_engine
 
 ROOT = Path(__file__).resolve().parents[2]
+READ_ONLY_OPTION = "cabinet_read_only"
 
 
 def create_engine(database_url: str, **kwargs: object) -> AsyncEngine:
@@ -38,7 +39,21 @@ def _serialize_sqlite_writers(engine: AsyncEngine) -> None:
 
     @event.listens_for(engine.sync_engine, "begin")
     def _on_begin(connection):  # type: ignore[no-untyped-def]
-        connection.exec_driver_sql("BEGIN IMMEDIATE")
+        read_only = bool(connection.get_execution_options().get(READ_ONLY_OPTION))
+        state = connection.connection.info  # per DB-API connection, kept while it is pooled
+        if state.get("query_only") != read_only:
+            connection.exec_driver_sql(f"PRAGMA query_only={int(read_only)}")
+            state["query_only"] = read_only
+        # Readers see a WAL snapshot and never block the writer; writers queue for the lock.
+        connection.exec_driver_sql("BEGIN" if read_only else "BEGIN IMMEDIATE")
+
+
+def read_only_engine(engine: AsyncEngine) -> AsyncEngine:
+    """The same pool, for transactions that only read: on SQLite a deferred BEGIN (no write
+    lock) with query_only set; on PostgreSQL a READ ONLY transaction."""
+    if engine.dialect.name == "postgresql":
+        return engine.execution_options(postgresql_readonly=True)
+    return engine.execution_options(**{READ_ONLY_OPTION: True})
 
 
 def session_factory(engine: AsyncEngine) -> async_sessionmaker:

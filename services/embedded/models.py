@@ -223,6 +223,11 @@ class Payment(Base):
     currency: Mapped[str] = mapped_column(String(3))
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     refunded_at: Mapped[datetime | None]
+    # A refund is recorded (the credit taken back) before Telegram is asked; until Telegram
+    # answers it is pending. Each attempt has its own ledger keys, so a refused attempt that
+    # gave the money back never blocks a later one.
+    refund_requested_at: Mapped[datetime | None]
+    refund_attempt: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
 
 
 class ExchangeRate(Base):
@@ -359,3 +364,17 @@ class JobLease(Base):
     name: Mapped[str] = mapped_column(String(64), primary_key=True)
     owner: Mapped[str] = mapped_column(String(64))
     expires_at: Mapped[datetime]
+
+
+class PaymentUpdate(Base):
+    """A `successful_payment` update kept before it is handled (in polling mode: before the
+    next getUpdates acknowledges it), so a killed process finds and replays it on start.
+    `answered_at` is set once the money is recorded and the customer was answered."""
+
+    __tablename__ = "payment_updates"
+
+    charge_id: Mapped[str] = mapped_column(String(128), primary_key=True)
+    update_id: Mapped[int] = mapped_column(BigInteger)
+    body: Mapped[str] = mapped_column(Text)
+    received_at: Mapped[datetime] = mapped_column(default=utcnow)
+    answered_at: Mapped[datetime | None] = mapped_column(index=True)

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import logging
 import uuid
-from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, time
 from decimal import ROUND_DOWN, Decimal
 from typing import TYPE_CHECKING
@@ -70,6 +69,7 @@ def payment_dto(row: m.Payment, credit_minor: int) -> Payment:
         credit_minor=credit_minor,
         created_at=row.created_at,
         refunded_at=row.refunded_at,
+        refund_pending=row.refund_requested_at is not None and row.refunded_at is None,
     )
 
 
@@ -77,8 +77,12 @@ def credit_key(charge_id: str) -> str:
     return f"tg:{charge_id}"
 
 
-def refund_key(charge_id: str) -> str:
-    return f"refund:{charge_id}"
+def refund_key(charge_id: str, attempt: int) -> str:
+    return f"refund:{charge_id}:{attempt}"
+
+
+def refund_undo_key(charge_id: str, attempt: int) -> str:
+    return f"refund-undo:{charge_id}:{attempt}"
 
 
 class PaymentsMixin(_Uses):
@@ -343,13 +347,71 @@ class PaymentsMixin(_Uses):
         row = await self._payment_row(charge_id)
         return payment_dto(row, await self._credited(charge_id)) if row else None
 
-    async def refund_payment(
-        self,
-        charge_id: str,
-        *,
-        actor: str,
-        confirm: Callable[[Payment], Awaitable[object]] | None = None,
-    ) -> Payment:
+    async def begin_refund(self, charge_id: str, *, actor: str) -> Payment:
+        row = await self._refundable(charge_id)
+        if row.refund_requested_at is not None:
+            return await self._payment(row)  # pending: the caller asks Telegram again
+        attempt = row.refund_attempt + 1
+        credited = await self._credited(charge_id)
+        line = await self.debit(
+            row.account_id,
+            credited,
+            kind="refund",
+            description=f"{row.amount_minor} {row.currency}",
+            reference=f"invoice:{row.invoice_id}",
+            idempotency_key=refund_key(charge_id, attempt),
+            actor=actor[:64],
+        )
+        claimed = await self.session.scalar(
+            update(m.Payment)
+            .where(
+                m.Payment.id == row.id,
+                m.Payment.refund_attempt == row.refund_attempt,
+                m.Payment.refund_requested_at.is_(None),
+                m.Payment.refunded_at.is_(None),
+            )
+            .values(refund_requested_at=self.now(), refund_attempt=attempt)
+            .returning(m.Payment.id)
+        )
+        if line is None or claimed is None:  # a concurrent /refund of the same charge won
+            raise AlreadyDone("refund_pending")
+        return await self._payment(row)
+
+    async def complete_refund(self, charge_id: str) -> Payment:
+        row = await self._payment_row(charge_id)
+        if row is None:
+            raise NotFound("payment")
+        if row.refunded_at is None:
+            if row.refund_requested_at is None:
+                raise InvalidState("refund_not_requested")
+            row.refunded_at = self.now()
+            await self.session.execute(
+                update(m.Invoice).where(m.Invoice.id == row.invoice_id).values(status="refunded")
+            )
+            await self.session.flush()
+        return await self._payment(row)
+
+    async def cancel_refund(self, charge_id: str) -> Payment:
+        row = await self._payment_row(charge_id)
+        if row is None:
+            raise NotFound("payment")
+        if row.refunded_at is not None:
+            raise AlreadyDone("refunded")
+        if row.refund_requested_at is None:
+            return await self._payment(row)
+        await self.credit(
+            row.account_id,
+            await self._credited(charge_id),
+            kind="refund_cancelled",
+            description=f"{row.amount_minor} {row.currency}",
+            reference=f"invoice:{row.invoice_id}",
+            idempotency_key=refund_undo_key(charge_id, row.refund_attempt),
+        )
+        row.refund_requested_at = None
+        await self.session.flush()
+        return await self._payment(row)
+
+    async def _refundable(self, charge_id: str) -> m.Payment:
         row = await self._payment_row(charge_id)
         if row is None:
             raise NotFound("payment")
@@ -357,31 +419,9 @@ class PaymentsMixin(_Uses):
             raise InvalidState("not_stars")
         if row.refunded_at is not None:
             raise AlreadyDone("refunded")
-        credited = await self._credited(charge_id)
-        async with self.session.begin_nested():  # undone when `confirm` (Telegram) fails
-            line = await self.debit(
-                row.account_id,
-                credited,
-                kind="refund",
-                description=f"{row.amount_minor} {row.currency}",
-                reference=f"invoice:{row.invoice_id}",
-                idempotency_key=refund_key(charge_id),
-                actor=actor[:64],
-            )
-            marked = await self.session.scalar(
-                update(m.Payment)
-                .where(m.Payment.id == row.id, m.Payment.refunded_at.is_(None))
-                .values(refunded_at=self.now())
-                .returning(m.Payment.id)
-            )
-            if line is None or marked is None:
-                raise AlreadyDone("refunded")
-            await self.session.execute(
-                update(m.Invoice).where(m.Invoice.id == row.invoice_id).values(status="refunded")
-            )
-            refreshed = await self._payment_row(charge_id)
-            assert refreshed is not None
-            payment = payment_dto(refreshed, credited)
-            if confirm is not None:
-                await confirm(payment)
-        return payment
+        return row
+
+    async def _payment(self, row: m.Payment) -> Payment:
+        refreshed = await self._payment_row(row.charge_id)
+        assert refreshed is not None
+        return payment_dto(refreshed, await self._credited(row.charge_id))

@@ -27,7 +27,7 @@ from services.embedded import models as m
 from services.embedded.base import EmbeddedBase
 from services.errors import AlreadyDone, InvalidState, PaymentBlocked, RateLimited, ValidationFailed
 from services.money import convert, exponent
-from services.security import hash_secret, verify_secret
+from services.security import hash_code, hash_secret, verify_secret
 from services.validation import (
     normalize_phone,
     validate_code_word,
@@ -66,7 +66,7 @@ class ProfileMixin(_Uses):
 
     async def check_code_word(self, account_id: int, code_word: str) -> bool:
         row = await self._account_row(account_id)
-        return verify_secret(code_word.strip(), row.code_word_hash)
+        return await verify_secret(code_word.strip(), row.code_word_hash)
 
     async def approve_company(self, account_id: int) -> None:
         row = await self._account_row(account_id)
@@ -268,7 +268,7 @@ class ProfileMixin(_Uses):
         if pending.expires_at <= self.now():
             return CodeCheck("expired", 0, target)
         pending.attempts += 1
-        if not verify_secret(code.strip(), pending.code_hash):
+        if not await verify_secret(code.strip(), pending.code_hash):
             await self.session.flush()
             left = limit - pending.attempts
             return CodeCheck("wrong" if left > 0 else "exhausted", left, target)
@@ -314,7 +314,7 @@ class ProfileMixin(_Uses):
                 account_id=account_id,
                 kind=kind,
                 target=target,
-                code_hash=hash_secret(code),
+                code_hash=hash_code(code),
                 attempts=0,
                 sent_at=now,
                 expires_at=now + timedelta(seconds=ttl),
@@ -338,10 +338,11 @@ class ProfileMixin(_Uses):
     # ---- security ------------------------------------------------------------------------------
     async def set_code_word(self, account_id: int, code_word: str) -> None:
         value = validate_code_word(code_word)
+        digest = await hash_secret(value)  # before the first query: no lock held meanwhile
         row = await self._account_row(account_id)
         if row.code_word_hash:
             raise AlreadyDone("code_word_set")
-        row.code_word_hash = hash_secret(value)
+        row.code_word_hash = digest
         await self.session.flush()
 
     async def set_ip_allowlist(self, account_id: int, entries: list[str]) -> Profile:
@@ -361,13 +362,14 @@ class ProfileMixin(_Uses):
 
     async def set_password(self, account_id: int, password: str) -> None:
         validate_password(password)
+        digest = await hash_secret(password)  # before the first query: no lock held meanwhile
         row = await self._account_row(account_id)
-        row.password_hash = hash_secret(password)
+        row.password_hash = digest
         await self.session.flush()
 
     async def check_password(self, account_id: int, password: str) -> bool:
         row = await self._account_row(account_id)
-        return verify_secret(password, row.password_hash)
+        return await verify_secret(password, row.password_hash)
 
 
 def _missing(row: m.Account) -> list[str]:

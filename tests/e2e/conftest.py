@@ -121,6 +121,9 @@ def _env(tmp_path: Path, server: TelegramServer, **extra: str) -> dict[str, str]
         "ADMIN_IDS": "9001",
         "STATIC_RATES": "USD=1.08,RUB=100",
         "LOG_LEVEL": "INFO",
+        # The scripted users type and press far faster than people; the per-user throttle is
+        # tested in-process (tests/test_throttle.py).
+        "THROTTLE_RATE": "100",
         **extra,
     }
 

@@ -8,6 +8,7 @@ from typing import Any
 from aiogram import Bot, Dispatcher
 from aiogram.types import Update
 
+from bot.throttle import UserThrottle
 from tests.harness.telegram import Call, Chat, FakeTelegram, User
 
 
@@ -20,6 +21,20 @@ class _ErrorCollector(logging.Handler):
         self.records.append(record)
 
 
+class HumanPace:
+    """A clock for the per-user throttle (bot/throttle.py) on which every reading is a second
+    after the previous one: the scripted users of these tests type and press far faster than
+    people do, and the throttle sees them at one update a second. Throttle tests set their own
+    clock."""
+
+    def __init__(self) -> None:
+        self.now = 0.0
+
+    def __call__(self) -> float:
+        self.now += 1.0
+        return self.now
+
+
 class BotDriver:
     """Each action returns the API calls the bot made while handling it. An unexpected
     exception inside a handler (logged by the central error handler) fails the test."""
@@ -29,6 +44,9 @@ class BotDriver:
         self._errors = _ErrorCollector()
         logging.getLogger("handlers.errors").addHandler(self._errors)
         self.allow_unexpected_errors = False
+        for middleware in dp.update.outer_middleware:
+            if isinstance(middleware, UserThrottle):
+                middleware.clock = HumanPace()
 
     def close(self) -> None:
         logging.getLogger("handlers.errors").removeHandler(self._errors)

@@ -8,10 +8,12 @@ from typing import Any
 
 from aiogram import Bot
 from aiogram.client.session.base import BaseSession
+from aiogram.exceptions import TelegramNetworkError
 from aiogram.methods import TelegramMethod
 from aiogram.methods.base import TelegramType
 
-from tests.harness.telegram import FakeTelegram
+from services.billing import in_transaction
+from tests.harness.telegram import ConnectionDropped, FakeTelegram
 
 
 class RecordingSession(BaseSession):
@@ -22,13 +24,21 @@ class RecordingSession(BaseSession):
     async def make_request(
         self, bot: Bot, method: TelegramMethod[TelegramType], timeout: int | None = None
     ) -> TelegramType:
+        if in_transaction():  # the rule: commit first, then talk to Telegram
+            self.fake.calls_in_transaction.append(method.__api_method__)
+            raise AssertionError(f"{method.__api_method__} called inside a billing transaction")
         files: dict[str, Any] = {}
         params = {}
         for key, value in method.model_dump(warnings=False).items():
             prepared = self.prepare_value(value, bot=bot, files=files, _dumps_json=False)
             if prepared is not None:
                 params[key] = prepared
-        status, body = await self.fake.handle(method.__api_method__, params)
+        try:
+            status, body = await self.fake.handle(method.__api_method__, params)
+        except ConnectionDropped:
+            raise TelegramNetworkError(
+                method=method, message="ServerDisconnectedError: Server disconnected"
+            ) from None
         response = self.check_response(
             bot=bot, method=method, status_code=status, content=json.dumps(body)
         )

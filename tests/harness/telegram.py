@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import itertools
+import math
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -114,6 +115,8 @@ class Call:
     params: dict[str, Any]
     result: Any = None
     error: ApiError | None = None
+    at: float = 0.0  # FakeTelegram.clock() when the call arrived
+    dropped: bool = False  # the connection dropped: the bot got no answer (see drop_next)
 
     def __getitem__(self, key: str) -> Any:
         return self.params[key]
@@ -183,6 +186,28 @@ class QueuedError:
 
 
 @dataclass
+class QueuedDrop:
+    method: str
+    performed: bool
+    match: Callable[[dict[str, Any]], bool] | None = None
+
+
+class ConnectionDropped(Exception):
+    """The connection to the stand-in dropped before an answer (RecordingSession turns it into
+    aiogram's TelegramNetworkError)."""
+
+
+# What a per-chat flood limit counts: messages sent to a chat and edits of them.
+CHAT_LIMITED_PREFIXES = ("send", "copyMessage", "forwardMessage", "editMessage")
+
+
+@dataclass
+class ChatBucket:
+    tokens: float
+    stamp: float
+
+
+@dataclass
 class FakeTelegram:
     calls: list[Call] = field(default_factory=list)
     chats: dict[int, Chat] = field(default_factory=dict)
@@ -192,7 +217,11 @@ class FakeTelegram:
     chat_members: dict[tuple[int, int], str] = field(default_factory=dict)
     webhook: dict[str, Any] = field(default_factory=dict)
     refunds: list[tuple[int, str]] = field(default_factory=list)
+    # Bot API calls made while a billing transaction was open (must stay empty).
+    calls_in_transaction: list[str] = field(default_factory=list)
     clock: Callable[[], float] = time.time
+    # Seconds one Bot API round trip takes (each call, getUpdates included); 0 = instant.
+    latency: float = 0.0
 
     def __post_init__(self) -> None:
         self._message_ids: dict[int, itertools.count[int]] = {}
@@ -200,6 +229,9 @@ class FakeTelegram:
         self._callback_ids = itertools.count(1)
         self._thread_ids = itertools.count(100)
         self._errors: list[QueuedError] = []
+        self._drops: list[QueuedDrop] = []
+        self._chat_limit: tuple[float, float, int | None] | None = None
+        self._chat_buckets: dict[int, ChatBucket] = {}
         self._updates: list[dict[str, Any]] = []
         self._open_queries: set[str] = set()
         self._changed = asyncio.Condition()
@@ -220,6 +252,31 @@ class FakeTelegram:
     ) -> None:
         """The next matching call of `method` fails as Telegram would."""
         self._errors.append(QueuedError(method, ApiError(status, description, retry_after), match))
+
+    def drop_next(
+        self,
+        method: str,
+        *,
+        performed: bool = False,
+        match: Callable[[dict[str, Any]], bool] | None = None,
+    ) -> None:
+        """The connection of the next matching call of `method` drops (in-process tests: the
+        bot gets TelegramNetworkError). performed=False: the request never reached Telegram;
+        True: Telegram performed it and the answer was lost."""
+        self._drops.append(QueuedDrop(method, performed, match))
+
+    def limit_chat_rate(
+        self, per_second: float = 1.0, burst: int = 1, retry_after: int | None = None
+    ) -> None:
+        """Telegram-like flood control: a chat takes `per_second` messages (and edits) a second,
+        `burst` at once; beyond that a call is refused with 429 and `retry_after` (default: the
+        whole seconds until the chat takes one again). Off by default."""
+        self._chat_limit = (per_second, float(burst), retry_after)
+        self._chat_buckets.clear()
+
+    def refused(self, status: int = 429) -> list[Call]:
+        """Calls Telegram refused with `status`, in order."""
+        return [c for c in self.calls if c.error is not None and c.error.status == status]
 
     def block_bot(self, user_id: int) -> None:
         self.blocked.add(user_id)
@@ -256,16 +313,29 @@ class FakeTelegram:
 
     # ---- dispatching ---------------------------------------------------------------------
     async def handle(self, method: str, params: dict[str, Any]) -> tuple[int, dict[str, Any]]:
-        call = Call(method, params)
+        if self.latency > 0:  # the request travels to Telegram and the answer back
+            await asyncio.sleep(self.latency)
+        call = Call(method, params, at=self.clock())
         self.calls.append(call)
+        drop = self._take_drop(method, params)
+        if drop is not None and not drop.performed:
+            call.dropped = True
+            call.error = ApiError(0, "connection dropped before the request arrived")
+            raise ConnectionDropped(method)
         try:
             result = await self._dispatch(method, params)
         except ApiError as exc:
             call.error = exc
+            if drop is not None:
+                call.dropped = True
+                raise ConnectionDropped(method) from None
             return exc.status, exc.payload()
         call.result = result
         async with self._changed:
             self._changed.notify_all()
+        if drop is not None:  # performed, but the answer is lost
+            call.dropped = True
+            raise ConnectionDropped(method)
         return 200, {"ok": True, "result": result}
 
     async def _dispatch(self, method: str, params: dict[str, Any]) -> Any:
@@ -273,6 +343,7 @@ class FakeTelegram:
             if queued.method == method and (queued.match is None or queued.match(params)):
                 self._errors.remove(queued)
                 raise queued.error
+        self._check_chat_rate(method, params)
         model = METHOD_MODELS.get(method)
         handler = getattr(self, f"_m_{method}", None)
         if model is None or handler is None:
@@ -282,6 +353,34 @@ class FakeTelegram:
         except ValidationError as exc:
             raise bad_request(f"invalid parameters: {exc.errors()[0]['msg']}") from None
         return await handler(params) if asyncio.iscoroutinefunction(handler) else handler(params)
+
+    def _take_drop(self, method: str, params: dict[str, Any]) -> QueuedDrop | None:
+        for drop in self._drops:
+            if drop.method == method and (drop.match is None or drop.match(params)):
+                self._drops.remove(drop)
+                return drop
+        return None
+
+    def _check_chat_rate(self, method: str, params: dict[str, Any]) -> None:
+        if self._chat_limit is None or not method.startswith(CHAT_LIMITED_PREFIXES):
+            return
+        if method == "sendChatAction" or params.get("chat_id") is None:
+            return
+        per_second, burst, retry_after = self._chat_limit
+        try:
+            chat_id = int(params["chat_id"])
+        except (TypeError, ValueError):
+            return
+        now = self.clock()
+        bucket = self._chat_buckets.setdefault(chat_id, ChatBucket(burst, now))
+        if now > bucket.stamp:
+            bucket.tokens = min(burst, bucket.tokens + (now - bucket.stamp) * per_second)
+            bucket.stamp = now
+        if bucket.tokens >= 1 - 1e-9:
+            bucket.tokens -= 1
+            return
+        wait = retry_after or max(1, math.ceil((1 - bucket.tokens) / per_second - 1e-9))
+        raise ApiError(429, f"Too Many Requests: retry after {wait}", retry_after=wait)
 
     async def wait_for(
         self, predicate: Callable[[Call], bool], timeout: float = 10.0, start: int = 0
@@ -561,7 +660,10 @@ class FakeTelegram:
         return True
 
     def _m_refundStarPayment(self, params: dict[str, Any]) -> bool:
-        self.refunds.append((int(params["user_id"]), params["telegram_payment_charge_id"]))
+        refund = (int(params["user_id"]), params["telegram_payment_charge_id"])
+        if refund in self.refunds:  # Telegram refunds a charge once
+            raise bad_request("CHARGE_ALREADY_REFUNDED")
+        self.refunds.append(refund)
         return True
 
     def _m_createForumTopic(self, params: dict[str, Any]) -> dict[str, Any]:
