@@ -23,6 +23,7 @@ from bot.middlewares import (
     AccountMiddleware,
     BillingMiddleware,
     InFlightUpdates,
+    TransactionGuard,
 )
 from bot.response_types import keep_response_types
 from bot.throttle import UserThrottle
@@ -64,6 +65,7 @@ def create_bot(settings: Settings, session: BaseSession | None = None) -> Bot:
         session=session,
         default=DefaultBotProperties(parse_mode=ParseMode.HTML, link_preview_is_disabled=True),
     )
+    bot.session.middleware(TransactionGuard())
     bot.session.middleware(FlowControl(max_wait=settings.telegram_max_retry_wait_seconds))
     return bot
 

@@ -3,16 +3,25 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-from aiogram import BaseMiddleware
+from aiogram import BaseMiddleware, Bot
+from aiogram.client.session.middlewares.base import (
+    BaseRequestMiddleware,
+    NextRequestMiddlewareType,
+)
+from aiogram.methods import TelegramMethod
+from aiogram.methods.base import Response, TelegramType
 from aiogram.types import TelegramObject, Update, User
 from aiogram.utils.i18n import I18n, I18nMiddleware
 
-from services.billing import Billing, BillingGateway, per_call
+from services.billing import Billing, BillingGateway, in_transaction, per_call
 from services.contracts.common import Account
 from services.languages import pick_language
+
+log = logging.getLogger(__name__)
 
 Handler = Callable[[TelegramObject, dict[str, Any]], Awaitable[Any]]
 
@@ -43,6 +52,22 @@ class InFlightUpdates(BaseMiddleware):
         except TimeoutError:
             return False
         return True
+
+
+class TransactionGuard(BaseRequestMiddleware):
+    """Logs an error for a Bot API call made while the calling task has a billing transaction
+    open: the rule is commit first, then talk to Telegram (the tests' stand-in refuses such a
+    call outright; e2e tests look for this line in the process log)."""
+
+    async def __call__(
+        self,
+        make_request: NextRequestMiddlewareType[TelegramType],
+        bot: Bot,
+        method: TelegramMethod[TelegramType],
+    ) -> Response[TelegramType]:
+        if in_transaction():
+            log.error("Bot API call %s inside a billing transaction", method.__api_method__)
+        return await make_request(bot, method)
 
 
 class BillingMiddleware(BaseMiddleware):

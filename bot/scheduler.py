@@ -47,9 +47,12 @@ def leased(
     interval: float,
     job: Job,
     clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+    in_progress: set[str] | None = None,
 ) -> Callable[[], Awaitable[bool]]:
     """Run `job(now)` only when this instance takes the named lease for (most of) one
-    interval; returns whether it ran."""
+    interval; returns whether it ran. While the run is under way its name is in `in_progress`
+    (ScheduledJobs.stop gives the lease of a run it cut short back); a finished run keeps the
+    lease until it expires, so the job runs once per interval across instances."""
     ttl = timedelta(seconds=max(interval * 0.9, 1.0))
 
     async def run() -> bool:
@@ -57,10 +60,15 @@ def leased(
         async with gateway.transaction() as billing:
             if not await billing.acquire_job_lease(name, owner, now, ttl):
                 return False
+        if in_progress is not None:
+            in_progress.add(name)
         try:
             await job(now)
         except Exception:
             log.exception("Scheduled job %s failed", name)
+        # Not in a finally: a cancelled run (cut short, or a crash) stays in progress.
+        if in_progress is not None:
+            in_progress.discard(name)
         return True
 
     run.__name__ = f"leased_{name}"
@@ -96,16 +104,38 @@ class RunningJobs:
 class ScheduledJobs:
     sender: OutboxSender
     running: RunningJobs = field(default_factory=RunningJobs)
+    in_progress: set[str] = field(default_factory=set)
+    """Leased jobs with a run under way; their leases are the sender's owner's (add_jobs)."""
 
     async def stop(self, scheduler: AsyncIOScheduler, timeout: float = 5.0) -> None:
-        """No new runs; the sender ends its batch; running jobs get `timeout` to finish (the
-        rest are cancelled: their transactions roll back, nothing half-done is committed)."""
+        """No new runs; the sender starts no new call, lets its calls in flight finish and
+        gives its unsent rows back; running jobs get `timeout` to finish (the rest are
+        cancelled: their transactions roll back, nothing half-done is committed). Then the
+        leases are given back — the sender's, and those of runs cut short — so that another
+        instance takes over at its next tick instead of when they expire."""
         if not scheduler.running:
             return
         scheduler.pause()
         self.sender.stop()
         await self.running.wait(timeout)
         scheduler.shutdown(wait=False)
+        await self.running.wait(1.0)  # the cancelled runs unwind (roll back, give rows back)
+        await self.release_leases()
+
+    async def release_leases(self) -> None:
+        """Each in its own short transaction, after every run (and API call) has ended. A
+        failure is only logged: the lease then expires on its own, and shutdown goes on."""
+        try:
+            await self.sender.close()
+        except Exception:
+            log.exception("The sender lease was not released")
+        for name in sorted(self.in_progress):
+            try:
+                async with self.sender.gateway.transaction() as billing:
+                    await billing.release_job_lease(name, self.sender.owner)
+            except Exception:
+                log.exception("Job lease %s was not released", name)
+        self.in_progress.clear()
 
 
 def create_sender(
@@ -140,7 +170,9 @@ def add_jobs(
 
     def every(name: str, seconds: float, job: Job) -> None:
         scheduler.add_job(
-            jobs.running.track(leased(gateway, name, owner, seconds, job)),
+            jobs.running.track(
+                leased(gateway, name, owner, seconds, job, in_progress=jobs.in_progress)
+            ),
             "interval",
             seconds=seconds,
             id=name,

@@ -10,6 +10,10 @@
   an overlapping run) never send the same row; a crashed sender's claims expire after `lease`.
   A row is marked sent right after its API call returns, so a crash can repeat at most the
   calls in flight at that moment, never lose one.
+- Graceful shutdown: `stop()` starts no new call (a rate-limit or 429 wait is cut short), lets
+  the calls in flight finish and gives every claimed row it has not sent back; `close()` then
+  gives the sender lease back, so another instance's next tick takes over at once. A crashed
+  sender gives nothing back: its lease and claims expire.
 
 The clock and the sleep are injectable: tests drive the sender with a fake clock and check
 that a 429 waited `retry_after` without sleeping for real.
@@ -219,13 +223,40 @@ class OutboxSender:
         self.progress, self.progress_interval = progress, progress_interval
         self._reported: dict[int, float] = {}
         self._stopping = False
-        self._lease_until = 0.0  # the sender lease this instance holds, by self.clock()
+        self._stopped = asyncio.Event()
+        self._lease_name: str | None = None  # the sender lease this instance has taken
+        self._lease_until = 0.0  # ... and until when it holds it, by self.clock()
         self._broadcasts_checked = 0.0
         self._blocked: set[int] = set()
 
     def stop(self) -> None:
-        """Finish the batch in hand and return (graceful shutdown)."""
+        """Graceful shutdown: no new call starts; the calls in flight finish, claimed rows not
+        yet sent are given back and the running tick returns. Then `close()`."""
         self._stopping = True
+        self._stopped.set()
+
+    async def close(self) -> None:
+        """After stop() and the last tick: give the sender lease back (its own short
+        transaction, no call is in flight any more), so that another instance's next tick
+        takes over at once instead of waiting for the lease to expire."""
+        self.stop()
+        name, self._lease_name, self._lease_until = self._lease_name, None, 0.0
+        if name is not None:
+            async with self.gateway.transaction() as billing:
+                await billing.release_job_lease(name, self.owner)  # only if this owner's
+
+    async def _nap(self, seconds: float) -> bool:
+        """Sleep `seconds` unless stop() comes first; False: stopping."""
+        if self._stopping:
+            return False
+        nap = asyncio.ensure_future(self.sleep(seconds))
+        stopped = asyncio.ensure_future(self._stopped.wait())
+        try:
+            await asyncio.wait({nap, stopped}, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            nap.cancel()
+            stopped.cancel()
+        return not self._stopping
 
     def now(self) -> datetime:
         return datetime.fromtimestamp(self.clock(), UTC)
@@ -259,6 +290,7 @@ class OutboxSender:
             return SendReport()
         ttl = budget + self.lease.total_seconds()
         if self.clock() + budget + 5 > self._lease_until:  # renew well before it runs out
+            self._lease_name = lease_name  # before: close() releases it even if cut short here
             async with self.gateway.transaction() as billing:
                 if not await billing.acquire_job_lease(
                     lease_name, self.owner, self.now(), timedelta(seconds=ttl)
@@ -279,7 +311,7 @@ class OutboxSender:
         busy: set[int] = set()  # chats with a call in flight: keep per-chat order
         slots = asyncio.Semaphore(self.max_in_flight)
         try:
-            while queue:
+            while queue and not self._stopping:
                 if self._blocked:  # their rows were closed as unreachable in the database
                     queue = [i for i in queue if i.chat_id not in self._blocked]
                     if not queue:
@@ -305,10 +337,13 @@ class OutboxSender:
                         else:
                             await asyncio.sleep(0)
                     else:
-                        await self.sleep(max(min(waits), 1e-4))
+                        await self._nap(max(min(waits), 1e-4))
                     continue
-                queue.remove(ready)
                 await slots.acquire()
+                if self._stopping:  # stop() came while every slot was busy
+                    slots.release()
+                    break
+                queue.remove(ready)
                 self.limiter.take(ready.chat_id, self.clock())
                 busy.add(ready.chat_id)
                 task = asyncio.create_task(self._send_guarded(ready, report, slots, busy))
@@ -316,8 +351,9 @@ class OutboxSender:
                 task.add_done_callback(tasks.discard)
                 await asyncio.sleep(0)  # let it start its call now
         except asyncio.CancelledError:
-            # Shutdown (or a test simulating a crash): calls in flight are abandoned; their
-            # rows stay claimed until the lease expires and are then sent by whoever drains.
+            # A crash (tests cancel the task) or a shutdown that ran out of time: calls in
+            # flight are abandoned; their rows stay claimed until the lease expires and are
+            # then sent by whoever drains. A graceful stop() never gets here.
             for task in tasks:
                 task.cancel()
             raise
@@ -359,11 +395,15 @@ class OutboxSender:
                 report.retry_after_waits.append(exc.retry_after)
                 log.warning("429 on outbox row %s: waiting %s s", item.id, exc.retry_after)
                 self.limiter.pause(exc.retry_after)
-                await self.sleep(exc.retry_after)
+                if not await self._nap(exc.retry_after):
+                    await self._give_back(item, report)  # stopping; Telegram sent nothing
+                    return
                 if waits > self.max_retry_after:
                     await self._retry(item, exc, report)
                     return
-                await self._wait_turn(item.chat_id)
+                if not await self._wait_turn(item.chat_id, until_stopped=True):
+                    await self._give_back(item, report)
+                    return
                 continue
             except TelegramForbiddenError as exc:
                 async with self.gateway.transaction() as billing:
@@ -383,10 +423,22 @@ class OutboxSender:
             report.sent += 1
             return
 
-    async def _wait_turn(self, chat_id: int) -> None:
+    async def _wait_turn(self, chat_id: int, *, until_stopped: bool = False) -> bool:
+        """Wait for the chat's turn and take it; with `until_stopped`, stop() cuts the wait
+        short (False: the turn was not taken)."""
         while (wait := self.limiter.wait(chat_id, self.clock())) > 0:
-            await self.sleep(wait)
+            if until_stopped:
+                if not await self._nap(wait):
+                    return False
+            else:
+                await self.sleep(wait)
         self.limiter.take(chat_id, self.clock())
+        return True
+
+    async def _give_back(self, item: OutboxItem, report: SendReport) -> None:
+        async with self.gateway.transaction() as billing:
+            await billing.release_outbox([item.id], self.owner)
+        report.released += 1
 
     def backoff(self, attempts: int) -> float:
         """Seconds before attempt number `attempts + 1`: 2, 4, 8, ... up to max_backoff."""

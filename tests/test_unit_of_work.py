@@ -241,10 +241,11 @@ async def test_an_unconfirmed_refund_stays_pending_until_asked_again(
 
 
 async def test_the_stand_in_refuses_a_bot_api_call_inside_a_transaction(
-    driver: BotDriver,
+    driver: BotDriver, caplog: pytest.LogCaptureFixture
 ) -> None:
     """The check every in-process test relies on (the fake_telegram fixture asserts the list is
-    empty at the end of each test) does catch a call made with a transaction open."""
+    empty at the end of each test) does catch a call made with a transaction open, and the
+    production session logs it (the e2e tests look for that line)."""
     async with driver.gateway.transaction(read_only=True):
         assert in_transaction()
         with pytest.raises(AssertionError, match="getMe called inside a billing transaction"):
@@ -252,6 +253,9 @@ async def test_the_stand_in_refuses_a_bot_api_call_inside_a_transaction(
     assert not in_transaction()
     assert driver.fake.calls_in_transaction == ["getMe"]
     driver.fake.calls_in_transaction.clear()
+    assert [r.getMessage() for r in caplog.records if r.name == "bot.middlewares"] == [
+        "Bot API call getMe inside a billing transaction"
+    ]
 
 
 async def test_screens_that_only_read_take_no_write_lock(driver: BotDriver) -> None:

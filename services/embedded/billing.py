@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
-from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from services.billing import TransactionMark
 from services.embedded.accounts import AccountsMixin, CatalogueMixin, LedgerMixin
@@ -40,12 +41,29 @@ class EmbeddedGateway:
         self.base_currency = config.base_currency
         self._sessions = session_factory(engine)
         self._read_sessions = session_factory(read_only_engine(engine))
+        # SQLite has one writer at a time. Writers of this process queue here, in order,
+        # instead of in SQLite's busy handler, which polls with sleeps of up to 100 ms;
+        # other processes on the same file still wait on busy_timeout.
+        self._writers = asyncio.Lock() if engine.dialect.name == "sqlite" else None
 
     @asynccontextmanager
     async def transaction(self, *, read_only: bool = False) -> AsyncIterator[EmbeddedBilling]:
         """Commit when the block succeeds, roll back when it raises. A read-only transaction
         takes no write lock and refuses writes."""
-        sessions = self._read_sessions if read_only else self._sessions
+        if read_only:
+            async with self._session(self._read_sessions) as billing:
+                yield billing
+        elif self._writers is None:
+            async with self._session(self._sessions) as billing:
+                yield billing
+        else:
+            async with self._writers, self._session(self._sessions) as billing:
+                yield billing
+
+    @asynccontextmanager
+    async def _session(
+        self, sessions: async_sessionmaker[AsyncSession]
+    ) -> AsyncIterator[EmbeddedBilling]:
         with TransactionMark():
             async with sessions() as session, session.begin():
                 yield EmbeddedBilling(session, self.config)

@@ -70,9 +70,13 @@ class LiveBot:
 
 
 async def _start(
-    tmp_path: Path, env: dict[str, str], fake: FakeTelegram, ready_method: str
+    tmp_path: Path,
+    env: dict[str, str],
+    fake: FakeTelegram,
+    ready_method: str,
+    log_name: str = "bot.log",
 ) -> tuple[asyncio.subprocess.Process, Path]:
-    log = tmp_path / "bot.log"
+    log = tmp_path / log_name  # a restarted process gets its own log
     first_call = len(fake.calls)  # another instance may already have made the same call
     base_env = {
         k: v
@@ -133,6 +137,7 @@ async def telegram_server() -> AsyncIterator[TelegramServer]:
     server = TelegramServer(FakeTelegram())
     await server.start()
     yield server
+    server.fake.release_holds()  # a held call would keep the server's shutdown waiting
     await server.stop()
 
 

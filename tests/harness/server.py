@@ -12,7 +12,7 @@ from typing import Any
 
 from aiohttp import web
 
-from tests.harness.telegram import TOKEN, FakeTelegram
+from tests.harness.telegram import TOKEN, ConnectionDropped, FakeTelegram
 
 # Parameters that are plain strings even when they look like numbers or JSON.
 TEXT_FIELDS = {
@@ -77,7 +77,13 @@ class TelegramServer:
             form = await request.post()
             params = {k: _decode(k, v) for k, v in form.items() if isinstance(v, str)}
         params.update({k: _decode(k, v) for k, v in request.query.items()})
-        status, body = await self.fake.handle(request.match_info["method"], params)
+        try:
+            status, body = await self.fake.handle(request.match_info["method"], params)
+        except ConnectionDropped:
+            # The bot gets no answer: the connection closes (see FakeTelegram.drop_next/hold).
+            if request.transport is not None:
+                request.transport.close()
+            return web.Response(status=502)
         return web.json_response(body, status=status)
 
     async def start(self) -> None:

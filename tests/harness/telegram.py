@@ -192,6 +192,38 @@ class QueuedDrop:
     match: Callable[[dict[str, Any]], bool] | None = None
 
 
+@dataclass
+class CallHook:
+    method: str
+    callback: Callable[[dict[str, Any]], None]
+    match: Callable[[dict[str, Any]], bool] | None = None
+
+
+class HeldCall:
+    """A call the stand-in holds unanswered (see FakeTelegram.hold) until `release()`."""
+
+    def __init__(self, method: str, match: Callable[[dict[str, Any]], bool] | None) -> None:
+        self.method, self.match = method, match
+        self.params: dict[str, Any] | None = None  # set when the call arrives
+        self.performed = False
+        self._arrived = asyncio.Event()
+        self._released = asyncio.Event()
+
+    async def arrived(self, timeout: float = 10.0) -> dict[str, Any]:
+        """Wait until the held call arrives; returns its parameters."""
+        await asyncio.wait_for(self._arrived.wait(), timeout)
+        assert self.params is not None
+        return self.params
+
+    def release(self, *, performed: bool = False) -> None:
+        """Let the held call go on. performed=False: it never reached Telegram (recorded as
+        dropped, the connection is closed without an answer); True: Telegram performs it and
+        answers as usual."""
+        if not self._released.is_set():
+            self.performed = performed
+            self._released.set()
+
+
 class ConnectionDropped(Exception):
     """The connection to the stand-in dropped before an answer (RecordingSession turns it into
     aiogram's TelegramNetworkError)."""
@@ -230,6 +262,9 @@ class FakeTelegram:
         self._thread_ids = itertools.count(100)
         self._errors: list[QueuedError] = []
         self._drops: list[QueuedDrop] = []
+        self._hooks: list[CallHook] = []
+        self._holds: list[HeldCall] = []
+        self._taken_holds: list[HeldCall] = []
         self._chat_limit: tuple[float, float, int | None] | None = None
         self._chat_buckets: dict[int, ChatBucket] = {}
         self._updates: list[dict[str, Any]] = []
@@ -264,6 +299,35 @@ class FakeTelegram:
         bot gets TelegramNetworkError). performed=False: the request never reached Telegram;
         True: Telegram performed it and the answer was lost."""
         self._drops.append(QueuedDrop(method, performed, match))
+
+    def on_next(
+        self,
+        method: str,
+        callback: Callable[[dict[str, Any]], None],
+        match: Callable[[dict[str, Any]], bool] | None = None,
+    ) -> None:
+        """Call `callback(params)` synchronously when the next matching call of `method`
+        arrives, before the stand-in handles it (e.g. to kill the bot process at that moment;
+        the call is then handled as Telegram would: a getUpdates still confirms its offset)."""
+        self._hooks.append(CallHook(method, callback, match))
+
+    def hold(
+        self, method: str, match: Callable[[dict[str, Any]], bool] | None = None
+    ) -> HeldCall:
+        """The next matching call of `method` gets no answer until the returned handle is
+        released; until then it is not in `calls`."""
+        held = HeldCall(method, match)
+        self._holds.append(held)
+        return held
+
+    def release_holds(self) -> None:
+        """Release every held call (as never performed) and forget holds not yet taken."""
+        for held in self._holds:
+            held.release()
+        self._holds.clear()
+        for held in self._taken_holds:
+            held.release()
+        self._taken_holds.clear()
 
     def limit_chat_rate(
         self, per_second: float = 1.0, burst: int = 1, retry_after: int | None = None
@@ -315,6 +379,28 @@ class FakeTelegram:
     async def handle(self, method: str, params: dict[str, Any]) -> tuple[int, dict[str, Any]]:
         if self.latency > 0:  # the request travels to Telegram and the answer back
             await asyncio.sleep(self.latency)
+        hook = self._take_matching(self._hooks, method, params)
+        if hook is not None:
+            hook.callback(params)
+        held = self._take_matching(self._holds, method, params)
+        if held is not None:
+            held.params = params
+            self._taken_holds.append(held)
+            held._arrived.set()
+            await held._released.wait()
+            if held in self._taken_holds:
+                self._taken_holds.remove(held)
+            if not held.performed:
+                self.calls.append(
+                    Call(
+                        method,
+                        params,
+                        error=ApiError(0, "connection dropped before the request arrived"),
+                        at=self.clock(),
+                        dropped=True,
+                    )
+                )
+                raise ConnectionDropped(method)
         call = Call(method, params, at=self.clock())
         self.calls.append(call)
         drop = self._take_drop(method, params)
@@ -353,6 +439,14 @@ class FakeTelegram:
         except ValidationError as exc:
             raise bad_request(f"invalid parameters: {exc.errors()[0]['msg']}") from None
         return await handler(params) if asyncio.iscoroutinefunction(handler) else handler(params)
+
+    @staticmethod
+    def _take_matching(queue: list[Any], method: str, params: dict[str, Any]) -> Any:
+        for item in queue:
+            if item.method == method and (item.match is None or item.match(params)):
+                queue.remove(item)
+                return item
+        return None
 
     def _take_drop(self, method: str, params: dict[str, Any]) -> QueuedDrop | None:
         for drop in self._drops:
