@@ -2,16 +2,19 @@
 next to a bare aiogram bot (bench.bare_bot) answering the same updates in the same run.
 
     python -m bench.roundtrip [--latency-ms 0,20,50,150] [--customers 100]
-                              [--databases sqlite,postgresql] [--json FILE]
+                              [--databases sqlite,postgresql] [--kinds returning,new]
+                              [--json FILE]
 
 For every database and round trip, each bot gets its own stand-in on loopback
 (tests.harness.server.TelegramServer over FakeTelegram(latency=...): every Bot API call,
 getUpdates included, costs one round trip) and runs in long polling. After a short warm-up,
 all customers act at once: each sends /menu, waits for the bot's sendMessage, presses the
 "Orders" button under it and waits for the editMessageText (and the answerCallbackQuery).
-The customers are new to the cabinet: /menu is their first contact (the account is created),
-the button press is a returning customer's update. The cabinet gets a fresh SQLite file or a
-fresh PostgreSQL database (created for the run, dropped after); it migrates on start.
+Two kinds of crowd (--kinds): "returning" customers already have an account (each sent /start
+before the burst, not measured) — a cabinet's everyday load; "new" customers make their first
+contact with that /menu (the account is created then), a burst of sign-ups. The cabinet gets
+a fresh SQLite file or a fresh PostgreSQL database (created for the run, dropped after); it
+migrates on start.
 
 Printed per (database, round trip, bot): updates/s = 2 × customers / wall time of the burst;
 p50 and p95 of the per-step latency (update delivered → the stand-in answered the bot's
@@ -231,6 +234,7 @@ class Row:
     latency_ms: int
     bot: str
     customers: int
+    kind: str = "returning"
     updates: int = 0
     wall_s: float = 0.0
     updates_per_s: float = 0.0
@@ -245,10 +249,33 @@ class Row:
     error: str | None = None
 
 
+async def register(fake: ObservedTelegram, users: list[User], timeout: float) -> None:
+    """Each user sends /start and gets an answer (a returning customer's first visit)."""
+    for start in range(0, len(users), 20):
+        batch = users[start : start + 20]
+        for user in batch:
+            fake.inbox.setdefault(user.id, asyncio.Queue())
+            fake.enqueue_update(fake.user_message(user, "/start"))
+        deadline = time.perf_counter() + timeout
+        for user in batch:
+            await _next(fake.inbox[user.id], deadline)
+    await asyncio.sleep(0.3)
+    for user in users:  # whatever else the bot sent on /start
+        queue = fake.inbox[user.id]
+        while not queue.empty():
+            queue.get_nowait()
+
+
 async def measure(
-    bot: str, database: str, latency_ms: int, customers: int, timeout: float, first_id: int
+    bot: str,
+    database: str,
+    latency_ms: int,
+    customers: int,
+    timeout: float,
+    first_id: int,
+    kind: str = "returning",
 ) -> Row:
-    row = Row(database, latency_ms, bot, customers, updates=2 * customers)
+    row = Row(database, latency_ms, bot, customers, kind, updates=2 * customers)
     fake = ObservedTelegram(latency=latency_ms / 1000)
     server = TelegramServer(fake)
     process = None
@@ -288,6 +315,8 @@ async def measure(
             await asyncio.gather(*(customer(fake, u, timeout) for u in warm))
             await asyncio.sleep(0.3)
             crowd = people(first_id + WARMUP_CUSTOMERS, customers)
+            if kind == "returning" and bot == "cabinet":  # the bare bot keeps no accounts
+                await register(fake, crowd, timeout)
 
             cpu_before = cpu_seconds(process.pid)
             started = time.perf_counter()
@@ -328,7 +357,7 @@ async def measure(
 
 # ---- report ------------------------------------------------------------------------------------
 HEADER = (
-    f"{'database':<11}{'rtt ms':>7}  {'bot':<8}{'upd/s':>8}{'p50 ms':>9}{'p95 ms':>9}"
+    f"{'database':<11}{'crowd':<10}{'rtt ms':>7}  {'bot':<8}{'upd/s':>8}{'p50 ms':>9}{'p95 ms':>9}"
     f"{'CPU ms/upd':>11}{'failed':>8}{'tb':>5}{'locked':>7}{'cab/bare':>9}"
 )
 
@@ -339,8 +368,8 @@ def _num(value: float | None, width: int, digits: int = 0) -> str:
 
 def format_row(row: Row) -> str:
     return (
-        f"{row.database:<11}{row.latency_ms:>7}  {row.bot:<8}{_num(row.updates_per_s, 8, 1)}"
-        f"{_num(row.p50_ms, 9)}{_num(row.p95_ms, 9)}{_num(row.cpu_ms_per_update, 11, 2)}"
+        f"{row.database:<11}{row.kind:<10}{row.latency_ms:>7}  {row.bot:<8}"
+        f"{_num(row.updates_per_s, 8, 1)}{_num(row.p50_ms, 9)}{_num(row.p95_ms, 9)}{_num(row.cpu_ms_per_update, 11, 2)}"
         f"{row.failed:>8}{row.tracebacks:>5}{row.locked:>7}{_num(row.ratio, 9, 2)}"
     )
 
@@ -356,20 +385,25 @@ def targets(rows: list[Row]) -> list[str]:
             ok = (row.ratio or 0) >= 0.5 and row.p95_ms is not None and row.p95_ms <= 500
             ok = ok and row.failed == 0
             lines.append(
-                f"  {row.database} 50 ms: cabinet/bare {_num(row.ratio, 0, 2).strip()} (≥ 0.5), "
+                f"  {row.database} {row.kind} 50 ms: "
+                f"cabinet/bare {_num(row.ratio, 0, 2).strip()} (≥ 0.5), "
                 f"p95 {_num(row.p95_ms, 0).strip()} ms (≤ 500): {'met' if ok else 'NOT met'}"
             )
         if row.latency_ms == 150:
             ok = row.failed == 0 and row.tracebacks == 0 and row.locked == 0
             lines.append(
-                f"  {row.database} 150 ms: {row.failed} failed updates, {row.tracebacks} "
-                f"tracebacks (0): {'met' if ok else 'NOT met'}"
+                f"  {row.database} {row.kind} 150 ms: {row.failed} failed updates, "
+                f"{row.tracebacks} tracebacks (0): {'met' if ok else 'NOT met'}"
             )
     return lines
 
 
 async def run(
-    latencies: list[int], customers: int, databases: list[str], timeout: float
+    latencies: list[int],
+    customers: int,
+    databases: list[str],
+    timeout: float,
+    kinds: tuple[str, ...] = ("returning", "new"),
 ) -> list[Row]:
     print(
         f"roundtrip: {customers} customers at once (/menu, then Orders), "
@@ -378,21 +412,21 @@ async def run(
     print(HEADER, flush=True)
     rows: list[Row] = []
     first_id = 20_000
-    for database in databases:
-        for latency in latencies:
-            pair = {}
-            for bot in BOTS:
-                row = await measure(bot, database, latency, customers, timeout, first_id)
-                first_id += customers + WARMUP_CUSTOMERS
-                pair[bot] = row
-            cabinet, bare = pair["cabinet"], pair["bare"]
-            if bare.updates_per_s:
-                cabinet.ratio = cabinet.updates_per_s / bare.updates_per_s
-            for bot in BOTS:
-                rows.append(pair[bot])
-                print(format_row(pair[bot]), flush=True)
-                if pair[bot].error:
-                    print(f"    {bot} error: {pair[bot].error}", flush=True)
+    runs = [(d, k, lat) for d in databases for k in kinds for lat in latencies]
+    for database, kind, latency in runs:
+        pair = {}
+        for bot in BOTS:
+            row = await measure(bot, database, latency, customers, timeout, first_id, kind)
+            first_id += customers + WARMUP_CUSTOMERS
+            pair[bot] = row
+        cabinet, bare = pair["cabinet"], pair["bare"]
+        if bare.updates_per_s:
+            cabinet.ratio = cabinet.updates_per_s / bare.updates_per_s
+        for bot in BOTS:
+            rows.append(pair[bot])
+            print(format_row(pair[bot]), flush=True)
+            if pair[bot].error:
+                print(f"    {bot} error: {pair[bot].error}", flush=True)
     print("targets:")
     for line in targets(rows):
         print(line)
@@ -417,13 +451,19 @@ def main() -> None:
     parser.add_argument(
         "--timeout", type=float, default=30.0, help="seconds a step may take before it fails"
     )
+    parser.add_argument(
+        "--kinds", default="returning,new", help="crowds to test: returning and/or new customers"
+    )
     parser.add_argument("--json", default=None, metavar="FILE", help="also write rows as JSON")
     args = parser.parse_args()
     databases = [d.strip() for d in args.databases.split(",") if d.strip()]
     unknown = set(databases) - {"sqlite", "postgresql"}
     if unknown:
         parser.error(f"unknown database(s): {', '.join(sorted(unknown))}")
-    rows = asyncio.run(run(_ints(args.latency_ms), args.customers, databases, args.timeout))
+    kinds = tuple(k.strip() for k in args.kinds.split(",") if k.strip())
+    if set(kinds) - {"returning", "new"}:
+        parser.error("--kinds takes returning and/or new")
+    rows = asyncio.run(run(_ints(args.latency_ms), args.customers, databases, args.timeout, kinds))
     if args.json:
         Path(args.json).write_text(json.dumps([asdict(r) for r in rows], indent=2) + "\n")
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import gc
 import logging
 import signal
 from datetime import UTC, datetime, timedelta
@@ -51,6 +52,9 @@ async def prepare(settings: Settings) -> tuple[Bot, Dispatcher]:
 
     dp.startup.register(on_startup)
     dp.shutdown.register(on_shutdown)
+    # Everything built so far (aiogram's and pydantic's models, the catalogs, the ORM) lives as
+    # long as the process: out of the collector's sight, a full collection stays short.
+    gc.freeze()
     return bot, dp
 
 

@@ -12,8 +12,8 @@
   calls in flight at that moment, never lose one.
 - Graceful shutdown: `stop()` starts no new call (a rate-limit or 429 wait is cut short), lets
   the calls in flight finish and gives every claimed row it has not sent back; `close()` then
-  gives the sender lease back, so another instance's next tick takes over at once. A crashed
-  sender gives nothing back: its lease and claims expire.
+  gives the sender lease back, so another instance's next tick takes over at once. A killed
+  sender gives nothing back: its lease (and the claims of its calls in flight) expire.
 
 The clock and the sleep are injectable: tests drive the sender with a fake clock and check
 that a 429 waited `retry_after` without sleeping for real.

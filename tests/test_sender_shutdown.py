@@ -7,7 +7,8 @@ from __future__ import annotations
 
 import asyncio
 import time
-from datetime import UTC, datetime
+from collections import Counter
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
@@ -26,7 +27,8 @@ from tests.harness.telegram import FakeTelegram
 from tests.test_outbox import START, FakeClock, enqueue, rows
 
 I18N = create_i18n("en")
-LEASE_ENDS = START + 20 + 60  # tick(): the sender lease lasts budget + claim lease
+TTL = 20 + 60  # tick(): the sender lease lasts budget + claim lease
+LEASE_ENDS = START + TTL
 
 
 def make_bot(fake: FakeTelegram) -> Bot:
@@ -64,13 +66,15 @@ class Gate:
         fake.handle = gated  # type: ignore[method-assign]
 
 
-async def leases(gateway: EmbeddedGateway) -> list[tuple[str, str, float]]:
+def at(timestamp: float, plus: float = 0) -> datetime:
+    """As the sender writes it: its now() (microseconds) plus a ttl."""
+    return datetime.fromtimestamp(timestamp, UTC) + timedelta(seconds=plus)
+
+
+async def leases(gateway: EmbeddedGateway) -> list[tuple[str, str, datetime]]:
     async with gateway.transaction() as billing:
         found = await billing.session.scalars(select(m.JobLease).order_by(m.JobLease.name))
-        return [
-            (lease.name, lease.owner, lease.expires_at.replace(tzinfo=UTC).timestamp())
-            for lease in found
-        ]
+        return [(lease.name, lease.owner, lease.expires_at.replace(tzinfo=UTC)) for lease in found]
 
 
 async def states(gateway: EmbeddedGateway) -> list[tuple[str, str | None, bool, int]]:
@@ -92,37 +96,44 @@ async def test_graceful_stop_hands_the_rest_of_the_queue_to_the_other_instance_a
         for chat in chats:
             await enqueue(gateway, chat, f"{chat}-{i}")
     clock = FakeClock()
-    one, two = two_senders(gateway, make_bot(fake_telegram), clock, batch_size=10)
+    one, two = two_senders(gateway, make_bot(fake_telegram), clock)
     gate = Gate(fake_telegram)
     gate.on_call = lambda n: one.stop() if n == 5 else None  # SIGTERM during the 5th call
 
-    first = await one.tick()
-    # The 5th call finished and counts as sent; the other 5 rows of the batch went back.
-    assert (first.sent, first.released, first.retried, first.failed) == (5, 5, 0, 0)
-    assert texts(fake_telegram) == ["40001-0", "40002-0", "40003-0", "40001-1", "40002-1"]
-    assert await states(gateway) == (
-        [("sent", "one", False, 1)] * 5
-        + [("pending", "one", False, 0)] * 5  # given back: claimable at once
-        + [("pending", None, False, 0)] * 14  # never claimed
-    )
+    first = await one.tick()  # claims all 24; one chat's messages go 1 s apart
+    # The 5th call finished and counts as sent; the other 19 rows went back.
+    assert (first.sent, first.released, first.retried, first.failed) == (5, 19, 0, 0)
+    by_one = texts(fake_telegram)
+    assert by_one[:3] == ["40001-0", "40002-0", "40003-0"]
+    # Which chat's second (or third) message went first depends on how fast the database
+    # answers while the fake clock runs on; each chat's messages are in order.
+    sent_so_far = [len(texts(fake_telegram, chat)) for chat in chats]
+    assert sum(sent_so_far) == 5 and min(sent_so_far) == 1
+    for chat, count in zip(chats, sent_so_far, strict=True):
+        assert texts(fake_telegram, chat) == [f"{chat}-{i}" for i in range(count)]
+    assert Counter(await states(gateway)) == {
+        ("sent", "one", False, 1): 5,
+        ("pending", "one", False, 0): 19,  # given back: claimable at once
+    }
     # Until "one" closes, its lease keeps "two" out (as it did for 80 s before).
     assert (await two.tick()).sent == 0
-    assert await leases(gateway) == [("outbox-sender", "one", LEASE_ENDS)]
+    assert await leases(gateway) == [("outbox-sender", "one", at(LEASE_ENDS))]
 
     await one.close()
     assert await leases(gateway) == []
     assert (await one.tick()).sent == 0  # a closed sender takes nothing again
-    second = await two.tick()  # the next tick, no lease or claim has expired
+    taken_at = clock()
+    assert taken_at - START < 60  # no lease or claim has expired
+    second = await two.tick()  # "two"'s next tick
     assert (second.sent, second.released) == (19, 0)
-    assert clock() - START < 60
-    assert await leases(gateway) == [("outbox-sender", "two", clock() + 80)]
+    assert await leases(gateway) == [("outbox-sender", "two", at(taken_at, TTL))]
     for chat in chats:  # each exactly once, in order
         assert texts(fake_telegram, chat) == [f"{chat}-{i}" for i in range(8)]
     assert len(fake_telegram.calls) == 24
-    assert [locked_by for _, locked_by, _, _ in await states(gateway)] == ["one"] * 5 + [
-        "two"
-    ] * 19
-    assert {status for status, _, _, _ in await states(gateway)} == {"sent"}
+    senders = {r.payload["text"]: (r.status, r.locked_by) for r in await rows(gateway)}
+    assert senders == {
+        text: ("sent", "one" if text in by_one else "two") for text in texts(fake_telegram)
+    }
 
 
 async def test_stop_after_the_claim_before_any_call_gives_the_whole_batch_back(
@@ -131,7 +142,7 @@ async def test_stop_after_the_claim_before_any_call_gives_the_whole_batch_back(
     for chat in (41_001, 41_002, 41_003, 41_004):
         await enqueue(gateway, chat, f"to {chat}")
     clock = FakeClock()
-    one, two = two_senders(gateway, make_bot(fake_telegram), clock, batch_size=3)
+    one, two = two_senders(gateway, make_bot(fake_telegram), clock)
     send_batch = one.send_batch
 
     async def stopped_in_between(items: list[OutboxItem]) -> SendReport:
@@ -140,11 +151,9 @@ async def test_stop_after_the_claim_before_any_call_gives_the_whole_batch_back(
 
     one.send_batch = stopped_in_between  # type: ignore[method-assign,assignment]
     report = await one.tick()
-    assert (report.sent, report.released) == (0, 3)
+    assert (report.sent, report.released) == (0, 4)
     assert fake_telegram.calls == []
-    assert await states(gateway) == [("pending", "one", False, 0)] * 3 + [
-        ("pending", None, False, 0)
-    ]
+    assert await states(gateway) == [("pending", "one", False, 0)] * 4
     await one.close()
     assert (await two.tick()).sent == 4
     assert texts(fake_telegram) == ["to 41001", "to 41002", "to 41003", "to 41004"]
@@ -227,7 +236,7 @@ async def test_a_crashed_sender_keeps_its_lease_until_it_expires(
     with pytest.raises(asyncio.CancelledError):
         await ticking
 
-    assert await leases(gateway) == [("outbox-sender", "one", LEASE_ENDS)]
+    assert await leases(gateway) == [("outbox-sender", "one", at(LEASE_ENDS))]
     assert (await two.tick()).sent == 0
     clock.now = LEASE_ENDS - 1
     assert (await two.tick()).sent == 0
@@ -235,7 +244,7 @@ async def test_a_crashed_sender_keeps_its_lease_until_it_expires(
     clock.now = LEASE_ENDS  # the lease has run out: "two" takes over
     assert (await two.tick()).sent == 2
     assert texts(fake_telegram, 44_000) == ["a", "b"]
-    assert await leases(gateway) == [("outbox-sender", "two", LEASE_ENDS + 80)]
+    assert await leases(gateway) == [("outbox-sender", "two", at(LEASE_ENDS, TTL))]
 
 
 # ---- through bot.scheduler --------------------------------------------------------------------
@@ -294,16 +303,16 @@ async def test_scheduler_stop_gives_back_the_lease_of_a_run_it_cut_short_only(
         scheduler.get_job(name).modify(next_run_time=now)
     await asyncio.wait_for(entered.wait(), 10)
 
-    async def settled() -> None:  # alerts ran and finished, the sender ticked, reminders hang
-        while [n for n, _, _ in await leases(gateway)] != [
-            "alerts",
-            "outbox-sender",
-            "ticket_reminders",
-        ] or jobs.in_progress != {"ticket_reminders"}:
-            await asyncio.sleep(0.01)
-
-    await asyncio.wait_for(settled(), 10)
-    alerts_lease = (await leases(gateway))[0]
+    # Alerts ran and finished, the sender ticked, the reminders hang.
+    expected = ["alerts", "outbox-sender", "ticket_reminders"]
+    for _ in range(1000):
+        held = await leases(gateway)
+        if [name for name, _, _ in held] == expected and jobs.in_progress == {"ticket_reminders"}:
+            break
+        await asyncio.sleep(0.01)
+    assert [name for name, _, _ in held] == expected
+    assert jobs.in_progress == {"ticket_reminders"}
+    alerts_lease = held[0]
     await jobs.stop(scheduler, timeout=0.1)
     # The finished run keeps its lease (no second run within the interval); the run cut short
     # and the sender give theirs back.

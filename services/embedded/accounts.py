@@ -7,7 +7,7 @@ from sqlalchemy.exc import IntegrityError
 
 from services.contracts import common as dto
 from services.embedded import models as m
-from services.embedded.base import EmbeddedBase
+from services.embedded.base import EmbeddedBase, insert_ignore
 from services.errors import InsufficientFunds, NotFound, ValidationFailed
 
 
@@ -56,36 +56,34 @@ class AccountsMixin(EmbeddedBase):
     async def get_or_create_account(
         self, telegram_id: int, chat_id: int, *, name: str = "", username: str | None = None
     ) -> tuple[dto.Account, bool]:
+        # One statement for a new customer (the common case when this is called): the
+        # insert that finds the id taken inserts nothing, and the account is read instead.
+        new = await self.session.scalar(
+            insert_ignore(self.session, m.Account)
+            .values(
+                telegram_id=telegram_id,
+                chat_id=chat_id,
+                login=f"tg{telegram_id}",
+                telegram_name=name,
+                telegram_username=username,
+                currency=self.base_currency,
+                balance_minor=0,
+            )
+            .on_conflict_do_nothing(index_elements=[m.Account.telegram_id])
+            .returning(m.Account),
+            execution_options={"populate_existing": True},
+        )
+        if new is not None:
+            return account_dto(new, self.base_currency), True
         row = await self.session.scalar(
             select(m.Account).where(m.Account.telegram_id == telegram_id)
         )
-        if row is not None:
-            changed = row.chat_id != chat_id or row.unreachable or row.telegram_name != name
-            if changed:
-                row.chat_id, row.unreachable, row.telegram_name = chat_id, False, name
-                row.telegram_username = username
-                await self.session.flush()
-            return account_dto(row, self.base_currency), False
-        try:
-            async with self.session.begin_nested():
-                row = m.Account(
-                    telegram_id=telegram_id,
-                    chat_id=chat_id,
-                    login=f"tg{telegram_id}",
-                    telegram_name=name,
-                    telegram_username=username,
-                    currency=self.base_currency,
-                    balance_minor=0,
-                )
-                self.session.add(row)
-                await self.session.flush()
-        except IntegrityError:  # created concurrently by another update of the same user
-            row = await self.session.scalar(
-                select(m.Account).where(m.Account.telegram_id == telegram_id)
-            )
-            assert row is not None
-            return account_dto(row, self.base_currency), False
-        return account_dto(row, self.base_currency), True
+        assert row is not None  # the insert did nothing only because this row exists
+        if row.chat_id != chat_id or row.unreachable or row.telegram_name != name:
+            row.chat_id, row.unreachable, row.telegram_name = chat_id, False, name
+            row.telegram_username = username
+            await self.session.flush()
+        return account_dto(row, self.base_currency), False
 
     async def find_account_by_telegram(self, telegram_id: int) -> dto.Account | None:
         row = await self.session.scalar(

@@ -30,7 +30,7 @@ from sqlalchemy.exc import IntegrityError
 from services.contracts import alerts as dto
 from services.contracts.orders import ACTIVE, CANCELLED, EXPIRED, SUSPENDED
 from services.embedded import models as m
-from services.embedded.base import EmbeddedBase
+from services.embedded.base import EmbeddedBase, insert_ignore
 from services.errors import InvalidState, NotFound
 
 _ORDER_COLUMNS = (
@@ -81,17 +81,6 @@ def _recipient(row: Any) -> dto.Recipient:
 
 
 _CHUNK = 500  # rows per multi-row INSERT (SQLite allows 32766 bound parameters)
-
-
-def _insert_ignore(session: Any, table: type[m.Base]) -> Any:
-    """INSERT ... ON CONFLICT DO NOTHING of the session's dialect (SQLite and PostgreSQL)."""
-    if session.bind.dialect.name == "postgresql":
-        from sqlalchemy.dialects.postgresql import insert as pg_insert
-
-        return pg_insert(table)
-    from sqlalchemy.dialects.sqlite import insert as sqlite_insert
-
-    return sqlite_insert(table)
 
 
 _reachable = and_(m.Account.chat_id.is_not(None), m.Account.unreachable.is_(False))
@@ -353,7 +342,7 @@ class AlertsMixin(EmbeddedBase):
                 for mark in marks[start : start + _CHUNK]
             ]
             result = await self.session.execute(
-                _insert_ignore(self.session, m.AlertMark)
+                insert_ignore(self.session, m.AlertMark)
                 .values(rows)
                 .on_conflict_do_nothing()
                 .returning(m.AlertMark.kind, m.AlertMark.key)
@@ -446,7 +435,7 @@ class OutboxMixin(EmbeddedBase):
                 for message in messages[start : start + _CHUNK]
             ]
             result = await self.session.execute(
-                _insert_ignore(self.session, m.OutboxMessage)
+                insert_ignore(self.session, m.OutboxMessage)
                 .values(rows)
                 .on_conflict_do_nothing()
                 .returning(m.OutboxMessage.id)
@@ -501,9 +490,14 @@ class OutboxMixin(EmbeddedBase):
         )
         if self.session.bind.dialect.name == "postgresql":
             candidates = candidates.with_for_update(skip_locked=True)
+        # The ids first, then the update: as a subquery of the UPDATE, PostgreSQL may run the
+        # LIMIT ... SKIP LOCKED once per row of a semi-join and claim more than `limit`.
+        picked = list(await self.session.scalars(candidates))
+        if not picked:
+            return []
         claimed = await self.session.scalars(
             update(m.OutboxMessage)
-            .where(m.OutboxMessage.id.in_(candidates.scalar_subquery()), free)
+            .where(m.OutboxMessage.id.in_(picked), free)
             .values(locked_by=owner, locked_until=now + lease)
             .returning(m.OutboxMessage.id)
             .execution_options(synchronize_session=False)

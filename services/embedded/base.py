@@ -3,12 +3,25 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.embedded import models as m
 from services.embedded.config import BillingConfig
 from services.errors import NotFound
+
+
+def insert_ignore(session: AsyncSession, table: type[m.Base]) -> Any:
+    """INSERT ... ON CONFLICT of the session's dialect (SQLite and PostgreSQL); the caller adds
+    `.on_conflict_do_nothing(...)`."""
+    if session.bind.dialect.name == "postgresql":
+        from sqlalchemy.dialects.postgresql import insert as pg_insert
+
+        return pg_insert(table)
+    from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+
+    return sqlite_insert(table)
 
 
 class EmbeddedBase:

@@ -40,7 +40,8 @@ class EmbeddedGateway:
         self.config = config
         self.base_currency = config.base_currency
         self._sessions = session_factory(engine)
-        self._read_sessions = session_factory(read_only_engine(engine))
+        self.read_engine = read_only_engine(engine)
+        self._read_sessions = session_factory(self.read_engine)
         # SQLite has one writer at a time. Writers of this process queue here, in order,
         # instead of in SQLite's busy handler, which polls with sleeps of up to 100 ms;
         # other processes on the same file still wait on busy_timeout.
@@ -73,4 +74,6 @@ class EmbeddedGateway:
             return await seed_demo_catalogue(session)
 
     async def close(self) -> None:
+        if self.read_engine is not self.engine:
+            await self.read_engine.dispose()
         await self.engine.dispose()

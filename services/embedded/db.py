@@ -10,23 +10,29 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker, create_async_engine
 
 ROOT = Path(__file__).resolve().parents[2]
-READ_ONLY_OPTION = "cabinet_read_only"
 
 
-def create_engine(database_url: str, **kwargs: object) -> AsyncEngine:
+def create_engine(database_url: str, *, read_only: bool = False, **kwargs: object) -> AsyncEngine:
+    """`read_only` (SQLite): an engine for transactions that only read — see read_only_engine."""
     url = make_url(database_url)
     if url.get_backend_name() == "sqlite":
         if url.database and url.database != ":memory:":
             Path(url.database).parent.mkdir(parents=True, exist_ok=True)
+        if read_only:
+            # Nothing is ever left open on a reader (no BEGIN, writes refused), so the pool's
+            # rollback on return is skipped: one thread hop less per call.
+            kwargs.setdefault("pool_reset_on_return", None)
         engine = create_async_engine(url, connect_args={"timeout": 30}, **kwargs)
-        _serialize_sqlite_writers(engine)
+        _configure_sqlite(engine, read_only)
         return engine
     return create_async_engine(url, pool_pre_ping=True, **kwargs)
 
 
-def _serialize_sqlite_writers(engine: AsyncEngine) -> None:
-    """SQLite: WAL, foreign keys, and BEGIN IMMEDIATE so that concurrent read-then-write
-    transactions queue on the write lock instead of failing with 'database is locked'."""
+def _configure_sqlite(engine: AsyncEngine, read_only: bool) -> None:
+    """SQLite: WAL and foreign keys. Writers BEGIN IMMEDIATE, so that concurrent read-then-write
+    transactions queue on the write lock instead of failing with 'database is locked'.
+    Readers run each statement in autocommit on WAL snapshots, with query_only set: they never
+    take or wait for the write lock."""
 
     @event.listens_for(engine.sync_engine, "connect")
     def _on_connect(dbapi_connection, _record):  # type: ignore[no-untyped-def]
@@ -35,25 +41,25 @@ def _serialize_sqlite_writers(engine: AsyncEngine) -> None:
         cursor.execute("PRAGMA journal_mode=WAL")
         cursor.execute("PRAGMA foreign_keys=ON")
         cursor.execute("PRAGMA busy_timeout=30000")
+        if read_only:
+            cursor.execute("PRAGMA query_only=ON")
         cursor.close()
 
-    @event.listens_for(engine.sync_engine, "begin")
-    def _on_begin(connection):  # type: ignore[no-untyped-def]
-        read_only = bool(connection.get_execution_options().get(READ_ONLY_OPTION))
-        state = connection.connection.info  # per DB-API connection, kept while it is pooled
-        if state.get("query_only") != read_only:
-            connection.exec_driver_sql(f"PRAGMA query_only={int(read_only)}")
-            state["query_only"] = read_only
-        # Readers see a WAL snapshot and never block the writer; writers queue for the lock.
-        connection.exec_driver_sql("BEGIN" if read_only else "BEGIN IMMEDIATE")
+    if not read_only:
+
+        @event.listens_for(engine.sync_engine, "begin")
+        def _on_begin(connection):  # type: ignore[no-untyped-def]
+            connection.exec_driver_sql("BEGIN IMMEDIATE")
 
 
 def read_only_engine(engine: AsyncEngine) -> AsyncEngine:
-    """The same pool, for transactions that only read: on SQLite a deferred BEGIN (no write
-    lock) with query_only set; on PostgreSQL a READ ONLY transaction."""
+    """For transactions that only read: on PostgreSQL a READ ONLY transaction on the same pool;
+    on SQLite a second engine (its own pool of query-only connections, see create_engine)."""
     if engine.dialect.name == "postgresql":
         return engine.execution_options(postgresql_readonly=True)
-    return engine.execution_options(**{READ_ONLY_OPTION: True})
+    if engine.url.database in (None, "", ":memory:"):
+        return engine  # a second engine would open another, empty, in-memory database
+    return create_engine(engine.url.render_as_string(hide_password=False), read_only=True)
 
 
 def session_factory(engine: AsyncEngine) -> async_sessionmaker:

@@ -69,6 +69,15 @@ class LiveBot:
         return user
 
 
+def _child_env(env: dict[str, str]) -> dict[str, str]:
+    base_env = {
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith(("BOT_", "TELEGRAM_", "WEBHOOK_", "DATABASE_", "REDIS_"))
+    }
+    return {**base_env, "PYTHONPATH": str(ROOT), **env}
+
+
 async def _start(
     tmp_path: Path,
     env: dict[str, str],
@@ -78,17 +87,12 @@ async def _start(
 ) -> tuple[asyncio.subprocess.Process, Path]:
     log = tmp_path / log_name  # a restarted process gets its own log
     first_call = len(fake.calls)  # another instance may already have made the same call
-    base_env = {
-        k: v
-        for k, v in os.environ.items()
-        if not k.startswith(("BOT_", "TELEGRAM_", "WEBHOOK_", "DATABASE_", "REDIS_"))
-    }
     process = await asyncio.create_subprocess_exec(
         sys.executable,
         "-m",
         "bot",
         cwd=tmp_path,
-        env={**base_env, "PYTHONPATH": str(ROOT), **env},
+        env=_child_env(env),
         stdout=log.open("wb"),
         stderr=asyncio.subprocess.STDOUT,
     )

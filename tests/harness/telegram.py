@@ -308,12 +308,11 @@ class FakeTelegram:
     ) -> None:
         """Call `callback(params)` synchronously when the next matching call of `method`
         arrives, before the stand-in handles it (e.g. to kill the bot process at that moment;
-        the call is then handled as Telegram would: a getUpdates still confirms its offset)."""
+        the call is then handled as Telegram would: a getUpdates still confirms its offset).
+        Every hook waiting for a call runs, in the order they were set."""
         self._hooks.append(CallHook(method, callback, match))
 
-    def hold(
-        self, method: str, match: Callable[[dict[str, Any]], bool] | None = None
-    ) -> HeldCall:
+    def hold(self, method: str, match: Callable[[dict[str, Any]], bool] | None = None) -> HeldCall:
         """The next matching call of `method` gets no answer until the returned handle is
         released; until then it is not in `calls`."""
         held = HeldCall(method, match)
@@ -379,9 +378,10 @@ class FakeTelegram:
     async def handle(self, method: str, params: dict[str, Any]) -> tuple[int, dict[str, Any]]:
         if self.latency > 0:  # the request travels to Telegram and the answer back
             await asyncio.sleep(self.latency)
-        hook = self._take_matching(self._hooks, method, params)
-        if hook is not None:
-            hook.callback(params)
+        for hook in [h for h in self._hooks if h.method == method]:
+            if hook.match is None or hook.match(params):
+                self._hooks.remove(hook)
+                hook.callback(params)
         held = self._take_matching(self._holds, method, params)
         if held is not None:
             held.params = params
