@@ -369,7 +369,8 @@ def _num(value: float | None, width: int, digits: int = 0) -> str:
 def format_row(row: Row) -> str:
     return (
         f"{row.database:<11}{row.kind:<10}{row.latency_ms:>7}  {row.bot:<8}"
-        f"{_num(row.updates_per_s, 8, 1)}{_num(row.p50_ms, 9)}{_num(row.p95_ms, 9)}{_num(row.cpu_ms_per_update, 11, 2)}"
+        f"{_num(row.updates_per_s, 8, 1)}{_num(row.p50_ms, 9)}{_num(row.p95_ms, 9)}"
+        f"{_num(row.cpu_ms_per_update, 11, 2)}"
         f"{row.failed:>8}{row.tracebacks:>5}{row.locked:>7}{_num(row.ratio, 9, 2)}"
     )
 
