@@ -144,7 +144,6 @@ class OrdersMixin(_Base):
                 matches.append(m.Order.id == int(number))
             where.append(or_(*matches))
         base = select(m.Order).join(m.Tariff, m.Order.tariff_id == m.Tariff.id).where(and_(*where))
-        total = await self.session.scalar(select(func.count()).select_from(base.subquery())) or 0
         column = {
             "created": m.Order.created_at,
             "status": case(_STATUS_ORDER, value=m.Order.status, else_=9),
@@ -153,8 +152,22 @@ class OrdersMixin(_Base):
         }[sort]
         ordering = [column.desc(), m.Order.id.desc()] if descending else [column.asc(), m.Order.id]
         offset = max(0, offset)
-        rows = await self.session.scalars(base.order_by(*ordering).offset(offset).limit(limit))
-        return Page([order_dto(r) for r in rows], total, offset, limit)
+        # The page and the total in one statement (the total rides on every row).
+        found = (
+            await self.session.execute(
+                base.add_columns(func.count().over())
+                .order_by(*ordering)
+                .offset(offset)
+                .limit(limit)
+            )
+        ).all()
+        if found:
+            total = int(found[0][1])
+        elif offset == 0:
+            total = 0
+        else:  # past the end: the total still tells the caller where the last page is
+            total = await self.session.scalar(select(func.count()).select_from(base.subquery()))
+        return Page([order_dto(row) for row, _ in found], int(total or 0), offset, limit)
 
     async def get_order(self, account_id: int, order_id: int) -> dto.Order:
         return order_dto(await self._order_row(account_id, order_id))

@@ -115,6 +115,8 @@ async def _stop(process: asyncio.subprocess.Process, log: Path) -> None:
             raise AssertionError(f"no graceful shutdown:\n{log.read_text()[-3000:]}") from None
     assert process.returncode == 0, log.read_text()[-3000:]
     assert "Traceback" not in log.read_text(), log.read_text()[-3000:]
+    # bot.middlewares.TransactionGuard: no Bot API call while a transaction was open
+    assert "inside a billing transaction" not in log.read_text(), log.read_text()[-3000:]
 
 
 def _env(tmp_path: Path, server: TelegramServer, **extra: str) -> dict[str, str]:
