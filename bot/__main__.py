@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import sys
+from collections.abc import Callable
 
 from bot.config import ConfigError, DatabaseSettings, load_settings
 
@@ -27,10 +28,20 @@ def main(argv: list[str]) -> int:
 
     runner = run_webhook if settings.webhook_mode else run_polling
     try:
-        asyncio.run(runner(settings))
+        with asyncio.Runner(loop_factory=event_loop_factory()) as loop_runner:
+            loop_runner.run(runner(settings))
     except KeyboardInterrupt:
         pass
     return 0
+
+
+def event_loop_factory() -> Callable[[], asyncio.AbstractEventLoop] | None:
+    """uvloop where it is installed (Linux, macOS: a dependency there), else asyncio's own."""
+    try:
+        import uvloop
+    except ImportError:
+        return None
+    return uvloop.new_event_loop
 
 
 if __name__ == "__main__":

@@ -95,7 +95,11 @@ def create_dispatcher(
     inflight = InFlightUpdates()
     dp["inflight"] = inflight
     dp.update.outer_middleware(inflight)
-    dp.update.outer_middleware(UserThrottle(i18n, settings.throttle_rate, settings.throttle_burst))
+    staff = frozenset({settings.staff_chat_id} if settings.staff_chat_id is not None else ())
+    throttle = UserThrottle(
+        i18n, settings.throttle_rate, settings.throttle_burst, exempt_chats=staff
+    )
+    dp.update.outer_middleware(throttle)
     dp.update.outer_middleware(BillingMiddleware(gateway))
     dp.update.outer_middleware(PaymentInboxMiddleware())
     dp.update.outer_middleware(AccountMiddleware())

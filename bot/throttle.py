@@ -6,9 +6,10 @@ a button); the rest of the episode is dropped silently. The episode ends when th
 is full again. Payments (pre-checkout queries, successful payments) are never dropped; updates
 without a user pass.
 
-Memory stays bounded: buckets are kept in order of use, and one untouched for `burst / rate`
-seconds is full, which is the same as having none, so it is forgotten; `max_users` caps the
-rest. The clock is injectable (tests).
+The messages of one album count as one update, and the staff group is not throttled (an
+agent pasting several replies must not lose one). Memory stays bounded: buckets are kept in
+order of use, and one untouched for `burst / rate` seconds is full, which is the same as having
+none, so it is forgotten; `max_users` caps the rest. The clock is injectable (tests).
 """
 
 from __future__ import annotations
@@ -66,8 +67,11 @@ class UserThrottle(BaseMiddleware):
         *,
         clock: Callable[[], float] = time.monotonic,
         max_users: int = 100_000,
+        exempt_chats: frozenset[int] = frozenset(),
     ) -> None:
         self.i18n = i18n
+        self.exempt_chats = exempt_chats  # the staff group: agents' replies are never dropped
+        self._albums: OrderedDict[str, None] = OrderedDict()  # media groups already counted
         self.rate, self.burst = float(rate), float(burst)
         self.clock = clock
         self.max_users = max_users
@@ -98,6 +102,18 @@ class UserThrottle(BaseMiddleware):
         bucket.warned = True
         return Verdict.FIRST_DROP
 
+    def _album_counted(self, update: Update) -> bool:
+        """An album (up to ten photos) arrives as one update per photo: it costs one token."""
+        group = update.message.media_group_id if update.message is not None else None
+        if group is None:
+            return False
+        if group in self._albums:
+            return True
+        self._albums[group] = None
+        if len(self._albums) > 10_000:
+            self._albums.popitem(last=False)
+        return False
+
     def _prune(self, now: float) -> None:
         """Forget buckets that are full by now (untouched for burst / rate seconds)."""
         horizon = now - self.burst / self.rate
@@ -110,6 +126,9 @@ class UserThrottle(BaseMiddleware):
     async def __call__(self, handler: Handler, event: TelegramObject, data: dict[str, Any]) -> Any:
         user: User | None = data.get("event_from_user")
         if user is None or not isinstance(event, Update) or exempt(event):
+            return await handler(event, data)
+        chat = data.get("event_chat")
+        if (chat is not None and chat.id in self.exempt_chats) or self._album_counted(event):
             return await handler(event, data)
         verdict = self.check(user.id)
         if verdict is Verdict.PASS:

@@ -15,7 +15,7 @@ from bot.factory import create_i18n
 from bot.throttle import UserThrottle, Verdict
 from services.embedded.billing import EmbeddedGateway
 from tests.harness.driver import BotDriver
-from tests.harness.telegram import Call
+from tests.harness.telegram import Call, Chat, User
 from tests.test_payments_handlers import customer
 
 NOTICE = "Too many requests — please wait a moment."
@@ -243,3 +243,38 @@ def test_idle_buckets_are_forgotten_and_the_number_of_users_is_capped() -> None:
     assert gate.check(8) is Verdict.PASS
     assert len(gate) == 1  # 7 was full again and forgotten with its episode
     assert gate.check(7) is Verdict.PASS
+
+
+async def test_an_album_counts_as_one_update(driver: BotDriver, clock: Clock) -> None:
+    """Ten photos of one album arrive as ten updates at once; with a few messages before them
+    they would otherwise overflow the burst."""
+    user = driver.user(951)
+    await driver.send(user, "/start")
+    clock.now += 60
+    passed = Passed()
+    driver.dp.update.outer_middleware(passed)
+    for _ in range(8):
+        await driver.send(user, "hello")
+    for index in range(10):
+        await driver.send(
+            user, photo=f"AgACAgIAAxkBAAIBQ2Zalbum{index:04d}", extra={"media_group_id": "album-1"}
+        )
+    assert passed.users == [951] * 18
+    assert notices(driver.fake.calls) == []
+    # The next message is the tenth token: it passes; the one after it is dropped.
+    await driver.send(user, "one more")
+    await driver.send(user, "and another")
+    assert passed.users == [951] * 19
+    assert len(notices(driver.fake.calls)) == 1
+
+
+async def test_the_staff_group_is_not_throttled(driver: BotDriver, clock: Clock) -> None:
+    """An agent pasting many replies in the staff group loses none of them."""
+    staff_chat = driver.fake.add_chat(Chat(id=-1001, type="supergroup", title="Staff"))
+    agent = User(id=9001, first_name="Agent")
+    passed = Passed()
+    driver.dp.update.outer_middleware(passed)
+    for index in range(30):
+        await driver.send(agent, f"reply {index}", chat=staff_chat)
+    assert passed.users == [9001] * 30
+    assert notices(driver.fake.calls) == []

@@ -10,6 +10,7 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker, create_async_engine
 
 ROOT = Path(__file__).resolve().parents[2]
+READERS = 20  # connections a pool keeps open (and as many more it may open in a burst)
 
 
 def create_engine(database_url: str, *, read_only: bool = False, **kwargs: object) -> AsyncEngine:
@@ -20,11 +21,18 @@ def create_engine(database_url: str, *, read_only: bool = False, **kwargs: objec
             Path(url.database).parent.mkdir(parents=True, exist_ok=True)
         if read_only:
             # Nothing is ever left open on a reader (no BEGIN, writes refused), so the pool's
-            # rollback on return is skipped: one thread hop less per call.
+            # rollback on return is skipped: one thread hop less per call. Readers run side by
+            # side: enough of them stay open that a burst does not open (and close) new ones.
             kwargs.setdefault("pool_reset_on_return", None)
+            kwargs.setdefault("pool_size", READERS)
+            kwargs.setdefault("max_overflow", READERS)
         engine = create_async_engine(url, connect_args={"timeout": 30}, **kwargs)
         _configure_sqlite(engine, read_only)
         return engine
+    # Every call is a short transaction of its own, so a burst of updates checks connections
+    # in and out quickly: a pool that keeps enough of them open never pays for a connect.
+    kwargs.setdefault("pool_size", READERS)
+    kwargs.setdefault("max_overflow", READERS)
     return create_async_engine(url, pool_pre_ping=True, **kwargs)
 
 
