@@ -40,13 +40,13 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from sqlalchemy.engine import make_url
+
+from tests.conftest import POSTGRES_ADMIN_URL, _admin_execute
 from tests.harness.server import TelegramServer
 from tests.harness.telegram import TOKEN, ApiError, Call, Chat, FakeTelegram, User
 
 ROOT = Path(__file__).resolve().parents[1]
-POSTGRES_ADMIN_URL = os.environ.get(
-    "TEST_POSTGRES_URL", "postgresql+asyncpg://postgres@127.0.0.1:5432/test"
-)
 ORDERS_LABEL = "Orders"  # the English label of the main menu's button (keyboards/menu.py)
 START_TIMEOUT = 60.0
 STOP_TIMEOUT = 20.0
@@ -203,30 +203,6 @@ def _bare_env(server: TelegramServer) -> dict[str, str]:
     return {"BOT_TOKEN": TOKEN, "TELEGRAM_API_URL": server.url, "LOG_LEVEL": "INFO"}
 
 
-def _admin_url() -> Any:
-    from sqlalchemy.engine import make_url
-
-    return make_url(POSTGRES_ADMIN_URL)
-
-
-async def _admin_execute(statement: str) -> None:
-    import asyncpg
-
-    url = _admin_url()
-    conn = await asyncpg.connect(
-        host=url.host,
-        port=url.port or 5432,
-        user=url.username,
-        password=url.password,
-        database=url.database,
-        timeout=10,
-    )
-    try:
-        await conn.execute(statement, timeout=30)
-    finally:
-        await conn.close()
-
-
 # ---- one measured run ------------------------------------------------------------------------
 @dataclass
 class Row:
@@ -292,7 +268,11 @@ async def measure(
             else:
                 pg_name = f"bench_roundtrip_{uuid.uuid4().hex[:10]}"
                 await _admin_execute(f'CREATE DATABASE "{pg_name}"')
-                url = _admin_url().set(database=pg_name).render_as_string(hide_password=False)
+                url = (
+                    make_url(POSTGRES_ADMIN_URL)
+                    .set(database=pg_name)
+                    .render_as_string(hide_password=False)
+                )
                 env = _cabinet_env(server, url)
             process = await _spawn("bench.bare_bot" if bot == "bare" else "bot", env, folder, log)
             ready = asyncio.ensure_future(fake.polling.wait())

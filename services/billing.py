@@ -46,6 +46,10 @@ class BillingGateway(Protocol):
         """A Billing bound to one transaction: committed on success, rolled back on error.
         `read_only` transactions take no write lock (SQLite) and refuse writes."""
 
+    def is_retryable(self, error: BaseException) -> bool:
+        """The error proves the call did nothing and may simply be made again (a dropped
+        connection found at its first statement)."""
+
     async def close(self) -> None: ...
 
 
@@ -92,9 +96,19 @@ class PerCallBilling:
         read_only = is_read_only(declared)
         gateway = self._gateway
 
-        async def call(*args: Any, **kwargs: Any) -> Any:
+        async def once(*args: Any, **kwargs: Any) -> Any:
             async with gateway.transaction(read_only=read_only) as billing:
                 return await getattr(billing, name)(*args, **kwargs)
+
+        async def call(*args: Any, **kwargs: Any) -> Any:
+            try:
+                return await once(*args, **kwargs)
+            except Exception as error:
+                # Only a read is repeated: a write may have failed at its COMMIT, and then
+                # nobody knows whether it happened.
+                if not (read_only and gateway.is_retryable(error)):
+                    raise
+            return await once(*args, **kwargs)
 
         call.__name__ = call.__qualname__ = name
         return call

@@ -13,10 +13,12 @@ from aiogram.types import Update
 from sqlalchemy import func, select
 from sqlalchemy.engine import make_url
 
+from bot.factory import create_gateway
 from bot.inbox import replay_payment_updates
 from services.billing import in_transaction, per_call
 from services.embedded import models as m
 from services.outbox import OutboxSender
+from tests.conftest import _admin_execute, make_settings
 from tests.harness.driver import BotDriver
 from tests.harness.telegram import Call, Chat, User
 from tests.test_payments_handlers import balance_of, customer
@@ -290,3 +292,26 @@ async def test_the_ledger_matches_after_the_faults(driver: BotDriver) -> None:
             assert account.balance_minor == await billing.ledger_sum(account_id) == 1000
         payments = await billing.session.scalar(select(func.count()).select_from(m.Payment))
         assert payments == 3
+
+
+async def test_a_read_survives_postgresql_dropping_the_pooled_connections(
+    postgres_url: str,
+) -> None:
+    """No ping before each checkout: a read that meets a connection the server dropped (a
+    restart) is made again on a fresh one; the customer never sees it."""
+    gateway = create_gateway(make_settings(postgres_url))
+    try:
+        billing = per_call(gateway)
+        account, _ = await billing.get_or_create_account(861, 861, name="Ann")
+        for _ in range(3):  # some connections in the pool
+            await asyncio.gather(*(billing.get_account(account.id) for _ in range(4)))
+        database = make_url(postgres_url).database
+        await _admin_execute(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+            f"WHERE datname = '{database}' AND pid <> pg_backend_pid()"
+        )
+        found = await billing.find_account_by_telegram(861)
+        assert found is not None and found.id == account.id
+        assert (await billing.get_account(account.id)).telegram_name == "Ann"
+    finally:
+        await gateway.close()

@@ -6,6 +6,7 @@ import asyncio
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from services.billing import TransactionMark
@@ -68,6 +69,12 @@ class EmbeddedGateway:
         with TransactionMark():
             async with sessions() as session, session.begin():
                 yield EmbeddedBilling(session, self.config)
+
+    @staticmethod
+    def is_retryable(error: BaseException) -> bool:
+        """The call met a connection the database had dropped (a restart): nothing of it can
+        have happened, and the pool has been renewed."""
+        return isinstance(error, DBAPIError) and error.connection_invalidated
 
     async def seed_demo(self) -> int:
         async with self._sessions() as session, session.begin():

@@ -138,6 +138,19 @@ def _env(tmp_path: Path, server: TelegramServer, **extra: str) -> dict[str, str]
     }
 
 
+def webhook_env(tmp_path: Path, server: TelegramServer, secret: str) -> dict[str, str]:
+    """Webhook mode: the bot's aiohttp server on a free loopback port, the secret checked."""
+    port = free_port()
+    return _env(
+        tmp_path,
+        server,
+        WEBHOOK_URL=f"http://127.0.0.1:{port}",
+        WEBHOOK_SECRET=secret,
+        WEB_HOST="127.0.0.1",
+        WEB_PORT=str(port),
+    )
+
+
 @pytest.fixture
 async def telegram_server() -> AsyncIterator[TelegramServer]:
     server = TelegramServer(FakeTelegram())
@@ -162,15 +175,7 @@ async def live_webhook_bot(
 ) -> AsyncIterator[LiveBot]:
     """The bot in webhook mode: its aiohttp server on a loopback port, secret token checked."""
     fake = telegram_server.fake
-    port = free_port()
-    env = _env(
-        tmp_path,
-        telegram_server,
-        WEBHOOK_URL=f"http://127.0.0.1:{port}",
-        WEBHOOK_SECRET="s3cret-Token_1",
-        WEB_HOST="127.0.0.1",
-        WEB_PORT=str(port),
-    )
+    env = webhook_env(tmp_path, telegram_server, "s3cret-Token_1")
     process, log = await _start(tmp_path, env, fake, "setWebhook")
     yield LiveBot(fake, process, log, webhook_secret="s3cret-Token_1")
     await _stop(process, log)

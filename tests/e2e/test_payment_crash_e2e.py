@@ -34,19 +34,13 @@ from services.contracts.payments import Invoice
 from services.embedded import models as m
 from services.embedded.billing import EmbeddedGateway
 from tests.conftest import POSTGRES_ADMIN_URL, _admin_execute, make_settings
-from tests.e2e.conftest import LiveBot, _env, _start, _stop
-from tests.harness.server import TelegramServer, free_port
+from tests.e2e.conftest import LiveBot, _env, _start, _stop, webhook_env
+from tests.e2e.test_payments_e2e import PROFILE
+from tests.harness.server import TelegramServer
 from tests.harness.telegram import Call, FakeTelegram, User
 
 T = TypeVar("T")
 
-PROFILE = {
-    "last_name": "Lovelace",
-    "first_name": "Ada",
-    "email": "ada@example.com",
-    "city": "London",
-    "address": "12 St James's Square",
-}
 STARS, CREDIT = 500, 1000  # a €10.00 top-up paid with 500 Stars
 RECEIPT = "✅ <b>Payment received</b>"
 RECEIPT_END = "Credited: €10.00\nBalance: <b>€10.00</b>"
@@ -317,15 +311,7 @@ async def test_polling_killed_as_getupdates_acknowledges_the_payment(
 
 async def test_webhook_killed_mid_payment(tmp_path: Path, telegram_server: TelegramServer) -> None:
     fake = telegram_server.fake
-    port = free_port()
-    env = _env(
-        tmp_path,
-        telegram_server,
-        WEBHOOK_URL=f"http://127.0.0.1:{port}",
-        WEBHOOK_SECRET=SECRET,
-        WEB_HOST="127.0.0.1",
-        WEB_PORT=str(port),
-    )
+    env = webhook_env(tmp_path, telegram_server, SECRET)
     processes = Processes(tmp_path, telegram_server, env)
     gateway = create_gateway(make_settings(env["DATABASE_URL"]))
     post: asyncio.Task[None] | None = None
