@@ -261,9 +261,7 @@ async def is_staff(message: Message, bot: Bot, settings: Settings, dispatcher: D
     if cached is not None and cached[1] > time.monotonic():
         return cached[0]
     try:
-        member = await support.with_retry(
-            lambda: bot.get_chat_member(settings.staff_chat_id, key[1])  # type: ignore[arg-type]
-        )
+        member = await bot.get_chat_member(settings.staff_chat_id, key[1])  # type: ignore[arg-type]
     except TelegramAPIError:
         log.warning("getChatMember failed for %s", key, exc_info=True)
         return False
@@ -354,7 +352,7 @@ async def staff_message(
     )
     if not delivered:
         with staff_locale(i18n, settings):
-            await support.with_retry(lambda: message.reply(blocked_text()))
+            await message.reply(blocked_text())
 
 
 async def staff_command(
@@ -491,10 +489,8 @@ async def cmd_verify(
         if matches
         else _("❌ The code word does not match (ticket #{id}).")
     )
-    sent = await support.with_retry(
-        lambda: bot.send_message(
-            message.chat.id, text.format(id=ticket.id), message_thread_id=message.message_thread_id
-        )
+    sent = await bot.send_message(
+        message.chat.id, text.format(id=ticket.id), message_thread_id=message.message_thread_id
     )
     await billing.link_staff_message(message.chat.id, sent.message_id, ticket.id)
 

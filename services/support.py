@@ -1,18 +1,17 @@
 """The staff desk's Telegram mechanics: where a ticket lives in the staff group (a forum topic
 per ticket, or a header message and replies to it), posting there with the topic recreated
-when staff deleted it, and sends retried on 429 after exactly `retry_after` — or, when that
-wait is long, handed to the outbox so the update's transaction does not stay open meanwhile.
+when staff deleted it. A short 429 is waited by the flow control under every Bot API call
+(bot/flow_control.py); a long one reaches the desk, which hands the post to the outbox.
 
 Texts are made by the callers (handlers), already translated; this module only delivers.
 """
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from collections.abc import Awaitable, Callable, Sequence
 from datetime import UTC, datetime, timedelta
-from typing import Any, TypeVar
+from typing import Any
 
 from aiogram import Bot
 from aiogram.exceptions import TelegramBadRequest, TelegramRetryAfter
@@ -23,28 +22,7 @@ from services.contracts.tickets import Attachment, Ticket
 
 log = logging.getLogger(__name__)
 
-T = TypeVar("T")
-RETRY_ATTEMPTS = 4
-# The longest 429 wait a handler sits through; its transaction (and in webhook mode Telegram's
-# request) stays open while it waits. Longer waits go to the outbox (StaffDesk.post).
-MAX_INLINE_WAIT = 5
 CAPTION_LIMIT = 1024
-
-# Replaced in tests to observe the waits without sleeping.
-sleep: Callable[[float], Awaitable[Any]] = asyncio.sleep
-
-
-async def with_retry(make: Callable[[], Awaitable[T]], attempts: int = RETRY_ATTEMPTS) -> T:
-    """Run one Bot API call; on 429 wait exactly `retry_after` and try again."""
-    for attempt in range(1, attempts + 1):
-        try:
-            return await make()
-        except TelegramRetryAfter as exc:
-            if attempt == attempts or exc.retry_after > MAX_INLINE_WAIT:
-                raise
-            log.warning("429 from Telegram, retrying in %s s", exc.retry_after)
-            await sleep(exc.retry_after)
-    raise AssertionError("unreachable")
 
 
 def thread_gone(exc: TelegramBadRequest) -> bool:
@@ -74,9 +52,7 @@ async def send_content(
         sent.append(await _send_file(bot, chat_id, attachments[0], text, markup, common))
         return sent
     if text:
-        sent.append(
-            await with_retry(lambda: bot.send_message(chat_id, text, reply_markup=markup, **common))
-        )
+        sent.append(await bot.send_message(chat_id, text, reply_markup=markup, **common))
     for index, item in enumerate(attachments):
         file_markup = markup if not text and index == 0 else None
         sent.append(await _send_file(bot, chat_id, item, None, file_markup, common))
@@ -93,15 +69,11 @@ async def _send_file(
 ) -> Message:
     caption = caption or None
     if item.kind == "photo":
-        return await with_retry(
-            lambda: bot.send_photo(
-                chat_id, item.file_id, caption=caption, reply_markup=markup, **common
-            )
-        )
-    return await with_retry(
-        lambda: bot.send_document(
+        return await bot.send_photo(
             chat_id, item.file_id, caption=caption, reply_markup=markup, **common
         )
+    return await bot.send_document(
+        chat_id, item.file_id, caption=caption, reply_markup=markup, **common
     )
 
 
@@ -131,9 +103,7 @@ class StaffDesk:
         """A new forum topic for the ticket; None where the group is not a forum (getChat is
         not needed: Telegram says so when asked to create a topic)."""
         try:
-            topic = await with_retry(
-                lambda: self.bot.create_forum_topic(self.chat_id, topic_name(ticket))
-            )
+            topic = await self.bot.create_forum_topic(self.chat_id, topic_name(ticket))
         except TelegramBadRequest as exc:
             if "not a forum" in exc.message.lower() or "chat_not_forum" in exc.message.lower():
                 return None

@@ -13,7 +13,6 @@ from sqlalchemy import select
 from bot.flow_control import installed
 from handlers.staff import remind_unanswered
 from keyboards.tickets import TicketCb
-from services import support
 from services.embedded import models as m
 from services.security import hash_secret_sync
 from tests.harness.driver import BotDriver
@@ -405,15 +404,14 @@ async def test_blocked_customer_is_reported_in_the_topic(driver: BotDriver) -> N
 
 @pytest.fixture
 def waits(monkeypatch: pytest.MonkeyPatch, driver: BotDriver) -> list[float]:
-    """The 429 waits of the staff desk, recorded instead of slept: its own retry's and those
-    of the flow control under every Bot API call (bot/flow_control.py), which now waits a
-    short 429 before the desk sees it."""
+    """The 429 waits under the staff desk's calls, recorded instead of slept: the flow control
+    under every Bot API call (bot/flow_control.py) waits a short 429; a long one reaches the
+    desk, which hands the post to the outbox."""
     recorded: list[float] = []
 
     async def fake_sleep(seconds: float) -> None:
         recorded.append(seconds)
 
-    monkeypatch.setattr(support, "sleep", fake_sleep)
     monkeypatch.setattr(installed(driver.bot), "sleep", fake_sleep)
     return recorded
 
