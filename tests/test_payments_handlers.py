@@ -32,6 +32,14 @@ YEAR = datetime.now(UTC).year
 TODAY_EN = datetime.now(UTC).strftime("%b %-d, %Y")
 
 
+@pytest.fixture(autouse=True)
+def _today() -> None:
+    """Dates as of the start of each test: a run may cross midnight UTC."""
+    global YEAR, TODAY_EN
+    now = datetime.now(UTC)
+    YEAR, TODAY_EN = now.year, now.strftime("%b %-d, %Y")
+
+
 @pytest.fixture
 async def card_driver(sqlite_url: str, fake_telegram: FakeTelegram) -> AsyncIterator[BotDriver]:
     """Like `driver`, with a card payment provider configured."""
