@@ -18,7 +18,7 @@ import enum
 import logging
 import time
 from collections import OrderedDict
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from typing import Any
 
 from aiogram import BaseMiddleware
@@ -28,11 +28,10 @@ from aiogram.utils.i18n import I18n
 from aiogram.utils.i18n import gettext as _
 
 from bot.flow_control import one_line
+from bot.middlewares import Handler
 from services.languages import pick_language
 
 log = logging.getLogger(__name__)
-
-Handler = Callable[[TelegramObject, dict[str, Any]], Awaitable[Any]]
 
 
 class Verdict(enum.Enum):

@@ -71,11 +71,16 @@ async def on_domain_error(event: ErrorEvent) -> None:
     await reply(event, domain_error_text(event.exception))  # type: ignore[arg-type]
 
 
-def telegram_unavailable(event: ErrorEvent) -> bool:
-    exc = event.exception
-    if isinstance(exc, TelegramEntityTooLarge):  # a 413 (file too big): a real error
+def telegram_unavailable_error(exc: BaseException) -> bool:
+    """Flood control, a 5xx or a dropped connection: Telegram did not (or may not have) done
+    what was asked. A 413 (file too big) is a real error."""
+    if isinstance(exc, TelegramEntityTooLarge):
         return False
     return isinstance(exc, TelegramRetryAfter | TelegramNetworkError | TelegramServerError)
+
+
+def telegram_unavailable(event: ErrorEvent) -> bool:
+    return telegram_unavailable_error(event.exception)
 
 
 async def on_telegram_unavailable(event: ErrorEvent) -> None:

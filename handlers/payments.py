@@ -9,12 +9,7 @@ import logging
 from dataclasses import dataclass
 
 from aiogram import Bot, F, Router
-from aiogram.exceptions import (
-    TelegramAPIError,
-    TelegramNetworkError,
-    TelegramRetryAfter,
-    TelegramServerError,
-)
+from aiogram.exceptions import TelegramAPIError
 from aiogram.filters import Command, CommandObject
 from aiogram.types import InlineKeyboardMarkup, Message, PreCheckoutQuery, SuccessfulPayment
 from aiogram.utils.i18n import I18n
@@ -22,7 +17,7 @@ from aiogram.utils.i18n import gettext as _
 
 from bot.config import Settings
 from handlers.common import answer_or_queue, display_balance, money
-from handlers.errors import domain_error_text
+from handlers.errors import domain_error_text, telegram_unavailable_error
 from handlers.staff import in_staff_chat, is_staff
 from keyboards.payments import after_payment_kb
 from services.billing import Billing
@@ -177,9 +172,9 @@ async def ask_telegram_to_refund(
     CHARGE_ALREADY_REFUNDED, which makes asking again safe)."""
     try:
         await bot.refund_star_payment(user_id=user_id, telegram_payment_charge_id=charge_id)
-    except (TelegramRetryAfter, TelegramServerError, TelegramNetworkError) as exc:
-        return RefundUnconfirmed(exc.message)
     except TelegramAPIError as exc:
+        if telegram_unavailable_error(exc):
+            return RefundUnconfirmed(exc.message)
         if "CHARGE_ALREADY_REFUNDED" in exc.message.upper():
             return None
         return RefundRefused(exc.message)

@@ -377,18 +377,13 @@ def _item(row: m.OutboxMessage) -> dto.OutboxItem:
 class OutboxMixin(EmbeddedBase):
     # ---- incoming payment updates -----------------------------------------------------------
     async def keep_payment_update(self, charge_id: str, update_id: int, body: str) -> bool:
-        if await self.session.get(m.PaymentUpdate, charge_id) is not None:
-            return False
-        try:
-            async with self.session.begin_nested():
-                self.session.add(
-                    m.PaymentUpdate(
-                        charge_id=charge_id, update_id=update_id, body=body, received_at=self.now()
-                    )
-                )
-        except IntegrityError:  # kept concurrently by another instance
-            return False
-        return True
+        kept = await self.session.scalar(
+            insert_ignore(self.session, m.PaymentUpdate)
+            .values(charge_id=charge_id, update_id=update_id, body=body, received_at=self.now())
+            .on_conflict_do_nothing()
+            .returning(m.PaymentUpdate.charge_id)
+        )
+        return kept is not None  # None: kept before (by this or another instance)
 
     async def payment_update_answered(self, charge_id: str) -> bool:
         answered = await self.session.scalar(

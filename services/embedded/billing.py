@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from contextlib import asynccontextmanager, nullcontext
 
 from sqlalchemy.exc import DBAPIError
-from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
+from sqlalchemy.ext.asyncio import AsyncEngine
 
 from services.billing import TransactionMark
 from services.embedded.accounts import AccountsMixin, CatalogueMixin, LedgerMixin
@@ -52,22 +52,10 @@ class EmbeddedGateway:
     async def transaction(self, *, read_only: bool = False) -> AsyncIterator[EmbeddedBilling]:
         """Commit when the block succeeds, roll back when it raises. A read-only transaction
         takes no write lock and refuses writes."""
-        if read_only:
-            async with self._session(self._read_sessions) as billing:
-                yield billing
-        elif self._writers is None:
-            async with self._session(self._sessions) as billing:
-                yield billing
-        else:
-            async with self._writers, self._session(self._sessions) as billing:
-                yield billing
-
-    @asynccontextmanager
-    async def _session(
-        self, sessions: async_sessionmaker[AsyncSession]
-    ) -> AsyncIterator[EmbeddedBilling]:
+        sessions = self._read_sessions if read_only else self._sessions
+        queue = self._writers if self._writers is not None and not read_only else nullcontext()
         with TransactionMark():
-            async with sessions() as session, session.begin():
+            async with queue, sessions() as session, session.begin():
                 yield EmbeddedBilling(session, self.config)
 
     @staticmethod
