@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import asyncio
-import logging
 import sys
 from collections.abc import Callable
 
 from bot.config import ConfigError, DatabaseSettings, load_settings
+from bot.logging_setup import configure_logging
 
 
 def main(argv: list[str]) -> int:
@@ -21,9 +21,7 @@ def main(argv: list[str]) -> int:
     except ConfigError as exc:
         print(exc, file=sys.stderr)
         return 2
-    logging.basicConfig(
-        level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
-    )
+    configure_logging(settings)  # personal data and secrets never reach a log line
     from bot.runners import run_polling, run_webhook
 
     runner = run_webhook if settings.webhook_mode else run_polling

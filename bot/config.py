@@ -13,6 +13,8 @@ from services.languages import SUPPORTED_LANGUAGES
 
 TOKEN_PATTERN = re.compile(r"^\d{1,20}:[A-Za-z0-9_-]{20,}$")
 QUIET_HOURS_PATTERN = re.compile(r"^([01]\d|2[0-3]):[0-5]\d-([01]\d|2[0-3]):[0-5]\d$")
+# What Telegram accepts as a webhook's secret_token: 1-256 characters A-Z, a-z, 0-9, _ and -.
+WEBHOOK_SECRET_PATTERN = re.compile(r"^[A-Za-z0-9_-]{1,256}$")
 
 
 def _split_csv(value: object) -> object:
@@ -41,6 +43,9 @@ class Settings(BaseSettings):
     redis_url: str | None = None
     staff_chat_id: int | None = None
     admin_ids: Annotated[list[int], NoDecode] = Field(default_factory=list)
+    # Staff besides the staff group's administrators (who are staff anyway), e.g. agents who
+    # must not be admins of the group.
+    staff_ids: Annotated[list[int], NoDecode] = Field(default_factory=list)
     default_language: str = "en"
     payment_provider_token: SecretStr | None = None
 
@@ -70,6 +75,9 @@ class Settings(BaseSettings):
         default_factory=lambda: [Decimal(10), Decimal(25), Decimal(50), Decimal(100)]
     )
     stars_max_per_invoice: int = Field(default=10000, ge=1)
+    # Unpaid top-up invoices an account may have open at once (0: no limit); a repeated top-up
+    # of the same amount reuses the open invoice instead of issuing another one.
+    max_open_invoices: int = Field(default=5, ge=0)
 
     # Jobs
     scheduler_enabled: bool = True
@@ -80,6 +88,12 @@ class Settings(BaseSettings):
     # Tickets
     ticket_reopen_days: int = Field(default=7, ge=0)  # a closed ticket reopens by a reply
     ticket_reminder_minutes: int = Field(default=30, ge=1)  # unanswered → one staff reminder
+    # Per-customer limits (0: no limit): open tickets at a time, new tickets per hour
+    max_open_tickets: int = Field(default=3, ge=0)
+    max_tickets_per_hour: int = Field(default=5, ge=0)
+    # /verify: at most this many code-word checks per customer within the window
+    verify_max_attempts: int = Field(default=3, ge=1)
+    verify_window_minutes: int = Field(default=60, ge=1)
 
     # Alerts and delivery
     expiry_alert_stages: Annotated[list[int], NoDecode] = Field(default_factory=lambda: [7, 3, 1])
@@ -106,7 +120,11 @@ class Settings(BaseSettings):
     throttle_rate: float = Field(default=3, gt=0)  # updates per second and user
     throttle_burst: int = Field(default=10, ge=1)  # updates a user may send at once
 
+    # Dialogs (FSM state and data) are forgotten this long after their last change.
+    fsm_ttl_seconds: int = Field(default=3600, ge=60)
+
     log_level: str = "INFO"
+    log_sql: bool = False  # log SQL statements (never their values) at INFO
 
     @field_validator("bot_token")
     @classmethod
@@ -115,10 +133,19 @@ class Settings(BaseSettings):
             raise ValueError("does not look like a Telegram bot token (expected 123456:ABC...)")
         return SecretStr(value.get_secret_value().strip())
 
-    @field_validator("admin_ids", mode="before")
+    @field_validator("admin_ids", "staff_ids", mode="before")
     @classmethod
-    def _admin_ids(cls, value: object) -> object:
+    def _user_ids(cls, value: object) -> object:
         return _split_csv(value)
+
+    @field_validator("webhook_secret")
+    @classmethod
+    def _webhook_secret(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is not None and not WEBHOOK_SECRET_PATTERN.match(value.get_secret_value()):
+            raise ValueError(
+                "must be 1-256 characters, only A-Z, a-z, 0-9, _ and - (what Telegram accepts)"
+            )
+        return value
 
     @field_validator("expiry_alert_stages", mode="before")
     @classmethod

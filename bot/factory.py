@@ -12,11 +12,11 @@ from aiogram.client.session.base import BaseSession
 from aiogram.client.telegram import TelegramAPIServer
 from aiogram.enums import ParseMode
 from aiogram.fsm.storage.base import BaseStorage
-from aiogram.fsm.storage.memory import MemoryStorage
 from aiogram.utils.i18n import I18n
 
 from bot.config import Settings
 from bot.flow_control import FlowControl
+from bot.fsm_storage import ExpiringMemoryStorage
 from bot.inbox import DurableDispatcher, PaymentInboxMiddleware
 from bot.middlewares import (
     AccountI18nMiddleware,
@@ -49,6 +49,9 @@ def billing_config(settings: Settings) -> BillingConfig:
         static_rates=parse_static_rates(settings.static_rates),
         stars_per_base_unit=settings.stars_per_eur,
         ip_pool=settings.ip_pool,
+        max_open_tickets=settings.max_open_tickets,
+        max_tickets_per_hour=settings.max_tickets_per_hour,
+        max_open_invoices=settings.max_open_invoices,
     )
 
 
@@ -75,11 +78,15 @@ def create_storage(settings: Settings) -> BaseStorage:
         from aiogram.fsm.storage.base import DefaultKeyBuilder
         from aiogram.fsm.storage.redis import RedisStorage
 
-        # with_destiny: sections may keep state in their own FSM destiny (e.g. the orders sort)
+        # with_destiny: sections may keep state in their own FSM destiny (e.g. the orders sort).
+        # A dialog left unfinished is forgotten FSM_TTL_SECONDS after its last step.
         return RedisStorage.from_url(
-            settings.redis_url, key_builder=DefaultKeyBuilder(with_destiny=True)
+            settings.redis_url,
+            key_builder=DefaultKeyBuilder(with_destiny=True),
+            state_ttl=settings.fsm_ttl_seconds,
+            data_ttl=settings.fsm_ttl_seconds,
         )
-    return MemoryStorage()
+    return ExpiringMemoryStorage(settings.fsm_ttl_seconds)
 
 
 def create_dispatcher(

@@ -4,11 +4,16 @@ from __future__ import annotations
 
 import asyncio
 import gc
+import hmac
 import logging
+import secrets
 import signal
+import time
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 from aiogram import Bot, Dispatcher
+from aiogram.types import Update
 from aiogram.webhook.aiohttp_server import SimpleRequestHandler, setup_application
 from aiohttp import web
 
@@ -22,6 +27,7 @@ from services.embedded.db import migrate
 log = logging.getLogger(__name__)
 
 WEBHOOK_REPLAY_GRACE_SECONDS = 60
+SECRET_HEADER = "X-Telegram-Bot-Api-Secret-Token"
 
 
 async def prepare(settings: Settings) -> tuple[Bot, Dispatcher]:
@@ -80,24 +86,108 @@ async def run_polling(settings: Settings) -> None:
     await dp.start_polling(bot, handle_signals=True)
 
 
+class _RefusalLog:
+    """One warning line per `interval` at most for refused webhook requests: a flood of forged
+    posts must not flood the log."""
+
+    def __init__(self, interval: float = 60.0) -> None:
+        self.interval = interval
+        self._next = 0.0
+        self._quiet = 0
+
+    def warn(self, reason: str, request: web.Request) -> None:
+        now = time.monotonic()
+        if now < self._next:
+            self._quiet += 1
+            return
+        more = f" ({self._quiet} more refused since the last report)" if self._quiet else ""
+        log.warning("Webhook request from %s refused: %s%s", request.remote, reason, more)
+        self._quiet, self._next = 0, now + self.interval
+
+
+class WebhookHandler(SimpleRequestHandler):
+    """aiogram's SimpleRequestHandler, strict: a request without the right secret token
+    (missing, wrong, not ASCII) gets 401, a body that is not an Update (malformed JSON, wrong
+    shape) 400, both with one warning line and never a 500 or a traceback. Updates are handled
+    inside the request, so aiohttp's graceful shutdown finishes every accepted one."""
+
+    def __init__(self, dispatcher: Dispatcher, bot: Bot, secret_token: str, **data: Any) -> None:
+        super().__init__(
+            dispatcher, bot, handle_in_background=False, secret_token=secret_token, **data
+        )
+        self._secret = secret_token.encode("ascii")
+        self._refusals = _RefusalLog()
+
+    def verify_secret(self, telegram_secret_token: str, bot: Bot) -> bool:
+        try:
+            given = telegram_secret_token.encode("ascii")
+        except UnicodeEncodeError:  # aiohttp hands over undecodable bytes as surrogates
+            return False
+        return hmac.compare_digest(given, self._secret)
+
+    async def handle(self, request: web.Request) -> web.Response:
+        bot = await self.resolve_bot(request)
+        if not self.verify_secret(request.headers.get(SECRET_HEADER, ""), bot):
+            self._refusals.warn("no valid secret token", request)
+            return web.Response(status=401, text="Unauthorized")
+        try:
+            body = bot.session.json_loads(await request.read())
+            update = Update.model_validate(body, context={"bot": bot})
+        except (ValueError, RecursionError):  # JSON, encoding and validation errors
+            self._refusals.warn("the body is not a Telegram update", request)
+            return web.Response(status=400, text="Bad Request")
+        result = await self.dispatcher.feed_webhook_update(bot, update, **self.data)
+        return web.Response(body=self._build_response_writer(bot=bot, result=result))
+
+    __call__ = handle
+
+
+def webhook_secret(settings: Settings) -> tuple[str, bool]:
+    """WEBHOOK_SECRET, or a fresh random one for this run; True when it was generated."""
+    if settings.webhook_secret is not None:
+        return settings.webhook_secret.get_secret_value(), False
+    return secrets.token_urlsafe(32), True  # 43 characters of A-Z, a-z, 0-9, _ and -
+
+
+def create_webhook_app(
+    dp: Dispatcher, bot: Bot, settings: Settings, secret: str
+) -> web.Application:
+    app = web.Application()
+    WebhookHandler(dispatcher=dp, bot=bot, secret_token=secret).register(
+        app, path=settings.webhook_path
+    )
+    setup_application(app, dp, bot=bot)
+    return app
+
+
+async def set_webhook(bot: Bot, dp: Dispatcher, settings: Settings, secret: str) -> str:
+    """Tells Telegram where to deliver, with the secret and the update types the handlers use
+    (`chat_member` among them: Telegram sends it only when asked for)."""
+    url = settings.webhook_url.rstrip("/") + settings.webhook_path  # type: ignore[union-attr]
+    await bot.set_webhook(url, secret_token=secret, allowed_updates=dp.resolve_used_update_types())
+    return url
+
+
 async def run_webhook(settings: Settings) -> None:
     bot, dp = await prepare(settings)
-    secret = settings.webhook_secret.get_secret_value() if settings.webhook_secret else None
-    app = web.Application()
-    # Handling inside the request (not in a background task) lets aiohttp's graceful shutdown
-    # finish every update that was already accepted before the bot session closes.
-    SimpleRequestHandler(
-        dispatcher=dp, bot=bot, secret_token=secret, handle_in_background=False
-    ).register(app, path=settings.webhook_path)
-    setup_application(app, dp, bot=bot)
-    runner = web.AppRunner(app)
+    secret, generated = webhook_secret(settings)
+    runner = web.AppRunner(create_webhook_app(dp, bot, settings, secret))
     await runner.setup()
     site = web.TCPSite(runner, settings.web_host, settings.web_port)
     await site.start()
     # Only now that the port accepts connections may Telegram be told where to deliver.
-    url = settings.webhook_url.rstrip("/") + settings.webhook_path  # type: ignore[union-attr]
-    await bot.set_webhook(url, secret_token=secret, allowed_updates=dp.resolve_used_update_types())
+    url = await set_webhook(bot, dp, settings, secret)
     log.info("Webhook set to %s", url)
+    if generated:  # the secret itself is never logged
+        log.info(
+            "WEBHOOK_SECRET is not set: a random secret token was generated for this run and "
+            "registered with setWebhook"
+        )
+        if settings.redis_url:
+            log.warning(
+                "Several bot instances need one WEBHOOK_SECRET: otherwise each generates its "
+                "own, and only the one that set the webhook last accepts updates"
+            )
     log.info("Listening for webhooks on %s:%s", settings.web_host, settings.web_port)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()

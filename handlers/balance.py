@@ -25,11 +25,12 @@ from keyboards.payments import (
     back_kb,
     balance_kb,
     currency_kb,
+    open_invoices_kb,
 )
 from services.billing import Billing
 from services.contracts.common import Account
 from services.contracts.payments import Rates
-from services.errors import PaymentBlocked, ValidationFailed
+from services.errors import LimitReached, PaymentBlocked, ValidationFailed
 from services.money import exponent, parse_amount, to_decimal, to_minor
 
 
@@ -139,8 +140,13 @@ def amount_error_text(error: ValidationFailed, currency: str) -> str:
 def validate_amount(text: str, currency: str, limits: tuple[int, int]) -> int:
     """Minor units of `currency`, or ValidationFailed: not_a_number, not_positive,
     too_many_decimals, below_min, above_max (with the limit)."""
-    amount = parse_amount(text, currency)
     low, high = limits
+    try:
+        amount = parse_amount(text, currency)
+    except ValidationFailed as error:
+        if error.detail == "too_large":  # more digits than any top-up has
+            raise ValidationFailed("above_max", limit=high) from None
+        raise
     if amount < low:
         raise ValidationFailed("below_min", limit=low)
     if amount > high:
@@ -307,14 +313,28 @@ async def issue_invoice(
     amount: int,
     currency: str,
 ) -> None:
-    invoice = await billing.create_invoice(account.id, amount, currency)
+    try:
+        invoice, created = await billing.topup_invoice(account.id, amount, currency)
+    except LimitReached as error:
+        await state.clear()
+        text = ngettext(
+            "⚠️ You already have {limit} unpaid top-up invoice. Please pay or cancel it before "
+            "creating a new one.",
+            "⚠️ You already have {limit} unpaid top-up invoices. Please pay or cancel one of "
+            "them before creating a new one.",
+            error.limit,
+        ).format(limit=error.limit)
+        await show(event, text, open_invoices_kb())
+        return
     await state.clear()
-    await render_invoice(event, billing, account, settings, invoice, 0, _("Invoice created."))
+    notice = _("Invoice created.") if created else _("You already have this invoice: here it is.")
+    await render_invoice(event, billing, account, settings, invoice, 0, notice)
 
 
 def create_router() -> Router:
     router = Router(name="balance")
     router.message.filter(F.chat.type == "private")
+    router.callback_query.filter(F.message.chat.type == "private")
     router.message.register(cmd_balance, Command("balance"))
     router.message.register(cmd_topup, Command("topup"))
     in_dialog = StateFilter(TopupStates.amount)

@@ -1,4 +1,6 @@
-"""Last router: whatever no section understood gets a helpful answer, never silence."""
+"""Last router: whatever no section understood gets a helpful answer, never silence. That
+includes callback data a factory refuses to unpack (forged, or out of the bounds of
+keyboards/callbacks.py): it matches no handler and ends here as an out-of-date button."""
 
 from __future__ import annotations
 
@@ -16,6 +18,12 @@ async def unknown_message(message: Message) -> None:
     )
 
 
+async def group_button(query: CallbackQuery) -> None:
+    """A customer button pressed in a group (the customer sections serve private chats only;
+    their routers filter on it): a short answer, nothing else happens."""
+    await query.answer(_("These buttons work only in a private chat with the bot."))
+
+
 async def stale_button(query: CallbackQuery) -> None:
     await query.answer(
         _("This button is out of date. Please open the menu again: /menu"), show_alert=True
@@ -25,5 +33,8 @@ async def stale_button(query: CallbackQuery) -> None:
 def create_router() -> Router:
     router = Router(name="fallback")
     router.message.register(unknown_message, F.chat.type == "private")
+    router.callback_query.register(
+        group_button, F.message.chat.type.in_({"group", "supergroup", "channel"})
+    )
     router.callback_query.register(stale_button)
     return router

@@ -344,6 +344,7 @@ async def history_page(
 def create_router() -> Router:
     router = Router(name="invoices")
     router.message.filter(F.chat.type == "private")
+    router.callback_query.filter(F.message.chat.type == "private")
     router.message.register(cmd_invoices, Command("invoices"))
     router.message.register(cmd_history, Command("history"))
     router.callback_query.register(cmd_invoices, MenuCb.filter(F.section == "invoices"))

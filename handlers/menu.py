@@ -118,6 +118,7 @@ async def menu_button(
 def create_router() -> Router:
     router = Router(name="menu")
     router.message.filter(F.chat.type == "private")
+    router.callback_query.filter(F.message.chat.type == "private")
     router.message.register(cmd_start, CommandStart())
     router.message.register(cmd_cancel, Command("cancel"), StateFilter("*"))
     router.message.register(show_main_menu, Command("menu"))

@@ -241,6 +241,7 @@ async def cart_action(
 def create_router() -> Router:
     router = Router(name="new_order")
     router.message.filter(F.chat.type == "private")
+    router.callback_query.filter(F.message.chat.type == "private")
     router.message.register(cmd_new_order, Command("neworder"))
     router.callback_query.register(cmd_new_order, MenuCb.filter(F.section == "neworder"))
     router.callback_query.register(new_order_step, NewOrderCb.filter())

@@ -657,6 +657,7 @@ async def cancel_action(
 def create_router() -> Router:
     router = Router(name="orders")
     router.message.filter(F.chat.type == "private")
+    router.callback_query.filter(F.message.chat.type == "private")
     router.message.register(cmd_orders, Command("orders"))
     router.message.register(search_entered, OrdersStates.search, F.text, ~F.text.startswith("/"))
     router.callback_query.register(menu_orders, MenuCb.filter(F.section == "orders"))

@@ -1,8 +1,9 @@
 """Settings: grouped screens (general, profile and contacts, notice e-mails, security, postal
 address), each value with its edit button; edits are FSM dialogs saved on the answer, with a
 confirmation showing the new value; /cancel (menu router) or the Cancel button leaves any
-edit. Secrets (password, code word) are deleted from the chat right after reading, kept in
-the FSM only as a hash, and never echoed or logged."""
+edit. Secrets (password, code word, the e-mail code, the call-password digits) are deleted
+from the chat right after reading, kept in the FSM only as a hash, and never echoed or
+logged."""
 
 from __future__ import annotations
 
@@ -11,7 +12,7 @@ import logging
 
 from aiogram import F, Router
 from aiogram.dispatcher.event.bases import SkipHandler
-from aiogram.exceptions import TelegramBadRequest
+from aiogram.exceptions import TelegramAPIError
 from aiogram.filters import Command, StateFilter
 from aiogram.fsm.context import FSMContext
 from aiogram.fsm.state import State, StatesGroup
@@ -69,6 +70,7 @@ from services.money import parse_amount
 from services.security import hash_secret, verify_secret
 from services.telephony import Telephony, TelephonyError
 from services.validation import (
+    ascii_digits,
     ip_allowed,
     normalize_phone,
     parse_ip_allowlist,
@@ -123,11 +125,16 @@ async def render(
 
 
 async def delete_quietly(message: Message) -> None:
-    """Remove a message carrying a secret; a failure (already gone) changes nothing."""
+    """Remove a message carrying a secret. A failure (already gone, too old, Telegram
+    unavailable) changes nothing: the update goes on as if it had been deleted."""
     try:
         await message.delete()
-    except TelegramBadRequest:
-        log.info("could not delete a secret-carrying message in chat %s", message.chat.id)
+    except TelegramAPIError as exc:  # refused, flood control, 5xx, a dropped connection
+        log.info(
+            "could not delete a secret-carrying message in chat %s: %s",
+            message.chat.id,
+            type(exc).__name__,
+        )
 
 
 # ---- screens ----------------------------------------------------------------------------------
@@ -520,7 +527,8 @@ async def phone_code_entered(
     message: Message, state: FSMContext, billing: Billing, account: Account, i18n: I18n
 ) -> None:
     digits = (message.text or "").strip()
-    if not (len(digits) == 4 and digits.isdigit()):
+    await delete_quietly(message)  # the call-password is a secret too
+    if not (len(digits) == 4 and ascii_digits(digits)):
         await message.answer(_("❌ Send exactly 4 digits."))
         return
     check = await billing.confirm_code(account.id, "phone_call", digits)
@@ -805,6 +813,7 @@ async def not_text(message: Message) -> None:
 def create_router() -> Router:
     router = Router(name="settings")
     router.message.filter(F.chat.type == "private")
+    router.callback_query.filter(F.message.chat.type == "private")
     msg, cb = router.message, router.callback_query
     msg.register(cmd_settings, Command("settings"))
     cb.register(cmd_settings, MenuCb.filter(F.section == "settings"))

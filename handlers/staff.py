@@ -1,10 +1,12 @@
 """The staff group (STAFF_CHAT_ID): tickets appear there, staff answer in a ticket's topic (or by
 replying to its messages where the group is not a forum), and staff commands.
 
-Staff = members of the staff group (getChatMember, cached) or ADMIN_IDS; money and company
-approval are for ADMIN_IDS only. Messages in the staff group that belong to no ticket are
-ignored, so the bot never spams the group. Texts for staff use DEFAULT_LANGUAGE; what reaches a
-customer uses the customer's language.
+Staff = the staff group's administrators and creator (getChatMember, cached briefly and kept
+current by `chat_member` updates), STAFF_IDS and ADMIN_IDS; plain members are not staff. Money
+and company approval are for ADMIN_IDS only. /verify is limited per customer
+(VERIFY_MAX_ATTEMPTS within VERIFY_WINDOW_MINUTES). Messages in the staff group that belong to
+no ticket are ignored, so the bot never spams the group. Texts for staff use DEFAULT_LANGUAGE;
+what reaches a customer uses the customer's language.
 """
 
 from __future__ import annotations
@@ -21,7 +23,7 @@ from typing import Any
 from aiogram import Bot, Dispatcher, F, Router
 from aiogram.exceptions import TelegramAPIError, TelegramForbiddenError
 from aiogram.filters import Command, CommandObject
-from aiogram.types import InlineKeyboardMarkup, Message
+from aiogram.types import ChatMember, ChatMemberUpdated, InlineKeyboardMarkup, Message
 from aiogram.utils.i18n import I18n, ngettext
 from aiogram.utils.i18n import gettext as _
 
@@ -32,6 +34,7 @@ from keyboards.tickets import answer_kb, department_name, open_ticket_kb
 from services import support
 from services.billing import Billing, BillingGateway, per_call
 from services.contracts.common import Account
+from services.contracts.staff import CodeWordAttempt
 from services.contracts.tickets import TEXT_MAX, AccountSummary, Attachment, Ticket
 from services.errors import AlreadyDone, InsufficientFunds, ValidationFailed
 from services.languages import pick_language
@@ -43,8 +46,8 @@ log = logging.getLogger(__name__)
 TICKET_COMMANDS = ("close", "reopen", "info", "verify", "note")
 ADMIN_COMMANDS = ("credit", "debit", "approve_company")
 STAFF_COMMANDS = TICKET_COMMANDS + ADMIN_COMMANDS
-MEMBER_STATUSES = ("creator", "administrator", "member")
-MEMBERSHIP_TTL = 300.0  # seconds a getChatMember answer is trusted
+STAFF_STATUSES = ("creator", "administrator")
+MEMBERSHIP_TTL = 60.0  # seconds a getChatMember answer is trusted without a chat_member update
 LOCALES_DIR = Path(__file__).resolve().parent.parent / "locales"
 
 
@@ -238,12 +241,63 @@ async def push_to_customer(
 
 
 # ---- who is staff -------------------------------------------------------------------------------
-def in_staff_chat(message: Message, settings: Settings) -> bool:
-    return settings.staff_chat_id is not None and message.chat.id == settings.staff_chat_id
+def in_staff_chat(event: Message | ChatMemberUpdated, settings: Settings) -> bool:
+    return settings.staff_chat_id is not None and event.chat.id == settings.staff_chat_id
 
 
 def is_admin(message: Message, settings: Settings) -> bool:
     return message.from_user is not None and message.from_user.id in settings.admin_ids
+
+
+def status_of(member: ChatMember) -> str:
+    status = member.status
+    return status.value if hasattr(status, "value") else str(status)
+
+
+class StaffRoster:
+    """Which users of the staff group are staff (its administrators and creator): getChatMember
+    answers, trusted for `ttl` seconds, and what `chat_member` updates said since. An update
+    replaces the answer at once (a promoted member is staff, a demoted or removed admin is not),
+    and a getChatMember answer that was in flight across an update never overwrites it. With
+    several bot instances only the one that received the update knows at once; the others ask
+    again within `ttl`."""
+
+    def __init__(self, ttl: float = MEMBERSHIP_TTL, clock: Callable[[], float] = time.monotonic):
+        self.ttl, self.clock = ttl, clock
+        self._answers: dict[tuple[int, int], tuple[bool, float]] = {}
+        self._changes: dict[tuple[int, int], int] = {}  # updates seen per member
+
+    def known(self, key: tuple[int, int]) -> bool | None:
+        answer = self._answers.get(key)
+        if answer is None or answer[1] <= self.clock():
+            return None
+        return answer[0]
+
+    def version(self, key: tuple[int, int]) -> int:
+        return self._changes.get(key, 0)
+
+    def answered(self, key: tuple[int, int], allowed: bool, version: int) -> bool:
+        """Store a getChatMember answer asked at `version`; an update that came meanwhile wins."""
+        if self.version(key) != version:
+            known = self.known(key)
+            return allowed if known is None else known
+        self._answers[key] = (allowed, self.clock() + self.ttl)
+        return allowed
+
+    def changed(self, key: tuple[int, int], allowed: bool) -> None:
+        self._changes[key] = self.version(key) + 1
+        self._answers[key] = (allowed, self.clock() + self.ttl)
+
+    def forget_chat(self, chat_id: int) -> None:
+        for key in [k for k in self._answers if k[0] == chat_id]:
+            del self._answers[key]
+        for key in [k for k in self._changes if k[0] == chat_id]:
+            self._changes[key] += 1
+
+
+def staff_roster(dispatcher: Dispatcher) -> StaffRoster:
+    roster: StaffRoster = dispatcher.workflow_data.setdefault("staff_roster", StaffRoster())
+    return roster
 
 
 async def is_staff(message: Message, bot: Bot, settings: Settings, dispatcher: Dispatcher) -> bool:
@@ -253,24 +307,43 @@ async def is_staff(message: Message, bot: Bot, settings: Settings, dispatcher: D
         return message.sender_chat.id == settings.staff_chat_id
     if message.from_user is None or settings.staff_chat_id is None:
         return False
-    cache: dict[tuple[int, int], tuple[bool, float]] = dispatcher.workflow_data.setdefault(
-        "staff_membership_cache", {}
-    )
+    if message.from_user.id in settings.staff_ids:
+        return True
+    roster = staff_roster(dispatcher)
     key = (settings.staff_chat_id, message.from_user.id)
-    cached = cache.get(key)
-    if cached is not None and cached[1] > time.monotonic():
-        return cached[0]
+    known = roster.known(key)
+    if known is not None:
+        return known
+    version = roster.version(key)
     try:
-        member = await bot.get_chat_member(settings.staff_chat_id, key[1])  # type: ignore[arg-type]
+        member = await bot.get_chat_member(settings.staff_chat_id, key[1])
     except TelegramAPIError:
         log.warning("getChatMember failed for %s", key, exc_info=True)
         return False
-    status = member.status.value if hasattr(member.status, "value") else str(member.status)
-    allowed = status in MEMBER_STATUSES or (
-        status == "restricted" and bool(getattr(member, "is_member", False))
-    )
-    cache[key] = (allowed, time.monotonic() + MEMBERSHIP_TTL)
-    return allowed
+    return roster.answered(key, status_of(member) in STAFF_STATUSES, version)
+
+
+async def staff_member_changed(event: ChatMemberUpdated, dispatcher: Dispatcher) -> None:
+    """A member of the staff group was promoted, demoted, restricted, added or removed (Telegram
+    sends `chat_member` only to a bot that is an administrator of the group)."""
+    status = status_of(event.new_chat_member)
+    user_id = event.new_chat_member.user.id
+    staff_roster(dispatcher).changed((event.chat.id, user_id), status in STAFF_STATUSES)
+    log.info("Staff group member %s is now %s", user_id, status)
+
+
+async def bot_membership_changed(event: ChatMemberUpdated, dispatcher: Dispatcher) -> None:
+    """The bot's own status in the staff group changed: every answer is asked for again, and
+    without admin rights the bot no longer hears of members' changes."""
+    staff_roster(dispatcher).forget_chat(event.chat.id)
+    status = status_of(event.new_chat_member)
+    if status != "administrator":
+        log.warning(
+            "The bot is %s in the staff group, not an administrator: it no longer receives "
+            "membership changes, so staff rights are re-checked only every %d s",
+            status,
+            MEMBERSHIP_TTL,
+        )
 
 
 async def ticket_of(message: Message, billing: Billing) -> Ticket | None:
@@ -475,24 +548,83 @@ async def cmd_verify(
     settings: Settings,
     i18n: I18n,
 ) -> None:
+    """Checks a customer's code word without showing it; at most VERIFY_MAX_ATTEMPTS checks per
+    customer within VERIFY_WINDOW_MINUTES (counted in the database, before the comparison), and
+    the staff group is told once when the limit is reached."""
     word = (command.args or "").strip()
     if not word:
         await message.reply(_("Usage: /verify &lt;code word&gt;"))
         return
-    matches = await billing.check_code_word(ticket.account_id, word)
-    try:  # the code word should not stay in the group's history
+    user_id = message.from_user.id if message.from_user else 0
+    attempt = await billing.take_code_word_attempt(
+        ticket.account_id,
+        user_id,
+        limit=settings.verify_max_attempts,
+        window=timedelta(minutes=settings.verify_window_minutes),
+    )
+    matches = attempt.allowed and await billing.check_code_word(ticket.account_id, word)
+    try:  # the code word (or a guess at it) should not stay in the group's history
         await bot.delete_message(message.chat.id, message.message_id)
     except TelegramAPIError:
         pass
-    text = (
-        _("✅ The code word matches (ticket #{id}).")
-        if matches
-        else _("❌ The code word does not match (ticket #{id}).")
-    )
+    if not attempt.allowed:
+        text = verify_refused_text(ticket, attempt, settings)
+    elif matches:
+        text = _("✅ The code word matches (ticket #{id}).").format(id=ticket.id)
+    else:
+        text = _("❌ The code word does not match (ticket #{id}).").format(id=ticket.id)
     sent = await bot.send_message(
-        message.chat.id, text.format(id=ticket.id), message_thread_id=message.message_thread_id
+        message.chat.id, text, message_thread_id=message.message_thread_id
     )
     await billing.link_staff_message(message.chat.id, sent.message_id, ticket.id)
+    if attempt.first_refusal:
+        log.warning(
+            "Code word checks of account %s refused: %d within %d minutes",
+            ticket.account_id,
+            settings.verify_max_attempts,
+            settings.verify_window_minutes,
+        )
+        await post_to_staff(
+            bot, billing, settings, i18n, ticket, verify_limit_notice(ticket, settings)
+        )
+
+
+def minutes_text(minutes: int) -> str:
+    """«{n} minutes» as a duration («per 60 minutes», «in 5 minutes»)."""
+    return ngettext("{count} minute", "{count} minutes", minutes).format(count=minutes)
+
+
+def verify_refused_text(ticket: Ticket, attempt: CodeWordAttempt, settings: Settings) -> str:
+    limit = settings.verify_max_attempts
+    wait = max(1, -(-attempt.retry_after_seconds // 60))
+    refused = ngettext(
+        "⛔ Not checked (ticket #{id}): a customer's code word can be checked at most {limit} "
+        "time per {window}.",
+        "⛔ Not checked (ticket #{id}): a customer's code word can be checked at most {limit} "
+        "times per {window}.",
+        limit,
+    ).format(id=ticket.id, limit=limit, window=minutes_text(settings.verify_window_minutes))
+    return (
+        refused + "\n" + _("The next check is possible in {wait}.").format(wait=minutes_text(wait))
+    )
+
+
+def verify_limit_notice(ticket: Ticket, settings: Settings) -> str:
+    limit = settings.verify_max_attempts
+    return ngettext(
+        "🚨 The code word of account #{account} (ticket #{id}) was checked {limit} time within "
+        "{window}; further checks are refused for now. If that was not your team, someone may "
+        "be trying to guess it.",
+        "🚨 The code word of account #{account} (ticket #{id}) was checked {limit} times within "
+        "{window}; further checks are refused for now. If that was not your team, someone may "
+        "be trying to guess it.",
+        limit,
+    ).format(
+        account=ticket.account_id,
+        id=ticket.id,
+        limit=limit,
+        window=minutes_text(settings.verify_window_minutes),
+    )
 
 
 async def cmd_note(
@@ -689,6 +821,10 @@ async def remind_unanswered(
 
 def create_router() -> Router:
     router = Router(name="staff")
+    # Registering these makes `chat_member` and `my_chat_member` part of the allowed_updates
+    # that polling and setWebhook ask for (Dispatcher.resolve_used_update_types).
+    router.chat_member.register(staff_member_changed, in_staff_chat)
+    router.my_chat_member.register(bot_membership_changed, in_staff_chat)
     router.message.register(staff_command, in_staff_chat, Command(*STAFF_COMMANDS))
     router.message.register(
         staff_message,

@@ -5,6 +5,7 @@ Everything the customer writes also goes to the ticket's place in the staff grou
 from __future__ import annotations
 
 import html
+import math
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -36,6 +37,7 @@ from keyboards.tickets import (
     department_name,
     departments_kb,
     draft_kb,
+    limit_kb,
     open_ticket_kb,
     status_name,
     ticket_view_kb,
@@ -53,7 +55,7 @@ from services.contracts.tickets import (
     Ticket,
     TicketMessage,
 )
-from services.errors import InvalidState
+from services.errors import InvalidState, LimitReached
 
 PAGE_SIZE = 5
 VIEW_LIMIT = 3900  # the conversation shown in one message, under Telegram's 4096
@@ -203,7 +205,7 @@ async def on_ticket_button(
     if action == "list":
         await show_list(query, billing, account, state, max(0, callback_data.page))
     elif action == "new":
-        await start_new_ticket(query, state)
+        await start_new_ticket(query, state, billing, account)
     elif action == "view":
         await show_ticket(
             query, billing, account, settings, callback_data.ticket_id, callback_data.page
@@ -271,14 +273,44 @@ async def show_ticket(
 
 
 # ---- a new ticket ----------------------------------------------------------------------------
-async def start_new_ticket(event: Message | CallbackQuery, state: FSMContext) -> None:
+def limit_text(error: LimitReached) -> str:
+    """Why no new ticket can be opened now (short enough for a callback alert)."""
+    if error.detail == "tickets_per_hour":
+        return ngettext(
+            "You can open at most {limit} ticket an hour. Please try again in {minutes} min, "
+            "or write in a ticket that is open.",
+            "You can open at most {limit} tickets an hour. Please try again in {minutes} min, "
+            "or write in a ticket that is open.",
+            error.limit,
+        ).format(limit=error.limit, minutes=max(1, math.ceil(error.retry_after / 60)))
+    return ngettext(
+        "You already have {limit} open ticket. Please write in it, or close it if it is "
+        "solved, before opening a new one.",
+        "You already have {limit} open tickets. Please write in one of them, or close those "
+        "that are solved, before opening a new one.",
+        error.limit,
+    ).format(limit=error.limit)
+
+
+async def start_new_ticket(
+    event: Message | CallbackQuery, state: FSMContext, billing: Billing, account: Account
+) -> None:
     await state.clear()
+    try:
+        await billing.check_new_ticket(account.id)
+    except LimitReached as error:
+        await show(event, "⚠️ " + limit_text(error), limit_kb())
+        return
     await state.set_state(NewTicket.department)
     await show(event, _("✏️ <b>New ticket</b>\n\nChoose the department:"), departments_kb())
 
 
 async def start_prefilled(
-    query: CallbackQuery, callback_data: NewTicketCb, state: FSMContext
+    query: CallbackQuery,
+    callback_data: NewTicketCb,
+    state: FSMContext,
+    billing: Billing,
+    account: Account,
 ) -> None:
     topic = PREFILLED_TOPICS.get(callback_data.topic)
     if topic is None:
@@ -288,6 +320,11 @@ async def start_prefilled(
         return
     department, subject = topic
     await state.clear()
+    try:
+        await billing.check_new_ticket(account.id)
+    except LimitReached as error:
+        await show(query, "⚠️ " + limit_text(error), limit_kb())
+        return
     await state.set_state(NewTicket.message)
     await state.update_data(department=department, subject=str(subject), text="", files=[])
     await show(query, describe_text(department, str(subject)), cancel_kb())
@@ -406,14 +443,18 @@ async def on_draft_button(
         )
         return
     files = [Attachment(kind, file_id) for kind, file_id in data.get("files", [])]
-    ticket = await billing.create_ticket(
-        account.id,
-        data["department"],
-        data["subject"],
-        data.get("text", ""),
-        files,
-        language=i18n.current_locale,
-    )
+    try:
+        ticket = await billing.create_ticket(
+            account.id,
+            data["department"],
+            data["subject"],
+            data.get("text", ""),
+            files,
+            language=i18n.current_locale,
+        )
+    except LimitReached as error:  # the draft stays: «Create» works again once a slot frees
+        await query.answer(limit_text(error), show_alert=True)
+        return
     await state.clear()
     await open_in_staff_group(bot, billing, settings, i18n, ticket, files)
     await show(

@@ -12,7 +12,7 @@ from aiogram.types import InlineKeyboardMarkup
 from aiogram.utils.i18n import gettext as _
 from aiogram.utils.keyboard import InlineKeyboardBuilder
 
-from keyboards.callbacks import MenuCb, TopupCb
+from keyboards.callbacks import IdOrZero, MenuCb, TopupCb
 from keyboards.orders import OrderCb
 
 MAX_RENEW_BUTTONS = 6
@@ -23,7 +23,7 @@ class BroadcastCb(CallbackData, prefix="bc"):
     broadcast being sent). `broadcast_id` is 0 for the draft kept in the dialog state."""
 
     action: str
-    broadcast_id: int = 0
+    broadcast_id: IdOrZero = 0
 
 
 def low_balance_kb(topup_minor: int) -> InlineKeyboardMarkup:

@@ -13,7 +13,17 @@ from aiogram.utils.i18n import get_i18n, ngettext
 from aiogram.utils.i18n import gettext as _
 from aiogram.utils.keyboard import InlineKeyboardBuilder
 
-from keyboards.callbacks import CartCb, MenuCb, TopupCb
+from keyboards.callbacks import (
+    CartCb,
+    Id,
+    IdOrZero,
+    MenuCb,
+    Months,
+    PageNumber,
+    SignedAmountMinor,
+    Stamp,
+    TopupCb,
+)
 from keyboards.common import back_button
 from services.contracts.common import Page, Tariff
 from services.contracts.orders import (
@@ -35,7 +45,7 @@ class OrdersCb(CallbackData, prefix="ol"):
     """The list: action "page" (page 0 = the page last shown), "search", "sort", "clear"."""
 
     action: str
-    page: int = 0
+    page: PageNumber = 0
 
 
 class OrderSortCb(CallbackData, prefix="os"):
@@ -47,7 +57,7 @@ class OrderCb(CallbackData, prefix="od"):
     """One order: "view", "renew", "change", "cancel", "auto_on", "auto_off", "resume"."""
 
     action: str
-    order_id: int
+    order_id: Id
 
 
 class RenewCb(CallbackData, prefix="or"):
@@ -55,25 +65,25 @@ class RenewCb(CallbackData, prefix="or"):
     saw (microseconds since the epoch): a second press for the same period changes nothing."""
 
     action: str
-    order_id: int
-    months: int
-    start: int
+    order_id: Id
+    months: Months
+    start: Stamp
 
 
 class ChangeCb(CallbackData, prefix="oc"):
     """action "ask" shows the prorated amount, "do" changes the tariff if it is still `amount`."""
 
     action: str
-    order_id: int
-    tariff_id: int
-    amount: int = 0
+    order_id: Id
+    tariff_id: Id
+    amount: SignedAmountMinor = 0
 
 
 class CancelCb(CallbackData, prefix="ox"):
     """when: "end" (at the end of the paid period) or "now" (at once, no refund)."""
 
     when: str
-    order_id: int
+    order_id: Id
 
 
 class NewOrderCb(CallbackData, prefix="no"):
@@ -82,9 +92,9 @@ class NewOrderCb(CallbackData, prefix="no"):
 
     action: str
     product: str = ""
-    tariff_id: int = 0
-    months: int = 0
-    nonce: int = 0
+    tariff_id: IdOrZero = 0
+    months: Months = 0
+    nonce: Stamp = 0
 
 
 def stamp(value: datetime) -> int:

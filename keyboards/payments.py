@@ -7,7 +7,7 @@ from aiogram.types import InlineKeyboardButton, InlineKeyboardMarkup
 from aiogram.utils.i18n import gettext as _
 from aiogram.utils.keyboard import InlineKeyboardBuilder
 
-from keyboards.callbacks import CartCb
+from keyboards.callbacks import AmountMinor, CartCb, Id, PageNumber
 from keyboards.common import back_button, menu_button
 from keyboards.settings import fill_missing_button
 
@@ -16,14 +16,14 @@ class TopupCurrencyCb(CallbackData, prefix="tuc"):
     """The currency of a top-up; `amount_minor` carries a TopupCb shortfall (base currency)."""
 
     currency: str
-    amount_minor: int = 0
+    amount_minor: AmountMinor = 0
 
 
 class TopupAmountCb(CallbackData, prefix="tua"):
     """A preset amount, in minor units of `currency`."""
 
     currency: str
-    amount_minor: int
+    amount_minor: AmountMinor
 
 
 class InvoiceCb(CallbackData, prefix="inv"):
@@ -31,16 +31,16 @@ class InvoiceCb(CallbackData, prefix="inv"):
     back to."""
 
     action: str
-    invoice_id: int
-    page: int = 0
+    invoice_id: Id
+    page: PageNumber = 0
 
 
 class InvoicesCb(CallbackData, prefix="invs"):
-    page: int = 0
+    page: PageNumber = 0
 
 
 class HistoryCb(CallbackData, prefix="hist"):
-    page: int = 0
+    page: PageNumber = 0
 
 
 def balance_kb() -> InlineKeyboardMarkup:
@@ -186,3 +186,13 @@ def after_payment_kb(cart_waiting: bool) -> InlineKeyboardMarkup:
 
 def back_kb(section: str) -> InlineKeyboardMarkup:
     return InlineKeyboardMarkup(inline_keyboard=[[back_button(section)]])
+
+
+def open_invoices_kb() -> InlineKeyboardMarkup:
+    """Under "too many unpaid invoices": the invoices list, the main menu."""
+    return InlineKeyboardMarkup(
+        inline_keyboard=[
+            [InlineKeyboardButton(text=_("🧾 Invoices"), callback_data=InvoicesCb(page=0).pack())],
+            [back_button()],
+        ]
+    )

@@ -7,7 +7,8 @@ from aiogram.types import InlineKeyboardButton, InlineKeyboardMarkup
 from aiogram.utils.i18n import gettext as _
 from aiogram.utils.keyboard import InlineKeyboardBuilder
 
-from keyboards.common import back_button
+from keyboards.callbacks import IdOrZero, PageNumber
+from keyboards.common import back_button, menu_button
 from services.contracts.common import Page
 from services.contracts.tickets import DEPARTMENTS, Ticket
 
@@ -16,8 +17,8 @@ class TicketCb(CallbackData, prefix="tk"):
     """`action`: list (page), view, reply, close, reopen."""
 
     action: str
-    ticket_id: int = 0
-    page: int = 0
+    ticket_id: IdOrZero = 0
+    page: PageNumber = 0
 
 
 class TicketDeptCb(CallbackData, prefix="tkd"):
@@ -165,3 +166,10 @@ def open_ticket_kb(ticket_id: int) -> InlineKeyboardMarkup:
     )
     builder.row(back_button())
     return builder.as_markup()
+
+
+def limit_kb() -> InlineKeyboardMarkup:
+    """Under "a ticket limit is reached": the customer's tickets, the main menu."""
+    return InlineKeyboardMarkup(
+        inline_keyboard=[[menu_button("tickets", _("💬 Tickets"))], [back_button()]]
+    )

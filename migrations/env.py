@@ -33,7 +33,7 @@ def _run_sync(connection) -> None:  # type: ignore[no-untyped-def]
 
 
 async def run_migrations_online() -> None:
-    engine = create_async_engine(_url())
+    engine = create_async_engine(_url(), hide_parameters=True)  # no values in logs or errors
     async with engine.connect() as connection:
         await connection.run_sync(_run_sync)
         await connection.commit()

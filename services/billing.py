@@ -21,6 +21,7 @@ from services.contracts.common import is_read_only
 from services.contracts.orders import OrdersApi
 from services.contracts.payments import PaymentsApi
 from services.contracts.profile import ProfileApi
+from services.contracts.staff import StaffApi
 from services.contracts.tickets import TicketsApi
 
 
@@ -34,6 +35,7 @@ class Billing(
     PaymentsApi,
     OrdersApi,
     TicketsApi,
+    StaffApi,
     Protocol,
 ):
     """Everything the bot can ask of a billing, one domain Protocol per section."""

@@ -1,6 +1,6 @@
 """Outgoing e-mail behind a small interface: SMTP through aiosmtplib in production, a
 "not configured" sender when SMTP_HOST is empty. Message bodies may carry one-time codes, so
-nothing here ever logs a body."""
+nothing here ever logs a body; recipients are logged masked (a***@example.com)."""
 
 from __future__ import annotations
 
@@ -10,6 +10,8 @@ from email.utils import formatdate, make_msgid
 from typing import Protocol
 
 import aiosmtplib
+
+from services.privacy import mask_email
 
 log = logging.getLogger(__name__)
 
@@ -70,14 +72,14 @@ class SmtpMailer:
                 timeout=self.timeout,
             )
         except (aiosmtplib.SMTPException, OSError, TimeoutError) as exc:
-            log.warning("e-mail to %s not sent: %s", to, type(exc).__name__)
+            log.warning("e-mail to %s not sent: %s", mask_email(to), type(exc).__name__)
             raise EmailError(type(exc).__name__) from None
-        log.info("e-mail sent to %s: %s", to, subject)
+        log.info("e-mail sent to %s: %s", mask_email(to), subject)
 
 
 class UnconfiguredMailer:
     async def send(self, to: str, subject: str, body: str) -> None:
-        log.warning("e-mail to %s not sent: SMTP_HOST is not configured", to)
+        log.warning("e-mail to %s not sent: SMTP_HOST is not configured", mask_email(to))
         raise EmailNotConfigured("SMTP_HOST is not set")
 
 

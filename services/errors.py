@@ -71,3 +71,16 @@ class RateLimited(DomainError):
     def __init__(self, retry_after: int = 0) -> None:
         super().__init__("rate_limited", retry_after=retry_after)
         self.retry_after = retry_after
+
+
+class LimitReached(DomainError):
+    """A per-customer limit of the configuration is reached: `detail` names it
+    ('open_tickets', 'tickets_per_hour', 'open_invoices'), `limit` is what it allows and
+    `retry_after` the seconds until time frees a slot (0 when only the customer can)."""
+
+    code = "limit_reached"
+
+    def __init__(self, detail: str, limit: int, retry_after: int = 0) -> None:
+        super().__init__(detail, limit=limit, retry_after=retry_after)
+        self.limit = limit
+        self.retry_after = retry_after

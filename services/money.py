@@ -11,7 +11,12 @@ from services.errors import ValidationFailed
 
 # Telegram Stars have no fractional part; Babel does not know the code.
 _EXPONENT_OVERRIDES = {"XTR": 0}
-_AMOUNT_RE = re.compile(r"^\d+([.,]\d+)?$")
+_AMOUNT_RE = re.compile(r"([0-9]+)(?:[.,]([0-9]+))?")  # ASCII digits only: not "²" or "٣"
+# A typed amount has at most this many digits before the point (leading zeros aside): far
+# above any top-up, threshold or manual adjustment, and well inside Decimal's precision.
+AMOUNT_MAX_DIGITS = 12
+# The bound of an amount in minor units carried by callback data (12 digits and 3 decimals).
+AMOUNT_MINOR_MAX = 10 ** (AMOUNT_MAX_DIGITS + 3) - 1
 
 
 def exponent(currency: str) -> int:
@@ -56,19 +61,25 @@ def convert_up(minor: int, from_currency: str, to_currency: str, rates: dict[str
 
 def parse_amount(text: str, currency: str) -> int:
     """Parse '12', '12.5', '12,50', '1 000' into minor units; raise ValidationFailed with a code:
-    not_a_number, not_positive, too_many_decimals."""
+    not_a_number, not_positive, too_many_decimals(places), too_large (more than
+    AMOUNT_MAX_DIGITS digits before the point). Only ASCII digits count as digits."""
     cleaned = text.strip().replace(" ", "").replace("\u00a0", "")
     if cleaned.startswith("-"):
         raise ValidationFailed("not_positive")
-    if not _AMOUNT_RE.match(cleaned):
+    match = _AMOUNT_RE.fullmatch(cleaned) if cleaned.isascii() else None
+    if match is None:
         raise ValidationFailed("not_a_number")
+    whole, fraction = match.group(1), match.group(2) or ""
+    # Counted on the digits as typed, before Decimal arithmetic could overflow its context.
+    if len(whole.lstrip("0")) > AMOUNT_MAX_DIGITS:
+        raise ValidationFailed("too_large")
     try:
         value = Decimal(cleaned.replace(",", "."))
     except InvalidOperation:
         raise ValidationFailed("not_a_number") from None
     if value <= 0:
         raise ValidationFailed("not_positive")
-    if -value.as_tuple().exponent > exponent(currency):  # type: ignore[operator]
+    if len(fraction) > exponent(currency):
         raise ValidationFailed("too_many_decimals", places=exponent(currency))
     return to_minor(value, currency)
 

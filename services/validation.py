@@ -36,6 +36,25 @@ _EMAIL_LABEL = re.compile(r"^(?!-)[A-Za-z0-9-]{1,63}(?<!-)$")
 _POSTCODE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9 -]*$")
 _TAX_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9 /.-]*$")
 _PHONE_SEPARATORS = re.compile(r"[\s().-]")
+_ASCII_DIGITS = re.compile(r"[0-9]+")
+
+# Ids of billing objects are INTEGER columns; PostgreSQL's int4 is the narrowest of the two
+# databases. A number outside 1..ID_MAX names nothing and never reaches a query.
+ID_MAX = 2**31 - 1
+
+
+def ascii_digits(text: str) -> bool:
+    """Only 0-9, at least one. `str.isdigit()` and `int()` also take "²" and "٣"."""
+    return text.isascii() and _ASCII_DIGITS.fullmatch(text) is not None
+
+
+def parse_id(text: str) -> int | None:
+    """An object id typed by a person ("12" or "#12"), or None when it cannot be one."""
+    number = text.strip().removeprefix("#")
+    if not ascii_digits(number) or len(number) > len(str(ID_MAX)):
+        return None
+    value = int(number)
+    return value if 1 <= value <= ID_MAX else None
 
 
 def _limit(value: str, limit: int) -> None:
@@ -97,10 +116,10 @@ def normalize_phone(text: str, *, assume_plus: bool = False) -> str:
         value = "+" + value
     digits = value[1:]
     if not value.startswith("+"):
-        if value.isdigit():
+        if ascii_digits(value):
             raise ValidationFailed("phone_no_country")
         raise ValidationFailed("phone_invalid")
-    if not digits.isdigit() or not 8 <= len(digits) <= 15 or digits[0] == "0":
+    if not ascii_digits(digits) or not 8 <= len(digits) <= 15 or digits[0] == "0":
         raise ValidationFailed("phone_invalid")
     return value
 

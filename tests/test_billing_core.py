@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 
 import pytest
+from sqlalchemy.exc import DBAPIError
 
 from services.embedded.billing import EmbeddedGateway
 from services.errors import InsufficientFunds, NotFound, ValidationFailed
@@ -167,3 +168,25 @@ def test_bad_amounts_are_rejected_with_a_reason(text: str, code: str) -> None:
     with pytest.raises(ValidationFailed) as info:
         parse_amount(text, "EUR")
     assert info.value.detail == code
+
+
+async def test_a_read_only_transaction_refuses_writes_and_keeps_nothing(
+    gateway: EmbeddedGateway,
+) -> None:
+    """Read-only calls run on their own pool, in autocommit: a write there must fail loudly
+    (SQLite: query_only; PostgreSQL: a read-only session), never slip through unseen."""
+    with pytest.raises(DBAPIError):
+        async with gateway.transaction(read_only=True) as billing:
+            await billing.get_or_create_account(4242, 4242, name="Nobody")
+    async with gateway.transaction(read_only=True) as billing:
+        assert await billing.find_account_by_telegram(4242) is None
+
+
+async def test_the_lean_lookup_by_telegram_id_gives_the_full_account(
+    gateway: EmbeddedGateway,
+) -> None:
+    async with gateway.transaction() as billing:
+        created, _ = await billing.get_or_create_account(4343, 4343, name="Anna")
+        await billing.credit(created.id, 1234, kind="topup", idempotency_key="lean-1")
+    async with gateway.transaction(read_only=True) as billing:
+        assert await billing.find_account_by_telegram(4343) == await billing.get_account(created.id)

@@ -35,7 +35,7 @@ ANSWER_BUTTONS = ["✍️ Reply", "📄 Open ticket"]
 
 async def forum_ticket(driver: BotDriver, lang: str = "en") -> tuple[Chat, User]:
     group = staff_forum(driver)
-    driver.fake.set_member(STAFF, ANNA.id)
+    driver.fake.set_member(STAFF, ANNA.id, "administrator")
     customer = driver.user(CUSTOMER, language_code=lang)
     await open_ticket(driver, customer, lang=lang)
     return group, customer
@@ -128,7 +128,7 @@ async def test_answer_reaches_a_russian_customer_in_russian(driver: BotDriver) -
 
 async def test_plain_group_works_by_replies_to_the_ticket_messages(driver: BotDriver) -> None:
     group = staff_plain_group(driver)
-    driver.fake.set_member(STAFF, ANNA.id)
+    driver.fake.set_member(STAFF, ANNA.id, "administrator")
     customer = driver.user(CUSTOMER)
     calls = await open_ticket(driver, customer)
     failed = next(c for c in calls if c.method == "createForumTopic")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -123,6 +124,8 @@ async def test_status_flow_close_reopen_and_window(gateway: EmbeddedGateway) -> 
 
 
 async def test_list_puts_open_tickets_first_and_paginates(gateway: EmbeddedGateway) -> None:
+    # More tickets than the per-customer limits allow (those: tests/test_user_limits.py).
+    gateway.config = replace(gateway.config, max_open_tickets=0, max_tickets_per_hour=0)
     alice, _ = await _accounts(gateway)
     ids = []
     async with gateway.transaction() as billing:

@@ -9,6 +9,7 @@ from typing import Protocol
 
 from services.contracts.common import Page, read_only
 from services.money import exponent, to_decimal
+from services.validation import ascii_digits, parse_id
 
 STARS = "XTR"
 
@@ -90,9 +91,9 @@ class Invoice:
 def parse_payload(payload: str) -> int | None:
     """The invoice id of an `inv:<id>` payload, None for anything else."""
     prefix, _, number = payload.partition(":")
-    if prefix != "inv" or not number.isdigit() or len(number) > 12:
+    if prefix != "inv" or not ascii_digits(number):
         return None
-    return int(number)
+    return parse_id(number)
 
 
 @dataclass(frozen=True, slots=True)
@@ -135,6 +136,15 @@ class PaymentsApi(Protocol):
     ) -> Invoice:
         """Issue an invoice in a supported currency at the current rate (fixed on the invoice).
         ValidationFailed('not_positive' | 'currency')."""
+
+    async def topup_invoice(
+        self, account_id: int, amount_minor: int, currency: str
+    ) -> tuple[Invoice, bool]:
+        """The customer's top-up of `amount_minor` `currency`: (invoice, created). An unpaid
+        top-up invoice for the same amount and currency on the same terms (credit and Stars
+        price at the current rate) is returned again instead of issuing another one; else a
+        new one, unless the account already has the configured number of unpaid top-up
+        invoices: LimitReached('open_invoices'). ValidationFailed as create_invoice."""
 
     @read_only
     async def get_invoice(self, account_id: int, invoice_id: int) -> Invoice:

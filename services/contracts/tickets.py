@@ -105,7 +105,15 @@ class TicketsApi(Protocol):
         language: str | None = None,
     ) -> Ticket:
         """ValidationFailed: bad department ('department'), subject length ('subject_length'),
-        empty message ('empty'), text too long ('text_length'), too many files ('attachments')."""
+        empty message ('empty'), text too long ('text_length'), too many files ('attachments').
+        LimitReached: the customer has the configured number of tickets not closed
+        ('open_tickets') or has created that many within the last hour ('tickets_per_hour',
+        with retry_after). The limits hold under concurrent calls (several bot instances)."""
+
+    @read_only
+    async def check_new_ticket(self, account_id: int) -> None:
+        """Raise the LimitReached that create_ticket would raise now (asked before the
+        new-ticket dialog, so nobody writes a ticket that cannot be created)."""
 
     @read_only
     async def list_tickets(self, account_id: int, offset: int = 0, limit: int = 5) -> Page[Ticket]:

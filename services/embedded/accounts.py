@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from sqlalchemy import func, select, update
+from sqlalchemy import bindparam, func, select, update
 from sqlalchemy.exc import IntegrityError
 
 from services.contracts import common as dto
@@ -25,6 +25,25 @@ def account_dto(row: m.Account, base_currency: str) -> dto.Account:
         telegram_name=row.telegram_name,
         unreachable=row.unreachable,
     )
+
+
+# The account of a Telegram user, as the DTO needs it: looked up on every update, so the
+# statement is built once and reads only the DTO's columns, without the ORM's identity map.
+_ACCOUNT_COLUMNS = (
+    m.Account.id,
+    m.Account.telegram_id,
+    m.Account.chat_id,
+    m.Account.login,
+    m.Account.language,
+    m.Account.currency,
+    m.Account.balance_minor,
+    m.Account.created_at,
+    m.Account.telegram_name,
+    m.Account.unreachable,
+)
+_ACCOUNT_BY_TELEGRAM = select(*_ACCOUNT_COLUMNS).where(
+    m.Account.telegram_id == bindparam("telegram_id")
+)
 
 
 def ledger_dto(row: m.LedgerEntry) -> dto.LedgerLine:
@@ -86,10 +105,9 @@ class AccountsMixin(EmbeddedBase):
         return account_dto(row, self.base_currency), False
 
     async def find_account_by_telegram(self, telegram_id: int) -> dto.Account | None:
-        row = await self.session.scalar(
-            select(m.Account).where(m.Account.telegram_id == telegram_id)
-        )
-        return account_dto(row, self.base_currency) if row else None
+        result = await self.session.execute(_ACCOUNT_BY_TELEGRAM, {"telegram_id": telegram_id})
+        row = result.first()
+        return dto.Account(**row._mapping, base_currency=self.base_currency) if row else None
 
     async def get_account(self, account_id: int) -> dto.Account:
         return account_dto(await self._account_row(account_id), self.base_currency)

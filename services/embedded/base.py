@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
+from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.embedded import models as m
@@ -39,3 +40,14 @@ class EmbeddedBase:
         if row is None:
             raise NotFound("account")
         return row
+
+    async def _lock_account(self, account_id: int) -> None:
+        """Serialize this transaction with the account's other writers until it ends, so that
+        a count-then-insert rule (a per-customer limit) holds under concurrent calls from
+        several bot instances. PostgreSQL: a row lock; SQLite: writers already hold the
+        database's write lock (BEGIN IMMEDIATE), FOR UPDATE is not rendered there."""
+        locked = await self.session.scalar(
+            select(m.Account.id).where(m.Account.id == account_id).with_for_update()
+        )
+        if locked is None:
+            raise NotFound("account")

@@ -18,6 +18,7 @@ from services.embedded.orders import OrdersMixin
 from services.embedded.payments import PaymentsMixin
 from services.embedded.profile import ProfileMixin
 from services.embedded.seed import seed_demo_catalogue
+from services.embedded.staff import StaffMixin
 from services.embedded.tickets import TicketsMixin
 
 
@@ -31,6 +32,7 @@ class EmbeddedBilling(
     PaymentsMixin,
     OrdersMixin,
     TicketsMixin,
+    StaffMixin,
 ):
     """One instance per transaction; see EmbeddedGateway.transaction()."""
 

@@ -14,6 +14,11 @@ class BillingConfig:
     static_rates: dict[str, Decimal] = field(default_factory=dict)
     stars_per_base_unit: Decimal = Decimal("50")
     ip_pool: str = "203.0.113.10-203.0.113.250"
+    # Per-customer limits (0: none): tickets not closed, tickets created within an hour,
+    # unpaid top-up invoices.
+    max_open_tickets: int = 3
+    max_tickets_per_hour: int = 5
+    max_open_invoices: int = 5
 
     def ip_pool_range(self) -> tuple[ipaddress.IPv4Address, ipaddress.IPv4Address]:
         first, _, last = self.ip_pool.partition("-")

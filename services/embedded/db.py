@@ -10,11 +10,15 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker, create_async_engine
 
 ROOT = Path(__file__).resolve().parents[2]
-READERS = 20  # connections a pool keeps open (and as many more it may open in a burst)
+# Connections a pool keeps open, and how many more it may open in a burst. On PostgreSQL an
+# instance has both pools: two instances at their peak (80) stay below the server's default
+# max_connections of 100.
+READERS, READERS_BURST = 15, 10
+WRITERS, WRITERS_BURST = 10, 5
 
 
 def create_engine(database_url: str, *, read_only: bool = False, **kwargs: object) -> AsyncEngine:
-    """`read_only` (SQLite): an engine for transactions that only read — see read_only_engine."""
+    """`read_only`: an engine for transactions that only read — see read_only_engine."""
     url = make_url(database_url)
     if url.get_backend_name() == "sqlite":
         if url.database and url.database != ":memory:":
@@ -25,20 +29,29 @@ def create_engine(database_url: str, *, read_only: bool = False, **kwargs: objec
             # side: enough of them stay open that a burst does not open (and close) new ones.
             kwargs.setdefault("pool_reset_on_return", None)
             kwargs.setdefault("pool_size", READERS)
-            kwargs.setdefault("max_overflow", READERS)
-        engine = create_async_engine(url, connect_args={"timeout": 30}, **kwargs)
+            kwargs.setdefault("max_overflow", READERS_BURST)
+        engine = create_async_engine(
+            url, connect_args={"timeout": 30}, **kwargs, hide_parameters=True, echo=False
+        )
         _configure_sqlite(engine, read_only)
         return engine
     # Every call is a short transaction of its own, so a burst of updates checks connections
     # in and out quickly: a pool that keeps enough of them open never pays for a connect.
-    kwargs.setdefault("pool_size", READERS)
-    kwargs.setdefault("max_overflow", READERS)
+    if read_only:
+        # A read is one or a few statements in autocommit: no BEGIN and COMMIT round trips
+        # around it. The session is read-only on the server, so a write fails loudly.
+        kwargs.setdefault("isolation_level", "AUTOCOMMIT")
+        kwargs.setdefault(
+            "connect_args", {"server_settings": {"default_transaction_read_only": "on"}}
+        )
+    kwargs.setdefault("pool_size", READERS if read_only else WRITERS)
+    kwargs.setdefault("max_overflow", READERS_BURST if read_only else WRITERS_BURST)
     # No ping before every checkout (a round trip per call, a quarter of a short read's CPU):
     # a connection found dead invalidates the pool, and a read that met it is run again
     # (EmbeddedGateway.is_retryable); idle connections are renewed before a server or a
     # firewall drops them.
     kwargs.setdefault("pool_recycle", 1800)
-    return create_async_engine(url, **kwargs)
+    return create_async_engine(url, **kwargs, hide_parameters=True, echo=False)
 
 
 def _configure_sqlite(engine: AsyncEngine, read_only: bool) -> None:
@@ -58,7 +71,11 @@ def _configure_sqlite(engine: AsyncEngine, read_only: bool) -> None:
             cursor.execute("PRAGMA query_only=ON")
         cursor.close()
 
-    if not read_only:
+    if read_only:
+        # A reader never begins a transaction (autocommit, writes refused), so the COMMIT at
+        # the end of a read has nothing to do; skipping it saves a hop to aiosqlite's thread.
+        engine.sync_engine.dialect.do_commit = lambda _dbapi_connection: None  # type: ignore[method-assign]
+    else:
 
         @event.listens_for(engine.sync_engine, "begin")
         def _on_begin(connection):  # type: ignore[no-untyped-def]
@@ -66,11 +83,9 @@ def _configure_sqlite(engine: AsyncEngine, read_only: bool) -> None:
 
 
 def read_only_engine(engine: AsyncEngine) -> AsyncEngine:
-    """For transactions that only read: on PostgreSQL a READ ONLY transaction on the same pool;
-    on SQLite a second engine (its own pool of query-only connections, see create_engine)."""
-    if engine.dialect.name == "postgresql":
-        return engine.execution_options(postgresql_readonly=True)
-    if engine.url.database in (None, "", ":memory:"):
+    """For transactions that only read: a second engine with its own pool of connections that
+    refuse writes and run each statement in autocommit (see create_engine)."""
+    if engine.dialect.name == "sqlite" and engine.url.database in (None, "", ":memory:"):
         return engine  # a second engine would open another, empty, in-memory database
     return create_engine(engine.url.render_as_string(hide_password=False), read_only=True)
 

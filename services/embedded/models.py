@@ -298,6 +298,21 @@ class Verification(Base):
     used: Mapped[bool] = mapped_column(Boolean, default=False)
 
 
+class CodeWordCheck(Base):
+    """One staff /verify of a customer's code word (`refused`: turned down by the limit), kept so
+    the limit holds across restarts and bot instances. Rows older than the window are pruned."""
+
+    __tablename__ = "code_word_checks"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    account_id: Mapped[int] = mapped_column(ForeignKey("accounts.id"))
+    staff_user_id: Mapped[int] = mapped_column(BigInteger)
+    checked_at: Mapped[datetime] = mapped_column(default=utcnow)
+    refused: Mapped[bool] = mapped_column(Boolean, default=False)
+
+    __table_args__ = (Index("ix_code_word_checks_account", "account_id", "checked_at"),)
+
+
 class AlertMark(Base):
     """A persisted 'this alert was already produced' fact, e.g. ('expiry', '12:2026-12-01:3')."""
 

@@ -29,6 +29,7 @@ from services.contracts.common import Page
 from services.embedded import models as m
 from services.embedded.base import EmbeddedBase
 from services.errors import InvalidState, NotFound, ValidationFailed
+from services.validation import parse_id
 
 if TYPE_CHECKING:  # the composed EmbeddedBilling provides the ledger (LedgerMixin)
     from services.embedded.accounts import LedgerMixin as _Base
@@ -139,9 +140,9 @@ class OrdersMixin(_Base):
                 func.lower(m.Tariff.name).contains(text, autoescape=True),
                 func.coalesce(m.Order.ip_address, "").contains(text, autoescape=True),
             ]
-            number = text.removeprefix("#")
-            if number.isdigit() and len(number) < 10:
-                matches.append(m.Order.id == int(number))
+            number = parse_id(text)
+            if number is not None:
+                matches.append(m.Order.id == number)
             where.append(or_(*matches))
         base = select(m.Order).join(m.Tariff, m.Order.tariff_id == m.Tariff.id).where(and_(*where))
         column = {

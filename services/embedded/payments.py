@@ -19,7 +19,7 @@ from sqlalchemy.exc import IntegrityError
 from services.contracts.common import Page
 from services.contracts.payments import STARS, Invoice, Payment, PaymentResult, RateQuote, Rates
 from services.embedded import models as m
-from services.errors import AlreadyDone, InvalidState, NotFound, ValidationFailed
+from services.errors import AlreadyDone, InvalidState, LimitReached, NotFound, ValidationFailed
 from services.money import convert
 
 if TYPE_CHECKING:
@@ -129,10 +129,8 @@ class PaymentsMixin(_Uses):
         return stored
 
     # ---- invoices ------------------------------------------------------------------------
-    async def create_invoice(
-        self, account_id: int, amount_minor: int, currency: str, *, purpose: str = "topup"
-    ) -> Invoice:
-        await self._account_row(account_id)
+    async def _terms(self, amount_minor: int, currency: str) -> tuple[Rates, int]:
+        """The rates in force and the base-currency credit of `amount_minor` at them."""
         if amount_minor <= 0:
             raise ValidationFailed("not_positive")
         rates = await self.get_rates()
@@ -141,6 +139,13 @@ class PaymentsMixin(_Uses):
         credit = convert(amount_minor, currency, self.base_currency, rates.rates, ROUND_DOWN)
         if credit <= 0:
             raise ValidationFailed("amount_too_small")
+        return rates, credit
+
+    async def create_invoice(
+        self, account_id: int, amount_minor: int, currency: str, *, purpose: str = "topup"
+    ) -> Invoice:
+        await self._account_row(account_id)
+        rates, credit = await self._terms(amount_minor, currency)
         row = m.Invoice(
             number=uuid.uuid4().hex[:32],
             account_id=account_id,
@@ -158,6 +163,33 @@ class PaymentsMixin(_Uses):
         row.number = f"{row.created_at:%Y}-{row.id:06d}"
         await self.session.flush()
         return invoice_dto(row, self.base_currency)
+
+    async def topup_invoice(
+        self, account_id: int, amount_minor: int, currency: str
+    ) -> tuple[Invoice, bool]:
+        await self._account_row(account_id)
+        rates, credit = await self._terms(amount_minor, currency)
+        await self._lock_account(account_id)  # a double click on two instances: one invoice
+        unpaid = (
+            await self.session.scalars(
+                select(m.Invoice)
+                .where(
+                    m.Invoice.account_id == account_id,
+                    m.Invoice.purpose == "topup",
+                    m.Invoice.status == "unpaid",
+                )
+                .order_by(m.Invoice.id.desc())
+                .execution_options(populate_existing=True)
+            )
+        ).all()
+        terms = (amount_minor, currency, credit, rates.stars_for(credit))
+        for row in unpaid:
+            if (row.amount_minor, row.currency, row.credit_minor, row.stars_amount) == terms:
+                return invoice_dto(row, self.base_currency), False
+        limit = self.config.max_open_invoices
+        if limit and len(unpaid) >= limit:
+            raise LimitReached("open_invoices", limit)
+        return await self.create_invoice(account_id, amount_minor, currency), True
 
     async def _invoice_row(self, account_id: int, invoice_id: int) -> m.Invoice:
         row = await self.session.get(m.Invoice, invoice_id, populate_existing=True)

@@ -29,6 +29,7 @@ from services.errors import AlreadyDone, InvalidState, PaymentBlocked, RateLimit
 from services.money import convert, exponent
 from services.security import hash_code, hash_secret, verify_secret
 from services.validation import (
+    ascii_digits,
     normalize_phone,
     validate_code_word,
     validate_email,
@@ -242,7 +243,7 @@ class ProfileMixin(_Uses):
         row = await self._account_row(account_id)
         if not row.phone or row.phone_verified:
             raise InvalidState("nothing_to_confirm")
-        if not (len(code) == 4 and code.isdigit()):
+        if not (len(code) == 4 and ascii_digits(code)):
             raise ValidationFailed("code_format")
         await self._store_code(account_id, "phone_call", row.phone, code, PHONE_CODE_TTL_SECONDS)
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from datetime import datetime, timedelta
 
 from sqlalchemy import case, func, or_, select, update
@@ -23,7 +24,10 @@ from services.contracts.tickets import (
 )
 from services.embedded import models as m
 from services.embedded.base import EmbeddedBase
-from services.errors import AlreadyDone, InvalidState, NotFound, ValidationFailed
+from services.errors import AlreadyDone, InvalidState, LimitReached, NotFound, ValidationFailed
+from services.validation import parse_id
+
+TICKET_RATE_WINDOW = timedelta(hours=1)  # of max_tickets_per_hour
 
 
 def ticket_dto(row: m.Ticket) -> Ticket:
@@ -129,6 +133,8 @@ class TicketsMixin(EmbeddedBase):
             raise ValidationFailed("subject_length", min=SUBJECT_MIN, max=SUBJECT_MAX)
         text = _check_message(text, attachments)
         await self._account_row(account_id)
+        await self._lock_account(account_id)  # the limits hold for concurrent calls too
+        await self._check_ticket_limits(account_id)
         now = self.now()
         row = m.Ticket(
             account_id=account_id,
@@ -143,6 +149,34 @@ class TicketsMixin(EmbeddedBase):
         await self.session.flush()
         await self._add_message(row, "customer", text, attachments, now=now)
         return ticket_dto(row)
+
+    async def check_new_ticket(self, account_id: int) -> None:
+        await self._account_row(account_id)
+        await self._check_ticket_limits(account_id)
+
+    async def _check_ticket_limits(self, account_id: int) -> None:
+        open_limit, hourly_limit = self.config.max_open_tickets, self.config.max_tickets_per_hour
+        mine = m.Ticket.account_id == account_id
+        if open_limit:
+            count = await self.session.scalar(
+                select(func.count()).where(mine, m.Ticket.status != "closed")
+            )
+            if (count or 0) >= open_limit:
+                raise LimitReached("open_tickets", open_limit)
+        if hourly_limit:
+            now = self.now()
+            recent = (
+                await self.session.scalars(
+                    select(m.Ticket.created_at)
+                    .where(mine, m.Ticket.created_at > now - TICKET_RATE_WINDOW)
+                    .order_by(m.Ticket.created_at)
+                )
+            ).all()
+            if len(recent) >= hourly_limit:
+                # A slot frees up when enough of them have left the window.
+                frees_at = recent[len(recent) - hourly_limit] + TICKET_RATE_WINDOW
+                wait = math.ceil((frees_at - now).total_seconds())
+                raise LimitReached("tickets_per_hour", hourly_limit, retry_after=max(1, wait))
 
     async def list_tickets(self, account_id: int, offset: int = 0, limit: int = 5) -> Page[Ticket]:
         where = m.Ticket.account_id == account_id
@@ -383,9 +417,10 @@ class TicketsMixin(EmbeddedBase):
         reference = reference.strip().lstrip("#")
         if not reference:
             return None
-        if reference.isdigit():
+        account_id = parse_id(reference)
+        if account_id is not None:
             found = await self.session.scalar(
-                select(m.Account.id).where(m.Account.id == int(reference))
+                select(m.Account.id).where(m.Account.id == account_id)
             )
             if found is not None:
                 return found

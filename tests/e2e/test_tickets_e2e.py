@@ -13,7 +13,7 @@ async def test_ticket_round_trip_through_a_forum_topic(live_bot: LiveBot) -> Non
     fake = live_bot.fake
     group = fake.add_chat(Chat(id=STAFF, type="supergroup", title="Support", is_forum=True))
     staff = User(id=77, first_name="Anna")
-    fake.set_member(STAFF, staff.id)
+    fake.set_member(STAFF, staff.id, "administrator")
     customer = live_bot.user(721)
 
     start = await live_bot.send(customer, "/newticket")

@@ -239,6 +239,54 @@ class ChatBucket:
     stamp: float
 
 
+def chat_member(status: str, user: dict[str, Any]) -> dict[str, Any]:
+    """A ChatMember object as Telegram sends it for `status` (creator, administrator, member,
+    restricted, left, kicked)."""
+    member: dict[str, Any] = {"status": status, "user": user}
+    if status == "creator":
+        member.update(is_anonymous=False)
+    elif status == "administrator":
+        member.update(
+            can_be_edited=False,
+            is_anonymous=False,
+            can_manage_chat=True,
+            can_delete_messages=True,
+            can_manage_video_chats=True,
+            can_restrict_members=True,
+            can_promote_members=False,
+            can_change_info=True,
+            can_invite_users=True,
+            can_post_stories=False,
+            can_edit_stories=False,
+            can_delete_stories=False,
+            can_send_welcome_messages=False,
+        )
+    elif status == "restricted":
+        member.update(
+            is_member=True,
+            can_send_messages=True,
+            can_send_audios=True,
+            can_send_documents=True,
+            can_send_photos=True,
+            can_send_videos=True,
+            can_send_video_notes=True,
+            can_send_voice_notes=True,
+            can_send_polls=True,
+            can_send_other_messages=True,
+            can_add_web_page_previews=True,
+            can_react_to_messages=True,
+            can_edit_tag=False,
+            can_change_info=False,
+            can_invite_users=False,
+            can_pin_messages=False,
+            can_manage_topics=False,
+            until_date=0,
+        )
+    elif status == "kicked":
+        member.update(until_date=0)
+    return member
+
+
 @dataclass
 class FakeTelegram:
     calls: list[Call] = field(default_factory=list)
@@ -810,45 +858,7 @@ class FakeTelegram:
         chat = self._chat(params["chat_id"])
         user_id = int(params["user_id"])
         status = self.chat_members.get((chat.id, user_id), "left")
-        member: dict[str, Any] = {
-            "status": status,
-            "user": {"id": user_id, "is_bot": False, "first_name": "U"},
-        }
-        if status == "administrator":
-            member.update(
-                can_be_edited=False,
-                is_anonymous=False,
-                can_manage_chat=True,
-                can_delete_messages=True,
-                can_manage_video_chats=True,
-                can_restrict_members=True,
-                can_promote_members=False,
-                can_change_info=True,
-                can_invite_users=True,
-                can_post_stories=False,
-                can_edit_stories=False,
-                can_delete_stories=False,
-            )
-        elif status == "restricted":
-            member.update(
-                is_member=True,
-                can_send_messages=True,
-                can_send_audios=True,
-                can_send_documents=True,
-                can_send_photos=True,
-                can_send_videos=True,
-                can_send_video_notes=True,
-                can_send_voice_notes=True,
-                can_send_polls=True,
-                can_send_other_messages=True,
-                can_add_web_page_previews=True,
-                can_change_info=False,
-                can_invite_users=False,
-                can_pin_messages=False,
-                can_manage_topics=False,
-                until_date=0,
-            )
-        return member
+        return chat_member(status, {"id": user_id, "is_bot": False, "first_name": "U"})
 
     # ---- long polling ------------------------------------------------------------------------
     async def _m_getUpdates(self, params: dict[str, Any]) -> list[dict[str, Any]]:
@@ -957,6 +967,24 @@ class FakeTelegram:
                 "message": stored,
                 "chat_instance": f"ci{message['chat']['id']}",
                 "data": data,
+            }
+        )
+
+    def member_changed(
+        self, chat: Chat, user: User, status: str, *, by: User | None = None
+    ) -> dict[str, Any]:
+        """The `chat_member` update Telegram sends (to a bot that is an administrator of the
+        chat) when `user`'s status in `chat` changes to `status`; the stand-in's getChatMember
+        answers the new status from now on."""
+        old = self.chat_members.get((chat.id, user.id), "left")
+        self.chat_members[(chat.id, user.id)] = status
+        return self._update(
+            chat_member={
+                "chat": chat.as_dict(),
+                "from": (by or user).as_dict(),
+                "date": int(self.clock()),
+                "old_chat_member": chat_member(old, user.as_dict()),
+                "new_chat_member": chat_member(status, user.as_dict()),
             }
         )
 
