@@ -30,6 +30,7 @@ test: catalogs
 lint: install
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+	$(BIN)/mypy
 
 # Extract every translatable string and merge it into the en/ru catalogs; English is filled
 # from the source, then list what ru still needs: `$(PY) tools/catalog.py missing ru`.

@@ -25,7 +25,7 @@ QUIET_LOGGERS = ("aiosqlite", "asyncpg", "sqlalchemy")
 SQL_LOGGER = "sqlalchemy.engine"
 
 
-class _BotHandler(logging.StreamHandler):  # type: ignore[type-arg]
+class _BotHandler(logging.StreamHandler):
     """Marks the handler this module installed, so configuring again replaces it."""
 
 

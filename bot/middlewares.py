@@ -90,8 +90,9 @@ def _private_user(update: Update) -> User | None:
     if user is None or user.is_bot:
         return None
     chat = getattr(event, "chat", None)
-    if chat is None and getattr(event, "message", None) is not None:
-        chat = event.message.chat  # callback query
+    message = getattr(event, "message", None)
+    if chat is None and message is not None:
+        chat = message.chat  # callback query
     if chat is not None and chat.type != "private":
         return None
     return user

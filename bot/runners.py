@@ -136,7 +136,7 @@ class WebhookHandler(SimpleRequestHandler):
         except (ValueError, RecursionError):  # JSON, encoding and validation errors
             self._refusals.warn("the body is not a Telegram update", request)
             return web.Response(status=400, text="Bad Request")
-        result = await self.dispatcher.feed_webhook_update(bot, update, **self.data)
+        result: Any = await self.dispatcher.feed_webhook_update(bot, update, **self.data)
         return web.Response(body=self._build_response_writer(bot=bot, result=result))
 
     __call__ = handle

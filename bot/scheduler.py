@@ -90,7 +90,7 @@ class RunningJobs:
             try:
                 return await job()
             finally:
-                self.tasks.discard(task)  # type: ignore[arg-type]
+                self.tasks.discard(task)
 
         run.__name__ = getattr(job, "__name__", "job")
         return run

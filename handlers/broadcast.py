@@ -7,7 +7,7 @@ failed, left, rate, ETA) and finally into the report. "Stop" cancels what is not
 from __future__ import annotations
 
 import logging
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from aiogram import Bot, F, Router
@@ -75,7 +75,7 @@ def progress_text(info: BroadcastInfo, now: datetime, locale: str, final: bool =
     done = info.sent + info.failed
     rate = done / elapsed
     eta = (
-        format_timedelta(info.pending / rate, threshold=2, locale=locale)
+        format_timedelta(timedelta(seconds=info.pending / rate), threshold=2, locale=locale)
         if rate > 0
         else _("unknown")
     )

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from datetime import date as Date
 from datetime import datetime
 from typing import Any
 
@@ -37,7 +38,7 @@ def display_balance(balance_minor: int, account: Account, rates: Rates | None) -
     return f"{money(shown, account.currency)} ({money(balance_minor, base)})"
 
 
-def date(value: datetime) -> str:
+def date(value: Date) -> str:
     return format_date(value, format="medium", locale=locale())
 
 
@@ -96,4 +97,6 @@ async def _edit_or_send(
             if "message is not modified" in exc.message:
                 return  # the same button pressed twice: nothing to change
             # Gone, too old or not a text message (an invoice, a photo): send a fresh one.
-    await query.bot.send_message(query.from_user.id, text, reply_markup=markup)
+    bot = query.bot
+    assert bot is not None, "updates fed by the dispatcher are bound to their bot"
+    await bot.send_message(query.from_user.id, text, reply_markup=markup)

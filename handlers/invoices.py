@@ -4,6 +4,7 @@ from the balance), cancelling; and the payment history (the ledger)."""
 from __future__ import annotations
 
 import logging
+from decimal import Decimal
 
 from aiogram import Bot, F, Router
 from aiogram.exceptions import TelegramBadRequest
@@ -67,7 +68,7 @@ def reason_text(kind: str) -> str:
     }.get(kind, _("other operation"))
 
 
-def rate_text(base: str, currency: str, rate: object) -> str:
+def rate_text(base: str, currency: str, rate: Decimal) -> str:
     value = format_decimal(rate, format="#,##0.########", locale=locale())
     return f"1 {base} = {value} {currency}"
 

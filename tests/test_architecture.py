@@ -45,3 +45,73 @@ def test_package_does_not_import_forbidden_layers(package: str) -> None:
             if any(name == bad or name.startswith(bad + ".") for bad in FORBIDDEN[package]):
                 violations.append(f"{path.relative_to(ROOT)} imports {name}")
     assert not violations, "\n".join(violations)
+
+
+PACKAGES = ("bot", "handlers", "keyboards", "services")
+# The composition root creates the embedded billing and migrates its database; nothing else
+# outside services/embedded/ may know it exists (an external billing replaces it there).
+EMBEDDED_ALLOWED = {"bot/factory.py", "bot/runners.py", "bot/__main__.py"}
+
+
+def _module_name(path: Path) -> str:
+    parts = list(path.relative_to(ROOT).with_suffix("").parts)
+    return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+
+
+def _module_level_imports(path: Path, modules: set[str]) -> set[str]:
+    """First-party modules imported when the module loads (or is type-checked): top-level
+    statements and `if TYPE_CHECKING:` blocks, not imports deferred into functions."""
+    found: set[str] = set()
+
+    def visit(statements: list[ast.stmt]) -> None:
+        for node in statements:
+            if isinstance(node, ast.If):
+                visit(node.body)
+                visit(node.orelse)
+            elif isinstance(node, ast.Import):
+                found.update(alias.name for alias in node.names if alias.name in modules)
+            elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+                if node.module in modules:
+                    found.add(node.module)
+                for alias in node.names:  # `from package import module`
+                    if f"{node.module}.{alias.name}" in modules:
+                        found.add(f"{node.module}.{alias.name}")
+
+    visit(ast.parse(path.read_text(encoding="utf-8")).body)
+    return found
+
+
+def test_the_import_graph_has_no_cycle() -> None:
+    paths = {_module_name(p): p for pkg in PACKAGES for p in (ROOT / pkg).rglob("*.py")}
+    graph = {name: _module_level_imports(path, set(paths)) for name, path in paths.items()}
+    state: dict[str, str] = {}  # "open" while on the path, "done" after
+    cycles: list[str] = []
+
+    def walk(name: str, trail: list[str]) -> None:
+        state[name] = "open"
+        for target in sorted(graph[name]):
+            if state.get(target) == "open":
+                cycles.append(" -> ".join([*trail[trail.index(target) :], target]))
+            elif target not in state:
+                walk(target, [*trail, target])
+        state[name] = "done"
+
+    for name in sorted(graph):
+        if name not in state:
+            walk(name, [name])
+    assert not cycles, "\n".join(cycles)
+
+
+def test_only_the_composition_root_knows_the_embedded_billing() -> None:
+    violations = []
+    for pkg in PACKAGES:
+        for path in sorted((ROOT / pkg).rglob("*.py")):
+            relative = path.relative_to(ROOT).as_posix()
+            if relative.startswith("services/embedded/") or relative in EMBEDDED_ALLOWED:
+                continue
+            violations += [
+                f"{relative} imports {name}"
+                for name in _imports(path)
+                if name == "services.embedded" or name.startswith("services.embedded.")
+            ]
+    assert not violations, "\n".join(violations)

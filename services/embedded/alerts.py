@@ -30,7 +30,7 @@ from sqlalchemy.exc import IntegrityError
 from services.contracts import alerts as dto
 from services.contracts.orders import ACTIVE, CANCELLED, EXPIRED, SUSPENDED
 from services.embedded import models as m
-from services.embedded.base import EmbeddedBase, insert_ignore
+from services.embedded.base import EmbeddedBase, dialect_name, insert_ignore
 from services.errors import InvalidState, NotFound
 
 _ORDER_COLUMNS = (
@@ -483,7 +483,7 @@ class OutboxMixin(EmbeddedBase):
             .order_by(m.OutboxMessage.broadcast_id.is_not(None), m.OutboxMessage.id)
             .limit(limit)
         )
-        if self.session.bind.dialect.name == "postgresql":
+        if dialect_name(self.session) == "postgresql":
             candidates = candidates.with_for_update(skip_locked=True)
         # The ids first, then the update: as a subquery of the UPDATE, PostgreSQL may run the
         # LIMIT ... SKIP LOCKED once per row of a semi-join and claim more than `limit`.
@@ -631,7 +631,7 @@ class OutboxMixin(EmbeddedBase):
             .order_by(m.Account.chat_id)
             .limit(limit)
         )
-        return [int(chat_id) for chat_id in rows]
+        return [chat_id for chat_id in rows if chat_id is not None]  # NULLs fail the >
 
     async def newsletter_subscriber_count(self) -> int:
         return int(await self.session.scalar(select(func.count()).where(self._subscribed)) or 0)

@@ -13,10 +13,17 @@ from services.embedded.config import BillingConfig
 from services.errors import NotFound
 
 
+def dialect_name(session: AsyncSession) -> str:
+    """ "sqlite" or "postgresql": the database the session is bound to."""
+    bind = session.bind
+    assert bind is not None, "billing sessions are made bound to their engine"
+    return bind.dialect.name
+
+
 def insert_ignore(session: AsyncSession, table: type[m.Base]) -> Any:
     """INSERT ... ON CONFLICT of the session's dialect (SQLite and PostgreSQL); the caller adds
     `.on_conflict_do_nothing(...)`."""
-    if session.bind.dialect.name == "postgresql":
+    if dialect_name(session) == "postgresql":
         from sqlalchemy.dialects.postgresql import insert as pg_insert
 
         return pg_insert(table)

@@ -4,10 +4,14 @@ from __future__ import annotations
 
 import asyncio
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import event
-from sqlalchemy.engine import make_url
+from sqlalchemy.engine import Connection, make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker, create_async_engine
+
+if TYPE_CHECKING:
+    from alembic.config import Config
 
 ROOT = Path(__file__).resolve().parents[2]
 # Connections a pool keeps open, and how many more it may open in a burst. On PostgreSQL an
@@ -54,6 +58,10 @@ def create_engine(database_url: str, *, read_only: bool = False, **kwargs: objec
     return create_async_engine(url, **kwargs, hide_parameters=True, echo=False)
 
 
+def _no_commit(dbapi_connection: object) -> None:
+    return None
+
+
 def _configure_sqlite(engine: AsyncEngine, read_only: bool) -> None:
     """SQLite: WAL and foreign keys. Writers BEGIN IMMEDIATE, so that concurrent read-then-write
     transactions queue on the write lock instead of failing with 'database is locked'.
@@ -61,7 +69,7 @@ def _configure_sqlite(engine: AsyncEngine, read_only: bool) -> None:
     take or wait for the write lock."""
 
     @event.listens_for(engine.sync_engine, "connect")
-    def _on_connect(dbapi_connection, _record):  # type: ignore[no-untyped-def]
+    def _on_connect(dbapi_connection: Any, _record: object) -> None:
         dbapi_connection.isolation_level = None
         cursor = dbapi_connection.cursor()
         cursor.execute("PRAGMA journal_mode=WAL")
@@ -74,11 +82,11 @@ def _configure_sqlite(engine: AsyncEngine, read_only: bool) -> None:
     if read_only:
         # A reader never begins a transaction (autocommit, writes refused), so the COMMIT at
         # the end of a read has nothing to do; skipping it saves a hop to aiosqlite's thread.
-        engine.sync_engine.dialect.do_commit = lambda _dbapi_connection: None  # type: ignore[method-assign]
+        engine.sync_engine.dialect.do_commit = _no_commit  # type: ignore[method-assign]
     else:
 
         @event.listens_for(engine.sync_engine, "begin")
-        def _on_begin(connection):  # type: ignore[no-untyped-def]
+        def _on_begin(connection: Connection) -> None:
             connection.exec_driver_sql("BEGIN IMMEDIATE")
 
 
@@ -94,7 +102,7 @@ def session_factory(engine: AsyncEngine) -> async_sessionmaker:
     return async_sessionmaker(engine, expire_on_commit=False)
 
 
-def alembic_config(database_url: str):  # type: ignore[no-untyped-def]
+def alembic_config(database_url: str) -> Config:
     from alembic.config import Config
 
     config = Config(str(ROOT / "alembic.ini"))

@@ -19,7 +19,6 @@ import ipaddress
 import math
 from datetime import datetime
 from decimal import ROUND_FLOOR, Decimal
-from typing import TYPE_CHECKING
 
 from sqlalchemy import and_, case, delete, func, or_, select, update
 from sqlalchemy.exc import IntegrityError
@@ -27,14 +26,9 @@ from sqlalchemy.exc import IntegrityError
 from services.contracts import orders as dto
 from services.contracts.common import Page
 from services.embedded import models as m
-from services.embedded.base import EmbeddedBase
+from services.embedded.accounts import LedgerMixin
 from services.errors import InvalidState, NotFound, ValidationFailed
 from services.validation import parse_id
-
-if TYPE_CHECKING:  # the composed EmbeddedBilling provides the ledger (LedgerMixin)
-    from services.embedded.accounts import LedgerMixin as _Base
-else:
-    _Base = EmbeddedBase
 
 MAX_QUERY_LENGTH = 64
 _STATUS_ORDER = {dto.ACTIVE: 0, dto.PENDING: 1, dto.SUSPENDED: 2, dto.EXPIRED: 3, dto.CANCELLED: 4}
@@ -82,7 +76,7 @@ def prorate(
     return int(amount), days, period_days
 
 
-class OrdersMixin(_Base):
+class OrdersMixin(LedgerMixin):  # orders are paid from the ledger
     # ---- reading --------------------------------------------------------------------------
     async def _order_row(self, account_id: int, order_id: int, *, lock: bool = False) -> m.Order:
         query = select(m.Order).where(m.Order.id == order_id, m.Order.account_id == account_id)
@@ -92,13 +86,6 @@ class OrdersMixin(_Base):
         if row is None:
             raise NotFound("order")
         return row
-
-    async def _lock_account(self, account_id: int) -> None:
-        found = await self.session.scalar(
-            select(m.Account.id).where(m.Account.id == account_id).with_for_update()
-        )
-        if found is None:
-            raise NotFound("account")
 
     async def _balance(self, account_id: int) -> int:
         balance = await self.session.scalar(
@@ -167,7 +154,8 @@ class OrdersMixin(_Base):
         elif offset == 0:
             total = 0
         else:  # past the end: the total still tells the caller where the last page is
-            total = await self.session.scalar(select(func.count()).select_from(base.subquery()))
+            counted = await self.session.scalar(select(func.count()).select_from(base.subquery()))
+            total = int(counted or 0)
         return Page([order_dto(row) for row, _ in found], int(total or 0), offset, limit)
 
     async def get_order(self, account_id: int, order_id: int) -> dto.Order:

@@ -1,4 +1,4 @@
-"""Exchange rates, invoices, Telegram payments and Stars refunds of the embedded billing.
+"""Invoices, Telegram payments and Stars refunds of the embedded billing.
 
 Exactly-once crediting rests on two unique constraints, not on checks in Python: the
 `payments.charge_id` of the Telegram charge and the ledger key f"tg:{charge_id}". A redelivered
@@ -9,32 +9,21 @@ from __future__ import annotations
 
 import logging
 import uuid
-from datetime import UTC, datetime, time
 from decimal import ROUND_DOWN, Decimal
-from typing import TYPE_CHECKING
 
 from sqlalchemy import func, select, update
 from sqlalchemy.exc import IntegrityError
 
 from services.contracts.common import Page
-from services.contracts.payments import STARS, Invoice, Payment, PaymentResult, RateQuote, Rates
+from services.contracts.payments import STARS, Invoice, Payment, PaymentResult, Rates
 from services.embedded import models as m
+from services.embedded.accounts import LedgerMixin
+from services.embedded.profile import ProfileMixin
+from services.embedded.rates import RATE_QUANTUM
 from services.errors import AlreadyDone, InvalidState, LimitReached, NotFound, ValidationFailed
 from services.money import convert
 
-if TYPE_CHECKING:
-    from services.embedded.accounts import LedgerMixin
-    from services.embedded.profile import ProfileMixin
-
-    class _Uses(LedgerMixin, ProfileMixin):
-        """The mixins EmbeddedBilling composes beside this one."""
-
-else:
-    from services.embedded.base import EmbeddedBase as _Uses
-
 log = logging.getLogger(__name__)
-
-RATE_QUANTUM = Decimal("0.00000001")  # the scale of the rate columns
 
 
 def invoice_dto(row: m.Invoice, base_currency: str) -> Invoice:
@@ -85,49 +74,7 @@ def refund_undo_key(charge_id: str, attempt: int) -> str:
     return f"refund-undo:{charge_id}:{attempt}"
 
 
-class PaymentsMixin(_Uses):
-    # ---- rates ---------------------------------------------------------------------------
-    async def get_rates(self) -> Rates:
-        base = self.base_currency
-        currencies = tuple(dict.fromkeys((base, *self.config.currencies)))
-        rates: dict[str, Decimal] = {base: Decimal(1)}
-        dates, sources = [], set()
-        static = {c: v for c, v in self.config.static_rates.items() if c in currencies}
-        for row in await self.session.scalars(select(m.ExchangeRate)):
-            if row.currency in currencies and row.currency != base and row.currency not in static:
-                rates[row.currency] = Decimal(row.rate)
-                dates.append(row.rate_date.date())
-                sources.add(row.source)
-        for code, value in static.items():
-            if code != base and value > 0:
-                rates[code] = value
-                sources.add("static")
-        return Rates(
-            base_currency=base,
-            rates=rates,
-            stars_per_base_unit=self.config.stars_per_base_unit,
-            rate_date=min(dates) if dates else None,
-            sources=tuple(sorted(sources)),
-            currencies=currencies,
-        )
-
-    async def store_rates(self, quotes: list[RateQuote]) -> int:
-        stored = 0
-        for quote in quotes:
-            if quote.currency == self.base_currency or quote.rate <= 0:
-                continue
-            row = await self.session.get(m.ExchangeRate, quote.currency)
-            if row is None:
-                row = m.ExchangeRate(currency=quote.currency)
-                self.session.add(row)
-            row.rate = quote.rate.quantize(RATE_QUANTUM)
-            row.rate_date = datetime.combine(quote.rate_date, time(), UTC)
-            row.source = quote.source[:32]
-            row.fetched_at = self.now()
-            stored += 1
-        await self.session.flush()
-        return stored
-
+class PaymentsMixin(LedgerMixin, ProfileMixin):  # credits the ledger; rates via profile
     # ---- invoices ------------------------------------------------------------------------
     async def _terms(self, amount_minor: int, currency: str) -> tuple[Rates, int]:
         """The rates in force and the base-currency credit of `amount_minor` at them."""

@@ -6,7 +6,6 @@ import ipaddress
 import secrets
 from datetime import timedelta
 from decimal import Decimal
-from typing import TYPE_CHECKING
 
 from sqlalchemy import select, update
 
@@ -24,7 +23,7 @@ from services.contracts.profile import (
     Profile,
 )
 from services.embedded import models as m
-from services.embedded.base import EmbeddedBase
+from services.embedded.rates import RatesMixin
 from services.errors import AlreadyDone, InvalidState, PaymentBlocked, RateLimited, ValidationFailed
 from services.money import convert, exponent
 from services.security import hash_code, hash_secret, verify_secret
@@ -42,17 +41,7 @@ from services.validation import (
 THRESHOLD_MAX_BASE_UNITS = 1_000_000
 
 
-if TYPE_CHECKING:
-    from services.embedded.payments import PaymentsMixin
-
-    class _Uses(PaymentsMixin):
-        """The mixins EmbeddedBilling composes beside this one (rates come from payments)."""
-
-else:
-    _Uses = EmbeddedBase
-
-
-class ProfileMixin(_Uses):
+class ProfileMixin(RatesMixin):
     async def missing_required_fields(self, account_id: int) -> list[str]:
         row = await self._account_row(account_id)
         return _missing(row)
