@@ -21,7 +21,7 @@ from typing import Any
 from aiogram import BaseMiddleware, Bot, Dispatcher
 from aiogram.types import TelegramObject, Update
 
-from bot.middlewares import Handler
+from bot.middlewares import Handler, update_data
 from services.billing import Billing, per_call
 
 log = logging.getLogger(__name__)
@@ -49,7 +49,7 @@ class PaymentInboxMiddleware(BaseMiddleware):
 
     async def __call__(self, handler: Handler, event: TelegramObject, data: dict[str, Any]) -> Any:
         if isinstance(event, Update):
-            await keep_payment_update(data["billing"], event)
+            await keep_payment_update(update_data(data)["billing"], event)
         return await handler(event, data)
 
 

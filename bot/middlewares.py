@@ -5,13 +5,14 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Awaitable, Callable
-from typing import Any
+from typing import Any, cast
 
 from aiogram import BaseMiddleware, Bot
 from aiogram.client.session.middlewares.base import (
     BaseRequestMiddleware,
     NextRequestMiddlewareType,
 )
+from aiogram.dispatcher.middlewares.data import MiddlewareData
 from aiogram.methods import TelegramMethod
 from aiogram.methods.base import Response, TelegramType
 from aiogram.types import TelegramObject, Update, User
@@ -24,6 +25,21 @@ from services.languages import pick_language
 log = logging.getLogger(__name__)
 
 Handler = Callable[[TelegramObject, dict[str, Any]], Awaitable[Any]]
+
+
+class UpdateData(MiddlewareData, total=False):
+    """What `data` holds for a handler: aiogram's keys (bot, state, event_from_user, …) and
+    ours; a handler takes any of them as an argument of the same name."""
+
+    billing: Billing  # BillingMiddleware: every call its own short transaction
+    account: Account | None  # AccountMiddleware: None outside a private chat
+    account_created: bool  # AccountMiddleware, with an account: it was created by this update
+
+
+def update_data(data: dict[str, Any]) -> UpdateData:
+    """`data` seen as UpdateData: the same dict, so writes go to it. (aiogram types it
+    `dict[str, Any]` in BaseMiddleware.__call__, which an override may not narrow.)"""
+    return cast(UpdateData, data)
 
 
 class InFlightUpdates(BaseMiddleware):
@@ -79,7 +95,7 @@ class BillingMiddleware(BaseMiddleware):
         self.billing = per_call(gateway)
 
     async def __call__(self, handler: Handler, event: TelegramObject, data: dict[str, Any]) -> Any:
-        data["billing"] = self.billing
+        update_data(data)["billing"] = self.billing
         return await handler(event, data)
 
 
@@ -109,18 +125,19 @@ class AccountMiddleware(BaseMiddleware):
     """Resolves the caller's billing account (created on first contact in a private chat)."""
 
     async def __call__(self, handler: Handler, event: TelegramObject, data: dict[str, Any]) -> Any:
-        data["account"] = None
+        context = update_data(data)
+        context["account"] = None
         user = _private_user(event) if isinstance(event, Update) else None
         if user is not None:
-            billing: Billing = data["billing"]
+            billing = context["billing"]
             account = await billing.find_account_by_telegram(user.id)  # a read: no write lock
             created = False
             if account is None or _needs_refresh(account, user):
                 account, created = await billing.get_or_create_account(
                     user.id, user.id, name=user.full_name, username=user.username
                 )
-            data["account"] = account
-            data["account_created"] = created
+            context["account"] = account
+            context["account_created"] = created
         return await handler(event, data)
 
 
@@ -132,8 +149,9 @@ class AccountI18nMiddleware(I18nMiddleware):
         self.default_language = default_language
 
     async def get_locale(self, event: TelegramObject, data: dict[str, Any]) -> str:
-        account = data.get("account")
-        user: User | None = data.get("event_from_user")
+        context = update_data(data)
+        account = context.get("account")
+        user = context.get("event_from_user")
         return pick_language(
             account.language if account else None,
             user.language_code if user else None,

@@ -28,7 +28,7 @@ from aiogram.utils.i18n import I18n
 from aiogram.utils.i18n import gettext as _
 
 from bot.flow_control import one_line
-from bot.middlewares import Handler
+from bot.middlewares import Handler, update_data
 from services.languages import pick_language
 
 log = logging.getLogger(__name__)
@@ -123,10 +123,11 @@ class UserThrottle(BaseMiddleware):
             del self._buckets[user_id]
 
     async def __call__(self, handler: Handler, event: TelegramObject, data: dict[str, Any]) -> Any:
-        user: User | None = data.get("event_from_user")
+        context = update_data(data)
+        user = context.get("event_from_user")
         if user is None or not isinstance(event, Update) or exempt(event):
             return await handler(event, data)
-        chat = data.get("event_chat")
+        chat = context.get("event_chat")
         if (chat is not None and chat.id in self.exempt_chats) or self._album_counted(event):
             return await handler(event, data)
         verdict = self.check(user.id)

@@ -220,6 +220,23 @@ async def ask_amount(
     await show(event, text, amount_kb(currency, presets))
 
 
+async def offered_rates(
+    event: Message | CallbackQuery, billing: Billing, state: FSMContext, currency: str
+) -> Rates | None:
+    """The rates, if top-ups in `currency` are offered now. Otherwise (a stale button, or the
+    currency was switched off during the dialog) tells the user so and returns None."""
+    rates = await billing.get_rates()
+    if currency in rates.available():
+        return rates
+    text = amount_error_text(ValidationFailed("currency"), currency)
+    if isinstance(event, CallbackQuery):
+        await event.answer(text, show_alert=True)
+    else:
+        await state.clear()
+        await event.answer(text, reply_markup=back_kb("topup"))
+    return None
+
+
 async def choose_currency(
     query: CallbackQuery,
     callback_data: TopupCurrencyCb,
@@ -228,11 +245,9 @@ async def choose_currency(
     state: FSMContext,
     settings: Settings,
 ) -> None:
-    rates = await billing.get_rates()
     currency = callback_data.currency
-    if currency not in rates.available():
-        text = amount_error_text(ValidationFailed("currency"), currency)
-        await query.answer(text, show_alert=True)
+    rates = await offered_rates(query, billing, state, currency)
+    if rates is None:
         return
     shortfall = callback_data.amount_minor
     if shortfall <= 0:
@@ -255,11 +270,9 @@ async def preset_chosen(
     state: FSMContext,
     settings: Settings,
 ) -> None:
-    rates = await billing.get_rates()
     currency = callback_data.currency
-    if currency not in rates.available():
-        text = amount_error_text(ValidationFailed("currency"), currency)
-        await query.answer(text, show_alert=True)
+    rates = await offered_rates(query, billing, state, currency)
+    if rates is None:
         return
     low, high = topup_limits(settings, rates, currency)
     if not low <= callback_data.amount_minor <= high:  # a stale or forged preset
@@ -278,13 +291,8 @@ async def amount_entered(
     settings: Settings,
 ) -> None:
     currency = str((await state.get_data()).get("currency") or account.base_currency)
-    rates = await billing.get_rates()
-    if currency not in rates.available():
-        await state.clear()
-        await message.answer(
-            amount_error_text(ValidationFailed("currency"), currency),
-            reply_markup=back_kb("topup"),
-        )
+    rates = await offered_rates(message, billing, state, currency)
+    if rates is None:
         return
     try:
         amount = validate_amount(

@@ -21,7 +21,12 @@ from aiogram.utils.i18n import gettext as _
 from babel.dates import format_timedelta
 from babel.numbers import format_decimal
 
-from keyboards.alerts import BroadcastCb, broadcast_confirm_kb, broadcast_progress_kb
+from keyboards.alerts import (
+    BroadcastAction,
+    BroadcastCb,
+    broadcast_confirm_kb,
+    broadcast_progress_kb,
+)
 from services.billing import Billing
 from services.contracts.alerts import CANCELLED, DONE, BroadcastInfo
 
@@ -239,11 +244,11 @@ def create_router() -> Router:
     router.message.register(cmd_broadcast, Command("broadcast"))
     router.message.register(compose, BroadcastForm.compose, ~F.text.startswith("/"))
     router.callback_query.register(
-        confirm_send, BroadcastForm.confirm, BroadcastCb.filter(F.action == "send")
+        confirm_send, BroadcastForm.confirm, BroadcastCb.filter(F.action == BroadcastAction.SEND)
     )
-    router.callback_query.register(discard, BroadcastCb.filter(F.action == "drop"))
-    router.callback_query.register(stop, BroadcastCb.filter(F.action == "stop"))
+    router.callback_query.register(discard, BroadcastCb.filter(F.action == BroadcastAction.DROP))
+    router.callback_query.register(stop, BroadcastCb.filter(F.action == BroadcastAction.STOP))
     router.callback_query.register(
-        stale_confirm, StateFilter(None), BroadcastCb.filter(F.action == "send")
+        stale_confirm, StateFilter(None), BroadcastCb.filter(F.action == BroadcastAction.SEND)
     )
     return router

@@ -21,6 +21,7 @@ from handlers.errors import domain_error_text
 from keyboards.callbacks import MenuCb
 from keyboards.payments import (
     HistoryCb,
+    InvoiceAction,
     InvoiceCb,
     InvoicesCb,
     history_kb,
@@ -216,7 +217,77 @@ async def invoices_page(
 
 
 # ---- one invoice ----------------------------------------------------------------------------
-async def invoice_action(
+async def _invoice(callback_data: InvoiceCb, billing: Billing, account: Account) -> Invoice:
+    """The invoice of a button, re-read: NotFound (an alert) if it is not the caller's."""
+    return await billing.get_invoice(account.id, callback_data.invoice_id)
+
+
+async def invoice_view(
+    query: CallbackQuery,
+    callback_data: InvoiceCb,
+    billing: Billing,
+    account: Account,
+    settings: Settings,
+) -> None:
+    invoice = await _invoice(callback_data, billing, account)
+    await render_invoice(query, billing, account, settings, invoice, callback_data.page)
+
+
+async def invoice_cancel(
+    query: CallbackQuery,
+    callback_data: InvoiceCb,
+    billing: Billing,
+    account: Account,
+    settings: Settings,
+) -> None:
+    invoice = await billing.cancel_invoice(account.id, callback_data.invoice_id)
+    notice = _("The invoice was cancelled.")
+    await render_invoice(query, billing, account, settings, invoice, callback_data.page, notice)
+
+
+async def _payable(
+    query: CallbackQuery,
+    callback_data: InvoiceCb,
+    billing: Billing,
+    account: Account,
+    settings: Settings,
+) -> Invoice | None:
+    """The invoice of a pay button if it can be paid now, or None after saying why not."""
+    invoice = await _invoice(callback_data, billing, account)
+    if invoice.status != "unpaid":
+        notice = _("This invoice is {status}: there is nothing to pay.").format(
+            status=status_text(invoice.status)
+        )
+        await render_invoice(query, billing, account, settings, invoice, callback_data.page, notice)
+        return None
+    try:
+        await billing.require_payment_allowed(account.id)
+    except PaymentBlocked as error:
+        await show_payment_blocked(query, error)
+        return None
+    return invoice
+
+
+async def not_available(query: CallbackQuery) -> None:
+    await query.answer(_("This way of paying is not available."), show_alert=True)
+
+
+async def invoice_pay_from_balance(
+    query: CallbackQuery,
+    callback_data: InvoiceCb,
+    billing: Billing,
+    account: Account,
+    settings: Settings,
+) -> None:
+    invoice = await _payable(query, callback_data, billing, account, settings)
+    if invoice is None:
+        return
+    invoice = await billing.pay_invoice_from_balance(account.id, invoice.id)
+    notice = _("Paid from the balance.")
+    await render_invoice(query, billing, account, settings, invoice, callback_data.page, notice)
+
+
+async def invoice_pay_by_card(
     query: CallbackQuery,
     callback_data: InvoiceCb,
     billing: Billing,
@@ -224,51 +295,31 @@ async def invoice_action(
     settings: Settings,
     bot: Bot,
 ) -> None:
-    invoice = await billing.get_invoice(account.id, callback_data.invoice_id)
-    page = callback_data.page
-    action = callback_data.action
-    if action == "view":
-        await render_invoice(query, billing, account, settings, invoice, page)
+    invoice = await _payable(query, callback_data, billing, account, settings)
+    if invoice is None:
         return
-    if action == "cancel":
-        invoice = await billing.cancel_invoice(account.id, invoice.id)
-        await render_invoice(
-            query, billing, account, settings, invoice, page, _("The invoice was cancelled.")
-        )
+    if not settings.payment_provider_token or invoice.currency == STARS:
+        await not_available(query)
         return
-    if invoice.status != "unpaid":
-        await render_invoice(
-            query,
-            billing,
-            account,
-            settings,
-            invoice,
-            page,
-            _("This invoice is {status}: there is nothing to pay.").format(
-                status=status_text(invoice.status)
-            ),
-        )
+    token = settings.payment_provider_token.get_secret_value()
+    await send_telegram_invoice(query, bot, invoice, invoice.currency, invoice.amount_minor, token)
+
+
+async def invoice_pay_in_stars(
+    query: CallbackQuery,
+    callback_data: InvoiceCb,
+    billing: Billing,
+    account: Account,
+    settings: Settings,
+    bot: Bot,
+) -> None:
+    invoice = await _payable(query, callback_data, billing, account, settings)
+    if invoice is None:
         return
-    try:
-        await billing.require_payment_allowed(account.id)
-    except PaymentBlocked as error:
-        await show_payment_blocked(query, error)
+    if not stars_payable(invoice, settings):
+        await not_available(query)
         return
-    if action == "balance":
-        invoice = await billing.pay_invoice_from_balance(account.id, invoice.id)
-        await render_invoice(
-            query, billing, account, settings, invoice, page, _("Paid from the balance.")
-        )
-        return
-    if action == "card" and settings.payment_provider_token and invoice.currency != STARS:
-        currency, amount = invoice.currency, invoice.amount_minor
-        token: str | None = settings.payment_provider_token.get_secret_value()
-    elif action == "stars" and stars_payable(invoice, settings):
-        currency, amount, token = STARS, invoice.stars_amount or 0, None
-    else:
-        await query.answer(_("This way of paying is not available."), show_alert=True)
-        return
-    await send_telegram_invoice(query, bot, invoice, currency, amount, token)
+    await send_telegram_invoice(query, bot, invoice, STARS, invoice.stars_amount or 0, None)
 
 
 async def send_telegram_invoice(
@@ -351,5 +402,10 @@ def create_router() -> Router:
     router.callback_query.register(cmd_invoices, MenuCb.filter(F.section == "invoices"))
     router.callback_query.register(invoices_page, InvoicesCb.filter())
     router.callback_query.register(history_page, HistoryCb.filter())
-    router.callback_query.register(invoice_action, InvoiceCb.filter())
+    cb = router.callback_query
+    cb.register(invoice_view, InvoiceCb.filter(F.action == InvoiceAction.VIEW))
+    cb.register(invoice_cancel, InvoiceCb.filter(F.action == InvoiceAction.CANCEL))
+    cb.register(invoice_pay_from_balance, InvoiceCb.filter(F.action == InvoiceAction.BALANCE))
+    cb.register(invoice_pay_by_card, InvoiceCb.filter(F.action == InvoiceAction.CARD))
+    cb.register(invoice_pay_in_stars, InvoiceCb.filter(F.action == InvoiceAction.STARS))
     return router

@@ -1,7 +1,7 @@
 """The New order section: product type → tariff → period → confirm → paid from the balance.
 Without enough money the order is remembered as the cart: a top-up of exactly the shortfall is
-offered, and CartCb(action="complete") finishes it in one tap (also shown by the payments
-section after a top-up)."""
+offered, and the cart's «complete» button (CartAction.COMPLETE) finishes it in one tap (also
+shown by the payments section after a top-up)."""
 
 from __future__ import annotations
 
@@ -16,8 +16,9 @@ from aiogram.utils.i18n import gettext as _
 
 from handlers.common import date, show
 from handlers.orders import price_format
-from keyboards.callbacks import CartCb, MenuCb
+from keyboards.callbacks import CartAction, CartCb, MenuCb
 from keyboards.orders import (
+    NewOrderAction,
     NewOrderCb,
     PriceFormat,
     months_text,
@@ -37,10 +38,6 @@ from services.errors import InsufficientFunds
 
 async def alert(query: CallbackQuery, text: str) -> None:
     await query.answer(text, show_alert=True)
-
-
-def stale_text() -> str:
-    return _("This button is out of date. Please open the menu again: /menu")
 
 
 def cart_line(cart: Cart, fmt: PriceFormat) -> str:
@@ -94,51 +91,71 @@ async def _tariff(query: CallbackQuery, billing: Billing, tariff_id: int) -> Tar
     return tariff
 
 
-async def new_order_step(
+async def new_order_type(
     query: CallbackQuery, callback_data: NewOrderCb, billing: Billing, account: Account
 ) -> None:
-    fmt = await price_format(billing, account)
-    action = callback_data.action
-    if action == "type":
-        if callback_data.product not in await billing.list_product_types():
-            await alert(query, _("This product is not available."))
-            return
-        tariffs = [t for t in await billing.list_tariffs(callback_data.product) if t.prices]
-        lines = [f"{product_text(callback_data.product)}", ""]
-        lines += [tariff_block(t, fmt) + "\n" for t in tariffs]
-        lines.append(_("Choose a tariff:"))
-        await show(query, "\n".join(lines), tariffs_kb(tariffs, fmt))
+    if callback_data.product not in await billing.list_product_types():
+        await alert(query, _("This product is not available."))
         return
+    fmt = await price_format(billing, account)
+    tariffs = [t for t in await billing.list_tariffs(callback_data.product) if t.prices]
+    lines = [f"{product_text(callback_data.product)}", ""]
+    lines += [tariff_block(t, fmt) + "\n" for t in tariffs]
+    lines.append(_("Choose a tariff:"))
+    await show(query, "\n".join(lines), tariffs_kb(tariffs, fmt))
+
+
+async def new_order_tariff(
+    query: CallbackQuery, callback_data: NewOrderCb, billing: Billing, account: Account
+) -> None:
     tariff = await _tariff(query, billing, callback_data.tariff_id)
     if tariff is None:
         return
-    if action == "tariff":
-        text = "\n".join(
-            [
-                _("🛒 <b>{tariff}</b> ({product})").format(
-                    tariff=escape(tariff.name), product=product_text(tariff.product_type)
-                ),
-                escape(tariff.specs),
-                "",
-                _("Choose a period:"),
-            ]
-        )
-        await show(query, text, periods_kb(tariff, fmt))
-        return
-    if action not in ("period", "pay"):
-        await alert(query, stale_text())
-        return
+    text = "\n".join(
+        [
+            _("🛒 <b>{tariff}</b> ({product})").format(
+                tariff=escape(tariff.name), product=product_text(tariff.product_type)
+            ),
+            escape(tariff.specs),
+            "",
+            _("Choose a period:"),
+        ]
+    )
+    await show(query, text, periods_kb(tariff, await price_format(billing, account)))
+
+
+async def _offered(
+    query: CallbackQuery, callback_data: NewOrderCb, billing: Billing, account: Account
+) -> tuple[Tariff, Quote] | None:
+    """The tariff and the quote of a period button, or None after saying why not."""
+    tariff = await _tariff(query, billing, callback_data.tariff_id)
+    if tariff is None:
+        return None
     if tariff.price_for(callback_data.months) is None:
         await alert(query, _("This period is not offered for this tariff."))
+        return None
+    return tariff, await billing.quote_new_order(account.id, tariff.id, callback_data.months)
+
+
+async def new_order_period(
+    query: CallbackQuery, callback_data: NewOrderCb, billing: Billing, account: Account
+) -> None:
+    offered = await _offered(query, callback_data, billing, account)
+    if offered is None:
         return
-    quote = await billing.quote_new_order(account.id, tariff.id, callback_data.months)
-    if action == "period":
-        await show(
-            query,
-            confirm_text(tariff, quote, fmt),
-            new_order_confirm_kb(quote, fmt, time.time_ns() // 1000),
-        )
+    tariff, quote = offered
+    fmt = await price_format(billing, account)
+    markup = new_order_confirm_kb(quote, fmt, time.time_ns() // 1000)
+    await show(query, confirm_text(tariff, quote, fmt), markup)
+
+
+async def new_order_pay(
+    query: CallbackQuery, callback_data: NewOrderCb, billing: Billing, account: Account
+) -> None:
+    offered = await _offered(query, callback_data, billing, account)
+    if offered is None:
         return
+    tariff, quote = offered
     # The nonce of the confirmation screen: a double tap on its "Pay" places one order (the
     # second tap finds it by the key, even when the balance no longer covers the price).
     key = f"neworder:{account.id}:{callback_data.nonce}" if callback_data.nonce else None
@@ -147,6 +164,7 @@ async def new_order_step(
     except InsufficientFunds:  # nothing was written: remember the cart, offer the top-up
         await billing.save_cart(account.id, tariff.id, quote.months)
         quote = await billing.quote_new_order(account.id, tariff.id, quote.months)
+        fmt = await price_format(billing, account)
         await show(
             query, shortfall_text(tariff.name, quote, fmt), shortfall_kb(quote.missing_minor, fmt)
         )
@@ -214,16 +232,12 @@ async def show_created(
     await show(query, text, order_created_kb(order), _("The order is placed."))
 
 
-async def cart_action(
-    query: CallbackQuery, callback_data: CartCb, billing: Billing, account: Account
-) -> None:
-    if callback_data.action == "drop":
-        await billing.clear_cart(account.id)
-        await show_start(query, billing, account, _("The saved order was dropped."))
-        return
-    if callback_data.action != "complete":
-        await alert(query, stale_text())
-        return
+async def cart_drop(query: CallbackQuery, billing: Billing, account: Account) -> None:
+    await billing.clear_cart(account.id)
+    await show_start(query, billing, account, _("The saved order was dropped."))
+
+
+async def cart_complete(query: CallbackQuery, billing: Billing, account: Account) -> None:
     cart = await billing.get_cart(account.id)
     if cart is None:
         await show_start(query, billing, account, _("There is no saved order to complete."))
@@ -244,6 +258,11 @@ def create_router() -> Router:
     router.callback_query.filter(F.message.chat.type == "private")
     router.message.register(cmd_new_order, Command("neworder"))
     router.callback_query.register(cmd_new_order, MenuCb.filter(F.section == "neworder"))
-    router.callback_query.register(new_order_step, NewOrderCb.filter())
-    router.callback_query.register(cart_action, CartCb.filter())
+    cb = router.callback_query
+    cb.register(new_order_type, NewOrderCb.filter(F.action == NewOrderAction.TYPE))
+    cb.register(new_order_tariff, NewOrderCb.filter(F.action == NewOrderAction.TARIFF))
+    cb.register(new_order_period, NewOrderCb.filter(F.action == NewOrderAction.PERIOD))
+    cb.register(new_order_pay, NewOrderCb.filter(F.action == NewOrderAction.PAY))
+    router.callback_query.register(cart_complete, CartCb.filter(F.action == CartAction.COMPLETE))
+    router.callback_query.register(cart_drop, CartCb.filter(F.action == CartAction.DROP))
     return router

@@ -18,14 +18,19 @@ from aiogram.utils.i18n import gettext as _
 from aiogram.utils.i18n import ngettext
 
 from handlers.common import date, show
+from handlers.fallback import stale_button
 from keyboards.callbacks import MenuCb
 from keyboards.orders import (
     CancelCb,
+    ChangeAction,
     ChangeCb,
+    OrderAction,
     OrderCb,
+    OrdersAction,
     OrdersCb,
     OrderSortCb,
     PriceFormat,
+    RenewAction,
     RenewCb,
     cancel_kb,
     change_confirm_kb,
@@ -189,13 +194,9 @@ async def price_format(billing: Billing, account: Account) -> PriceFormat:
     return PriceFormat(account.base_currency, account.currency, await billing.get_rates())
 
 
-# ---- alerts for stale or forged buttons ----
+# ---- alerts for stale or forged buttons (the "out of date" one: handlers.fallback) ----
 async def alert(query: CallbackQuery, text: str) -> None:
     await query.answer(text, show_alert=True)
-
-
-def stale_text() -> str:
-    return _("This button is out of date. Please open the menu again: /menu")
 
 
 # ---- list, search, sort ----
@@ -265,30 +266,34 @@ async def menu_orders(
     await show_orders(query, billing, account, state, page=1)
 
 
-async def list_action(
+async def list_page(
     query: CallbackQuery,
     callback_data: OrdersCb,
     billing: Billing,
     account: Account,
     state: FSMContext,
 ) -> None:
-    action = callback_data.action
-    if action == "page":
-        await state.set_state(None)
-        await show_orders(query, billing, account, state, page=callback_data.page or None)
-    elif action == "search":
-        await state.set_state(OrdersStates.search)
-        text = _("🔍 Send an order ID, a tariff name or an IP address to search for:")
-        await show(query, text, search_prompt_kb())
-    elif action == "clear":
-        await _save_prefs(state, query=None, page=1)
-        await show_orders(query, billing, account, state, page=1)
-    elif action == "sort":
-        prefs = await _prefs(state)
-        text = _("↕️ Sort the orders by:")
-        await show(query, text, sort_kb(str(prefs["sort"]), bool(prefs["desc"])))
-    else:
-        await alert(query, stale_text())
+    await state.set_state(None)
+    await show_orders(query, billing, account, state, page=callback_data.page or None)
+
+
+async def list_search(query: CallbackQuery, state: FSMContext) -> None:
+    await state.set_state(OrdersStates.search)
+    text = _("🔍 Send an order ID, a tariff name or an IP address to search for:")
+    await show(query, text, search_prompt_kb())
+
+
+async def list_clear(
+    query: CallbackQuery, billing: Billing, account: Account, state: FSMContext
+) -> None:
+    await _save_prefs(state, query=None, page=1)
+    await show_orders(query, billing, account, state, page=1)
+
+
+async def list_sort(query: CallbackQuery, state: FSMContext) -> None:
+    prefs = await _prefs(state)
+    text = _("↕️ Sort the orders by:")
+    await show(query, text, sort_kb(str(prefs["sort"]), bool(prefs["desc"])))
 
 
 def too_long_text() -> str:
@@ -323,7 +328,7 @@ async def sort_chosen(
     state: FSMContext,
 ) -> None:
     if callback_data.key not in SORT_KEYS:
-        await alert(query, stale_text())
+        await stale_button(query)
         return
     await _save_prefs(state, sort=callback_data.key, desc=callback_data.desc, page=1)
     await show_orders(query, billing, account, state, page=1)
@@ -345,32 +350,60 @@ def cancelled_text(order: Order) -> str:
     return _("Order #{id} is cancelled: it cannot be renewed or changed.").format(id=order.id)
 
 
-async def order_action(
-    query: CallbackQuery,
-    callback_data: OrderCb,
-    billing: Billing,
-    account: Account,
+async def _order(callback_data: OrderCb, billing: Billing, account: Account) -> Order:
+    """The order of a button, re-read: NotFound (an alert) if it is not the caller's."""
+    return await billing.get_order(account.id, callback_data.order_id)
+
+
+async def order_view(
+    query: CallbackQuery, callback_data: OrderCb, billing: Billing, account: Account
 ) -> None:
-    order = await billing.get_order(account.id, callback_data.order_id)  # NotFound if not theirs
-    action = callback_data.action
-    if action == "view":
-        await show_details(query, billing, order, account)
-    elif action == "renew":
-        await show_renew_periods(query, order, billing, account)
-    elif action == "change":
-        await show_change_options(query, order, billing, account)
-    elif action == "cancel":
-        await show_cancel(query, order, account)
-    elif action in ("auto_on", "auto_off"):
-        await toggle_auto_renew(query, order, billing, account, action == "auto_on")
-    elif action == "resume":
-        if not order.cancel_at_period_end or order.status == CANCELLED:
-            await alert(query, _("The order is not set to be cancelled."))
-            return
-        order = await billing.resume_order(account.id, order.id)
-        await show_details(query, billing, order, account, _("The order will not be cancelled."))
-    else:
-        await alert(query, stale_text())
+    await show_details(query, billing, await _order(callback_data, billing, account), account)
+
+
+async def order_renew(
+    query: CallbackQuery, callback_data: OrderCb, billing: Billing, account: Account
+) -> None:
+    order = await _order(callback_data, billing, account)
+    await show_renew_periods(query, order, billing, account)
+
+
+async def order_change(
+    query: CallbackQuery, callback_data: OrderCb, billing: Billing, account: Account
+) -> None:
+    order = await _order(callback_data, billing, account)
+    await show_change_options(query, order, billing, account)
+
+
+async def order_cancel(
+    query: CallbackQuery, callback_data: OrderCb, billing: Billing, account: Account
+) -> None:
+    await show_cancel(query, await _order(callback_data, billing, account), account)
+
+
+async def order_auto_on(
+    query: CallbackQuery, callback_data: OrderCb, billing: Billing, account: Account
+) -> None:
+    order = await _order(callback_data, billing, account)
+    await toggle_auto_renew(query, order, billing, account, enabled=True)
+
+
+async def order_auto_off(
+    query: CallbackQuery, callback_data: OrderCb, billing: Billing, account: Account
+) -> None:
+    order = await _order(callback_data, billing, account)
+    await toggle_auto_renew(query, order, billing, account, enabled=False)
+
+
+async def order_resume(
+    query: CallbackQuery, callback_data: OrderCb, billing: Billing, account: Account
+) -> None:
+    order = await _order(callback_data, billing, account)
+    if not order.cancel_at_period_end or order.status == CANCELLED:
+        await alert(query, _("The order is not set to be cancelled."))
+        return
+    order = await billing.resume_order(account.id, order.id)
+    await show_details(query, billing, order, account, _("The order will not be cancelled."))
 
 
 async def toggle_auto_renew(
@@ -456,20 +489,32 @@ def renew_confirm_text(order: Order, quote: Quote, fmt: PriceFormat) -> str:
     return "\n".join(lines)
 
 
-async def renew_action(
+async def _show_renew_confirm(
+    query: CallbackQuery, order: Order, quote: Quote, start: int, fmt: PriceFormat
+) -> None:
+    markup = renew_confirm_kb(order, quote, start, fmt)
+    await show(query, renew_confirm_text(order, quote, fmt), markup)
+
+
+async def renew_ask(
+    query: CallbackQuery, callback_data: RenewCb, billing: Billing, account: Account
+) -> None:
+    checked = await _checked_renewal(query, callback_data, billing, account)
+    if checked is not None:
+        fmt = await price_format(billing, account)
+        await _show_renew_confirm(query, *checked, callback_data.start, fmt)
+
+
+async def renew_pay(
     query: CallbackQuery, callback_data: RenewCb, billing: Billing, account: Account
 ) -> None:
     checked = await _checked_renewal(query, callback_data, billing, account)
     if checked is None:
         return
     order, quote = checked
-    fmt = await price_format(billing, account)
-    if callback_data.action == "ask" or quote.missing_minor:
-        markup = renew_confirm_kb(order, quote, callback_data.start, fmt)
-        await show(query, renew_confirm_text(order, quote, fmt), markup)
-        return
-    if callback_data.action != "pay":
-        await alert(query, stale_text())
+    if quote.missing_minor:  # the balance fell since the confirmation: show it again
+        fmt = await price_format(billing, account)
+        await _show_renew_confirm(query, order, quote, callback_data.start, fmt)
         return
     renewed = await billing.renew_order(
         account.id, order.id, quote.months, period_start=from_stamp(callback_data.start)
@@ -571,26 +616,40 @@ async def _checked_change(
     return order, quote
 
 
-async def change_action(
+async def _show_change_confirm(
+    query: CallbackQuery,
+    order: Order,
+    quote: Quote,
+    billing: Billing,
+    account: Account,
+    notice: str | None = None,
+) -> None:
+    fmt = await price_format(billing, account)
+    markup = change_confirm_kb(order, quote, fmt)
+    await show(query, change_confirm_text(order, quote, fmt), markup, notice)
+
+
+async def change_ask(
+    query: CallbackQuery, callback_data: ChangeCb, billing: Billing, account: Account
+) -> None:
+    checked = await _checked_change(query, callback_data, billing, account)
+    if checked is not None:
+        await _show_change_confirm(query, *checked, billing, account)
+
+
+async def change_do(
     query: CallbackQuery, callback_data: ChangeCb, billing: Billing, account: Account
 ) -> None:
     checked = await _checked_change(query, callback_data, billing, account)
     if checked is None:
         return
     order, quote = checked
-    fmt = await price_format(billing, account)
-    if callback_data.action == "do" and quote.amount_minor != callback_data.amount:
-        markup = change_confirm_kb(order, quote, fmt)
+    if quote.amount_minor != callback_data.amount:
         notice = _("The amount has changed since you saw it: please confirm again.")
-        await show(query, change_confirm_text(order, quote, fmt), markup, notice)
+        await _show_change_confirm(query, order, quote, billing, account, notice)
         return
-    if callback_data.action == "ask" or quote.missing_minor:
-        await show(
-            query, change_confirm_text(order, quote, fmt), change_confirm_kb(order, quote, fmt)
-        )
-        return
-    if callback_data.action != "do":
-        await alert(query, stale_text())
+    if quote.missing_minor:
+        await _show_change_confirm(query, order, quote, billing, account)
         return
     changed = await billing.change_tariff(
         account.id, order.id, quote.tariff_id, expected_amount_minor=callback_data.amount
@@ -635,7 +694,7 @@ async def cancel_action(
         await show_details(query, billing, order, account, notice)
         return
     if order.status == PENDING or callback_data.when not in ("end", "now"):
-        await alert(query, stale_text())
+        await stale_button(query)
         return
     if callback_data.when == "end":
         if order.cancel_at_period_end:
@@ -660,11 +719,23 @@ def create_router() -> Router:
     router.callback_query.filter(F.message.chat.type == "private")
     router.message.register(cmd_orders, Command("orders"))
     router.message.register(search_entered, OrdersStates.search, F.text, ~F.text.startswith("/"))
-    router.callback_query.register(menu_orders, MenuCb.filter(F.section == "orders"))
-    router.callback_query.register(list_action, OrdersCb.filter())
-    router.callback_query.register(sort_chosen, OrderSortCb.filter())
-    router.callback_query.register(order_action, OrderCb.filter())
-    router.callback_query.register(renew_action, RenewCb.filter())
-    router.callback_query.register(change_action, ChangeCb.filter())
-    router.callback_query.register(cancel_action, CancelCb.filter())
+    cb = router.callback_query
+    cb.register(menu_orders, MenuCb.filter(F.section == "orders"))
+    cb.register(list_page, OrdersCb.filter(F.action == OrdersAction.PAGE))
+    cb.register(list_search, OrdersCb.filter(F.action == OrdersAction.SEARCH))
+    cb.register(list_clear, OrdersCb.filter(F.action == OrdersAction.CLEAR))
+    cb.register(list_sort, OrdersCb.filter(F.action == OrdersAction.SORT))
+    cb.register(sort_chosen, OrderSortCb.filter())
+    cb.register(order_view, OrderCb.filter(F.action == OrderAction.VIEW))
+    cb.register(order_renew, OrderCb.filter(F.action == OrderAction.RENEW))
+    cb.register(order_change, OrderCb.filter(F.action == OrderAction.CHANGE))
+    cb.register(order_cancel, OrderCb.filter(F.action == OrderAction.CANCEL))
+    cb.register(order_auto_on, OrderCb.filter(F.action == OrderAction.AUTO_ON))
+    cb.register(order_auto_off, OrderCb.filter(F.action == OrderAction.AUTO_OFF))
+    cb.register(order_resume, OrderCb.filter(F.action == OrderAction.RESUME))
+    cb.register(renew_ask, RenewCb.filter(F.action == RenewAction.ASK))
+    cb.register(renew_pay, RenewCb.filter(F.action == RenewAction.PAY))
+    cb.register(change_ask, ChangeCb.filter(F.action == ChangeAction.ASK))
+    cb.register(change_do, ChangeCb.filter(F.action == ChangeAction.DO))
+    cb.register(cancel_action, CancelCb.filter())
     return router

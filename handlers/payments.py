@@ -17,8 +17,8 @@ from aiogram.utils.i18n import gettext as _
 
 from bot.config import Settings
 from handlers.common import answer_or_queue, display_balance, money
+from handlers.desk import in_staff_chat, is_staff
 from handlers.errors import domain_error_text, telegram_unavailable_error
-from handlers.staff import in_staff_chat, is_staff
 from keyboards.payments import after_payment_kb
 from services.billing import Billing
 from services.contracts.common import Account

@@ -14,6 +14,7 @@ from aiogram import F, Router
 from aiogram.dispatcher.event.bases import SkipHandler
 from aiogram.exceptions import TelegramAPIError
 from aiogram.filters import Command, StateFilter
+from aiogram.filters.callback_data import CallbackQueryFilter
 from aiogram.fsm.context import FSMContext
 from aiogram.fsm.state import State, StatesGroup
 from aiogram.types import CallbackQuery, Message, ReplyKeyboardRemove
@@ -22,6 +23,7 @@ from aiogram.utils.i18n import gettext as _
 
 from bot.config import Settings
 from handlers.common import show
+from handlers.fallback import stale_button
 from handlers.settings_texts import (
     balance_shown,
     code_result_text,
@@ -44,6 +46,7 @@ from handlers.settings_texts import (
 from keyboards.callbacks import MenuCb
 from keyboards.menu import LANGUAGE_NAMES
 from keyboards.settings import (
+    SettingsAction,
     SettingsCb,
     currency_kb,
     email_code_kb,
@@ -184,7 +187,7 @@ async def toggle(
 ) -> None:
     flag = callback_data.value
     if flag not in FLAGS:
-        await query.answer(_("This button is out of date. Please open the menu again: /menu"))
+        await stale_button(query)
         return
     await state.clear()
     current = await billing.get_profile(account.id)
@@ -202,90 +205,141 @@ async def toggle(
     await render(query, group, profile, i18n, line, notice=line)
 
 
-async def start_edit(
+# ---- the edit buttons: one handler per kind of value (SettingsCb(EDIT, value=field)) ---------
+def edit_filter(*fields: str) -> CallbackQueryFilter:
+    """The edit button of these fields; an edit of any other value is out of date (fallback)."""
+    return SettingsCb.filter((F.action == SettingsAction.EDIT) & F.value.in_(fields))
+
+
+async def _start_editing(state: FSMContext, billing: Billing, account: Account) -> Profile:
+    """Leave any dialog; the profile as it is now, for the prompt."""
+    profile = await billing.get_profile(account.id)
+    await state.clear()
+    return profile
+
+
+async def edit_text_field(
     query: CallbackQuery,
     callback_data: SettingsCb,
     state: FSMContext,
     billing: Billing,
     account: Account,
-    i18n: I18n,
-    settings: Settings,
 ) -> None:
     name = callback_data.value
-    profile = await billing.get_profile(account.id)
-    await state.clear()
-    if name in TEXT_FIELDS or name == "email":
-        await state.set_state(SettingsForm.value)
-        await state.update_data(field=name)
-        current = getattr(profile, name)
-        clear = name if name in OPTIONAL_FIELDS and current else None
-        await show(query, edit_prompt(name, current), prompt_kb(FIELD_GROUP[name], clear))
-    elif name == "threshold":
-        await state.set_state(SettingsForm.threshold)
-        text = _(
-            "✏️ Send the amount in {currency}: we will alert you when the balance falls below it "
-            "(e.g. 10 or 10.50). Send «off» to turn the alert off.\nNow: {current}\n\n"
-            "/cancel — leave without changes."
-        ).format(currency=profile.currency, current=threshold_text(profile))
-        clear = "threshold" if profile.low_balance_threshold_minor is not None else None
-        await show(query, text, prompt_kb("general", clear))
-    elif name == "currency":
-        currencies = list(dict.fromkeys([profile.base_currency, *settings.currencies]))
-        text = _(
-            "💱 Choose the currency for prices, invoices and the balance display. The ledger "
-            "keeps its original amounts in {base}; the balance is shown converted at the "
-            "current rate."
-        ).format(base=profile.base_currency)
-        await show(query, text, currency_kb(currencies, profile.currency))
-    elif name == "language":
-        await show(
-            query,
-            _("🌐 Choose the interface language:"),
-            language_kb(profile.language or i18n.current_locale),
+    profile = await _start_editing(state, billing, account)
+    await state.set_state(SettingsForm.value)
+    await state.update_data(field=name)
+    current = getattr(profile, name)
+    clear = name if name in OPTIONAL_FIELDS and current else None
+    await show(query, edit_prompt(name, current), prompt_kb(FIELD_GROUP[name], clear))
+
+
+async def edit_threshold(
+    query: CallbackQuery, state: FSMContext, billing: Billing, account: Account
+) -> None:
+    profile = await _start_editing(state, billing, account)
+    await state.set_state(SettingsForm.threshold)
+    text = _(
+        "✏️ Send the amount in {currency}: we will alert you when the balance falls below it "
+        "(e.g. 10 or 10.50). Send «off» to turn the alert off.\nNow: {current}\n\n"
+        "/cancel — leave without changes."
+    ).format(currency=profile.currency, current=threshold_text(profile))
+    clear = "threshold" if profile.low_balance_threshold_minor is not None else None
+    await show(query, text, prompt_kb("general", clear))
+
+
+async def edit_currency(
+    query: CallbackQuery,
+    state: FSMContext,
+    billing: Billing,
+    account: Account,
+    settings: Settings,
+) -> None:
+    profile = await _start_editing(state, billing, account)
+    currencies = list(dict.fromkeys([profile.base_currency, *settings.currencies]))
+    text = _(
+        "💱 Choose the currency for prices, invoices and the balance display. The ledger "
+        "keeps its original amounts in {base}; the balance is shown converted at the "
+        "current rate."
+    ).format(base=profile.base_currency)
+    await show(query, text, currency_kb(currencies, profile.currency))
+
+
+async def edit_language(
+    query: CallbackQuery, state: FSMContext, billing: Billing, account: Account, i18n: I18n
+) -> None:
+    profile = await _start_editing(state, billing, account)
+    await show(
+        query,
+        _("🌐 Choose the interface language:"),
+        language_kb(profile.language or i18n.current_locale),
+    )
+
+
+async def edit_profile_type(
+    query: CallbackQuery, state: FSMContext, billing: Billing, account: Account
+) -> None:
+    profile = await _start_editing(state, billing, account)
+    text = _(
+        "Choose the profile type. For a company we ask its name and tax number; payments "
+        "are blocked until our staff verify them."
+    )
+    await show(query, text, profile_type_kb(profile.profile_type))
+
+
+async def edit_phone(
+    query: CallbackQuery, state: FSMContext, billing: Billing, account: Account
+) -> None:
+    profile = await _start_editing(state, billing, account)
+    await state.set_state(SettingsForm.phone)
+    await query.answer()
+    if isinstance(query.message, Message):
+        await query.message.answer(
+            _(
+                "📱 Send your mobile number with the country code (e.g. +44 7911 123456), "
+                "or press «Share my contact» below: your own Telegram contact counts as "
+                "verified.\nNow: {current}\n\n/cancel — leave without changes."
+            ).format(current=phone_status(profile)),
+            reply_markup=share_contact_kb(),
         )
-    elif name == "profile_type":
-        text = _(
-            "Choose the profile type. For a company we ask its name and tax number; payments "
-            "are blocked until our staff verify them."
-        )
-        await show(query, text, profile_type_kb(profile.profile_type))
-    elif name == "phone":
-        await state.set_state(SettingsForm.phone)
-        await query.answer()
-        if isinstance(query.message, Message):
-            await query.message.answer(
-                _(
-                    "📱 Send your mobile number with the country code (e.g. +44 7911 123456), "
-                    "or press «Share my contact» below: your own Telegram contact counts as "
-                    "verified.\nNow: {current}\n\n/cancel — leave without changes."
-                ).format(current=phone_status(profile)),
-                reply_markup=share_contact_kb(),
-            )
-    elif name == "code_word":
-        if profile.code_word_set:
-            await query.answer(_("The code word is already set and cannot be changed."), True)
-            return
-        await state.set_state(SettingsForm.code_word)
-        text = _(
-            "🔐 Send the code word (4 to 64 characters). It can be set only once: afterwards "
-            "nobody can view or change it, and support staff can only check it. Your message "
-            "will be deleted right away.\n\n/cancel — leave without changes."
-        )
-        await show(query, text, prompt_kb("security"))
-    elif name == "ip_allowlist":
-        await state.set_state(SettingsForm.ip_list)
-        text = _(
-            "🌐 Send the IP addresses allowed to enter the web billing, one per line: an IPv4 "
-            "or IPv6 address, or a range like 192.168.0.1-192.168.0.10. An empty list means "
-            "no restriction.\nNow: {current}\n\n/cancel — leave without changes."
-        ).format(current=ip_list_text(profile.ip_allowlist))
-        clear = "ip_allowlist" if profile.ip_allowlist else None
-        await show(query, text, prompt_kb("security", clear))
-    elif name == "password":
-        await state.set_state(SettingsForm.password_new)
-        await show(query, password_prompt(), prompt_kb("security"))
-    else:
-        await query.answer(_("This button is out of date. Please open the menu again: /menu"))
+
+
+async def edit_code_word(
+    query: CallbackQuery, state: FSMContext, billing: Billing, account: Account
+) -> None:
+    profile = await _start_editing(state, billing, account)
+    if profile.code_word_set:
+        await query.answer(_("The code word is already set and cannot be changed."), True)
+        return
+    await state.set_state(SettingsForm.code_word)
+    text = _(
+        "🔐 Send the code word (4 to 64 characters). It can be set only once: afterwards "
+        "nobody can view or change it, and support staff can only check it. Your message "
+        "will be deleted right away.\n\n/cancel — leave without changes."
+    )
+    await show(query, text, prompt_kb("security"))
+
+
+async def edit_ip_allowlist(
+    query: CallbackQuery, state: FSMContext, billing: Billing, account: Account
+) -> None:
+    profile = await _start_editing(state, billing, account)
+    await state.set_state(SettingsForm.ip_list)
+    text = _(
+        "🌐 Send the IP addresses allowed to enter the web billing, one per line: an IPv4 "
+        "or IPv6 address, or a range like 192.168.0.1-192.168.0.10. An empty list means "
+        "no restriction.\nNow: {current}\n\n/cancel — leave without changes."
+    ).format(current=ip_list_text(profile.ip_allowlist))
+    clear = "ip_allowlist" if profile.ip_allowlist else None
+    await show(query, text, prompt_kb("security", clear))
+
+
+async def edit_password(
+    query: CallbackQuery, state: FSMContext, billing: Billing, account: Account
+) -> None:
+    await _start_editing(state, billing, account)
+    await state.set_state(SettingsForm.password_new)
+    await show(query, password_prompt(), prompt_kb("security"))
 
 
 async def clear_field(
@@ -312,7 +366,7 @@ async def clear_field(
         line = saved_line(name, None)
         await render(query, FIELD_GROUP[name], profile, i18n, line, notice=line)
     else:
-        await query.answer(_("This button is out of date. Please open the menu again: /menu"))
+        await stale_button(query)
 
 
 # ---- text fields ------------------------------------------------------------------------------
@@ -614,7 +668,7 @@ async def profile_type_chosen(
         await render(query, "profile", profile, i18n, line, notice=_("✅ Saved"))
         return
     if callback_data.value != "company":
-        await query.answer(_("This button is out of date. Please open the menu again: /menu"))
+        await stale_button(query)
         return
     await state.set_state(SettingsForm.company_name)
     text = _(
@@ -817,18 +871,27 @@ def create_router() -> Router:
     msg, cb = router.message, router.callback_query
     msg.register(cmd_settings, Command("settings"))
     cb.register(cmd_settings, MenuCb.filter(F.section == "settings"))
-    cb.register(open_group, SettingsCb.filter(F.action == "open"))
-    cb.register(cancel_edit, SettingsCb.filter(F.action == "cancel"))
-    cb.register(toggle, SettingsCb.filter(F.action == "toggle"))
-    cb.register(start_edit, SettingsCb.filter(F.action == "edit"))
-    cb.register(clear_field, SettingsCb.filter(F.action == "clear"))
-    cb.register(currency_chosen, SettingsCb.filter(F.action == "cur"))
-    cb.register(language_chosen, SettingsCb.filter(F.action == "lang"))
-    cb.register(profile_type_chosen, SettingsCb.filter(F.action == "ptype"))
-    cb.register(email_code_button, SettingsCb.filter(F.action == "email_code"))
-    cb.register(phone_call_button, SettingsCb.filter(F.action == "phone_call"))
-    cb.register(fill_start, SettingsCb.filter(F.action == "fill"))
-    cb.register(ip_save, SettingsCb.filter(F.action == "ip_save"), SettingsForm.ip_confirm)
+    cb.register(open_group, SettingsCb.filter(F.action == SettingsAction.OPEN))
+    cb.register(cancel_edit, SettingsCb.filter(F.action == SettingsAction.CANCEL))
+    cb.register(toggle, SettingsCb.filter(F.action == SettingsAction.TOGGLE))
+    cb.register(edit_text_field, edit_filter(*TEXT_FIELDS, "email"))
+    cb.register(edit_threshold, edit_filter("threshold"))
+    cb.register(edit_currency, edit_filter("currency"))
+    cb.register(edit_language, edit_filter("language"))
+    cb.register(edit_profile_type, edit_filter("profile_type"))
+    cb.register(edit_phone, edit_filter("phone"))
+    cb.register(edit_code_word, edit_filter("code_word"))
+    cb.register(edit_ip_allowlist, edit_filter("ip_allowlist"))
+    cb.register(edit_password, edit_filter("password"))
+    cb.register(clear_field, SettingsCb.filter(F.action == SettingsAction.CLEAR))
+    cb.register(currency_chosen, SettingsCb.filter(F.action == SettingsAction.CURRENCY))
+    cb.register(language_chosen, SettingsCb.filter(F.action == SettingsAction.LANGUAGE))
+    cb.register(profile_type_chosen, SettingsCb.filter(F.action == SettingsAction.PROFILE_TYPE))
+    cb.register(email_code_button, SettingsCb.filter(F.action == SettingsAction.EMAIL_CODE))
+    cb.register(phone_call_button, SettingsCb.filter(F.action == SettingsAction.PHONE_CALL))
+    cb.register(fill_start, SettingsCb.filter(F.action == SettingsAction.FILL))
+    ip_save_filter = SettingsCb.filter(F.action == SettingsAction.IP_SAVE)
+    cb.register(ip_save, ip_save_filter, SettingsForm.ip_confirm)
 
     # Secrets first: whatever arrives in these states is deleted, even a "/command".
     msg.register(code_word_entered, SettingsForm.code_word, F.text)

@@ -1,9 +1,10 @@
 """The staff group (STAFF_CHAT_ID): tickets appear there, staff answer in a ticket's topic (or by
 replying to its messages where the group is not a forum), and staff commands.
 
-Staff = the staff group's administrators and creator (getChatMember, cached briefly and kept
-current by `chat_member` updates), STAFF_IDS and ADMIN_IDS; plain members are not staff. Money
-and company approval are for ADMIN_IDS only. /verify is limited per customer
+Who is staff, the texts for the group and posting into it live in handlers/desk.py. Each staff
+command is one handler with its declared filters (`Command`, `staff_member` / `is_admin`,
+`in_ticket`); a staff command that none of them takes is answered with the refusal that fits.
+Money and company approval are for ADMIN_IDS only. /verify is limited per customer
 (VERIFY_MAX_ATTEMPTS within VERIFY_WINDOW_MINUTES). Messages in the staff group that belong to
 no ticket are ignored, so the bot never spams the group. Texts for staff use DEFAULT_LANGUAGE;
 what reaches a customer uses the customer's language.
@@ -13,316 +14,56 @@ from __future__ import annotations
 
 import html
 import logging
-import time
-from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Awaitable, Callable
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 from aiogram import Bot, Dispatcher, F, Router
-from aiogram.exceptions import TelegramAPIError, TelegramForbiddenError
+from aiogram.exceptions import TelegramAPIError
 from aiogram.filters import Command, CommandObject
-from aiogram.types import ChatMember, ChatMemberUpdated, InlineKeyboardMarkup, Message
+from aiogram.types import ChatMemberUpdated, Message, TelegramObject
 from aiogram.utils.i18n import I18n, ngettext
 from aiogram.utils.i18n import gettext as _
 
 from bot.config import Settings
-from handlers.common import date, money
-from keyboards.orders import status_text as order_status_text
-from keyboards.tickets import answer_kb, department_name, open_ticket_kb
-from services import support
+from handlers.common import money
+from handlers.desk import (
+    MEMBERSHIP_TTL,
+    STAFF_STATUSES,
+    attachments_of,
+    blocked_text,
+    in_staff_chat,
+    is_admin,
+    is_staff,
+    make_desk,
+    post_to_staff,
+    push_to_customer,
+    staff_locale,
+    staff_name,
+    staff_roster,
+    status_of,
+    summary_text,
+    ticket_of,
+    verify_limit_notice,
+    verify_refused_text,
+)
+from keyboards.tickets import answer_kb, open_ticket_kb
 from services.billing import Billing, BillingGateway, per_call
 from services.contracts.common import Account
-from services.contracts.staff import CodeWordAttempt
-from services.contracts.tickets import TEXT_MAX, AccountSummary, Attachment, Ticket
+from services.contracts.tickets import TEXT_MAX, Ticket
 from services.errors import AlreadyDone, InsufficientFunds, ValidationFailed
-from services.languages import pick_language
 from services.money import parse_amount
-from services.support import StaffDesk
 
 log = logging.getLogger(__name__)
 
 TICKET_COMMANDS = ("close", "reopen", "info", "verify", "note")
 ADMIN_COMMANDS = ("credit", "debit", "approve_company")
 STAFF_COMMANDS = TICKET_COMMANDS + ADMIN_COMMANDS
-STAFF_STATUSES = ("creator", "administrator")
-MEMBERSHIP_TTL = 60.0  # seconds a getChatMember answer is trusted without a chat_member update
 LOCALES_DIR = Path(__file__).resolve().parent.parent / "locales"
 
 
-# ---- locale helpers --------------------------------------------------------------------------
-@contextmanager
-def staff_locale(i18n: I18n, settings: Settings) -> Iterator[None]:
-    with i18n.context(), i18n.use_locale(settings.default_language):
-        yield
-
-
-def customer_language(account: Account, ticket: Ticket, settings: Settings) -> str:
-    return pick_language(account.language, ticket.language, settings.default_language)
-
-
-# ---- texts for the staff group ---------------------------------------------------------------
-def customer_line(summary: AccountSummary) -> str:
-    name = html.escape(summary.telegram_name or summary.login)
-    username = f" @{html.escape(summary.telegram_username)}" if summary.telegram_username else ""
-    return _("Customer: {name}{username} (Telegram id {telegram_id})").format(
-        name=name, username=username, telegram_id=summary.telegram_id or "—"
-    )
-
-
-async def header_text(billing: Billing, ticket: Ticket) -> str:
-    summary = await billing.account_summary(ticket.account_id)
-    messages = await billing.staff_ticket_messages(ticket.id)
-    first = next((m for m in messages if m.author == "customer"), None)
-    lines = [
-        _("🎫 <b>Ticket #{id}</b> · {subject}").format(
-            id=ticket.id, subject=html.escape(ticket.subject)
-        ),
-        _("Department: {department}").format(department=department_name(ticket.department)),
-        customer_line(summary),
-        _("Account: #{id} <code>{login}</code>").format(
-            id=summary.account_id, login=html.escape(summary.login)
-        ),
-        _("Balance: {balance} · Active orders: {orders}").format(
-            balance=money(summary.balance_minor, summary.currency), orders=summary.active_orders
-        ),
-    ]
-    text = "\n".join(lines)
-    if first is not None and first.text:
-        text += "\n\n" + html.escape(first.text)
-    if first is not None and first.attachments:
-        text += "\n" + files_line(len(first.attachments))
-    return text
-
-
-def files_line(count: int) -> str:
-    return ngettext("📎 {count} file", "📎 {count} files", count).format(count=count)
-
-
-def recreated_note() -> str:
-    return _("♻️ The topic of this ticket was deleted, so it was created again.")
-
-
-def customer_message_text(ticket: Ticket, text: str) -> str:
-    head = _("👤 <b>Customer</b> · ticket #{id}:").format(id=ticket.id)
-    return head + ("\n" + html.escape(text) if text else "")
-
-
-def blocked_text() -> str:
-    return _(
-        "⚠️ The customer has blocked the bot: the message is saved in the ticket but was not "
-        "delivered."
-    )
-
-
-def summary_text(summary: AccountSummary) -> str:
-    def value(item: str | None) -> str:
-        return html.escape(item) if item else "—"
-
-    name = " ".join(filter(None, [summary.first_name, summary.last_name]))
-    yes, no = _("confirmed"), _("not confirmed")
-    lines = [
-        _("👤 <b>Account #{id}</b> <code>{login}</code>").format(
-            id=summary.account_id, login=html.escape(summary.login)
-        ),
-        customer_line(summary),
-        _("Name: {name}").format(name=value(name)),
-        _("E-mail: {email} ({state})").format(
-            email=value(summary.email), state=yes if summary.email_confirmed else no
-        ),
-        _("Phone: {phone} ({state})").format(
-            phone=value(summary.phone), state=yes if summary.phone_verified else no
-        ),
-        _("Country: {country}").format(country=value(summary.country)),
-        _("Profile: company {name} ({state})").format(
-            name=value(summary.company_name),
-            state=_("verified") if summary.company_verified else _("not verified"),
-        )
-        if summary.profile_type == "company"
-        else _("Profile: individual"),
-        _("Balance: {balance}").format(balance=money(summary.balance_minor, summary.currency)),
-    ]
-    if summary.unreachable:
-        lines.append(_("⚠️ The customer has blocked the bot."))
-    if summary.orders:
-        lines.append(_("Orders:"))
-        for order in summary.orders[:20]:
-            lines.append(
-                _("• #{id} {tariff} — {status}, paid until {date}").format(
-                    id=order.id,
-                    tariff=html.escape(order.tariff_name),
-                    status=order_status_text(order.status),
-                    date=date(order.paid_until),
-                )
-            )
-    else:
-        lines.append(_("Orders: none"))
-    return "\n".join(lines)
-
-
-# ---- the staff desk of one update or job -------------------------------------------------------
-def make_desk(bot: Bot, billing: Billing, settings: Settings, i18n: I18n) -> StaffDesk | None:
-    if settings.staff_chat_id is None:
-        return None
-
-    async def header(ticket: Ticket) -> str:
-        with staff_locale(i18n, settings):
-            return await header_text(billing, ticket)
-
-    def note() -> str:
-        with staff_locale(i18n, settings):
-            return recreated_note()
-
-    return StaffDesk(bot, billing, settings.staff_chat_id, header, note)
-
-
-async def open_in_staff_group(
-    bot: Bot,
-    billing: Billing,
-    settings: Settings,
-    i18n: I18n,
-    ticket: Ticket,
-    attachments: Sequence[Attachment],
-) -> None:
-    """A new ticket appears in the staff group; a failure there never loses the ticket (the
-    next message of the ticket tries again)."""
-    desk = make_desk(bot, billing, settings, i18n)
-    if desk is None:
-        return
-    try:
-        await desk.open(ticket, attachments)
-    except Exception:  # the ticket is saved; the staff group gets it with the next message
-        log.warning("could not post ticket %s to the staff group", ticket.id, exc_info=True)
-
-
-async def post_to_staff(
-    bot: Bot,
-    billing: Billing,
-    settings: Settings,
-    i18n: I18n,
-    ticket: Ticket,
-    text: str,
-    attachments: Sequence[Attachment] = (),
-) -> None:
-    """Post into the ticket's topic (built in DEFAULT_LANGUAGE by the caller via `staff_text`)."""
-    desk = make_desk(bot, billing, settings, i18n)
-    if desk is None:
-        return
-    try:
-        await desk.post(ticket, text, attachments)
-    except Exception:  # the message is saved in the ticket either way
-        log.warning("could not post to the staff topic of ticket %s", ticket.id, exc_info=True)
-
-
-async def push_to_customer(
-    bot: Bot,
-    billing: Billing,
-    settings: Settings,
-    i18n: I18n,
-    ticket: Ticket,
-    build: Callable[[], str],
-    markup: Callable[[], InlineKeyboardMarkup] | None,
-    attachments: Sequence[Attachment] = (),
-) -> bool:
-    """Send to the ticket's customer in their language; False when they blocked the bot."""
-    account = await billing.get_account(ticket.account_id)
-    if account.chat_id is None:
-        return False
-    with i18n.context(), i18n.use_locale(customer_language(account, ticket, settings)):
-        text = build()
-        keyboard = markup() if markup else None
-    try:
-        await support.send_content(bot, account.chat_id, text, attachments, markup=keyboard)
-    except TelegramForbiddenError:
-        await billing.set_chat_reachable(account.chat_id, False)
-        return False
-    return True
-
-
-# ---- who is staff -------------------------------------------------------------------------------
-def in_staff_chat(event: Message | ChatMemberUpdated, settings: Settings) -> bool:
-    return settings.staff_chat_id is not None and event.chat.id == settings.staff_chat_id
-
-
-def is_admin(message: Message, settings: Settings) -> bool:
-    return message.from_user is not None and message.from_user.id in settings.admin_ids
-
-
-def status_of(member: ChatMember) -> str:
-    status = getattr(member, "status")  # every kind of ChatMember has one  # noqa: B009
-    return status.value if hasattr(status, "value") else str(status)
-
-
-class StaffRoster:
-    """Which users of the staff group are staff (its administrators and creator): getChatMember
-    answers, trusted for `ttl` seconds, and what `chat_member` updates said since. An update
-    replaces the answer at once (a promoted member is staff, a demoted or removed admin is not),
-    and a getChatMember answer that was in flight across an update never overwrites it. With
-    several bot instances only the one that received the update knows at once; the others ask
-    again within `ttl`."""
-
-    def __init__(self, ttl: float = MEMBERSHIP_TTL, clock: Callable[[], float] = time.monotonic):
-        self.ttl, self.clock = ttl, clock
-        self._answers: dict[tuple[int, int], tuple[bool, float]] = {}
-        self._changes: dict[tuple[int, int], int] = {}  # updates seen per member
-
-    def known(self, key: tuple[int, int]) -> bool | None:
-        answer = self._answers.get(key)
-        if answer is None or answer[1] <= self.clock():
-            return None
-        return answer[0]
-
-    def version(self, key: tuple[int, int]) -> int:
-        return self._changes.get(key, 0)
-
-    def answered(self, key: tuple[int, int], allowed: bool, version: int) -> bool:
-        """Store a getChatMember answer asked at `version`; an update that came meanwhile wins."""
-        if self.version(key) != version:
-            known = self.known(key)
-            return allowed if known is None else known
-        self._answers[key] = (allowed, self.clock() + self.ttl)
-        return allowed
-
-    def changed(self, key: tuple[int, int], allowed: bool) -> None:
-        self._changes[key] = self.version(key) + 1
-        self._answers[key] = (allowed, self.clock() + self.ttl)
-
-    def forget_chat(self, chat_id: int) -> None:
-        for key in [k for k in self._answers if k[0] == chat_id]:
-            del self._answers[key]
-        for key in [k for k in self._changes if k[0] == chat_id]:
-            self._changes[key] += 1
-
-
-def staff_roster(dispatcher: Dispatcher) -> StaffRoster:
-    roster: StaffRoster = dispatcher.workflow_data.setdefault("staff_roster", StaffRoster())
-    return roster
-
-
-async def is_staff(message: Message, bot: Bot, settings: Settings, dispatcher: Dispatcher) -> bool:
-    if is_admin(message, settings):
-        return True
-    if message.sender_chat is not None:  # an anonymous admin of the staff group itself
-        return message.sender_chat.id == settings.staff_chat_id
-    if message.from_user is None or settings.staff_chat_id is None:
-        return False
-    if message.from_user.id in settings.staff_ids:
-        return True
-    roster = staff_roster(dispatcher)
-    key = (settings.staff_chat_id, message.from_user.id)
-    known = roster.known(key)
-    if known is not None:
-        return known
-    version = roster.version(key)
-    try:
-        member = await bot.get_chat_member(settings.staff_chat_id, key[1])
-    except TelegramAPIError:
-        log.warning("getChatMember failed for %s", key, exc_info=True)
-        return False
-    return roster.answered(key, status_of(member) in STAFF_STATUSES, version)
-
-
+# ---- membership of the staff group ------------------------------------------------------------
 async def staff_member_changed(event: ChatMemberUpdated, dispatcher: Dispatcher) -> None:
     """A member of the staff group was promoted, demoted, restricted, added or removed (Telegram
     sends `chat_member` only to a bot that is an administrator of the group)."""
@@ -346,34 +87,7 @@ async def bot_membership_changed(event: ChatMemberUpdated, dispatcher: Dispatche
         )
 
 
-async def ticket_of(message: Message, billing: Billing) -> Ticket | None:
-    """The ticket a staff-group message belongs to: its topic, or the message it replies to."""
-    chat_id = message.chat.id
-    if message.message_thread_id and message.is_topic_message:
-        ticket = await billing.find_ticket_by_thread(chat_id, message.message_thread_id)
-        if ticket is not None:
-            return ticket
-    reply = message.reply_to_message
-    if reply is not None and reply.forum_topic_created is None:
-        return await billing.find_ticket_by_staff_message(chat_id, reply.message_id)
-    return None
-
-
-def attachments_of(message: Message) -> list[Attachment]:
-    if message.photo:
-        return [Attachment("photo", message.photo[-1].file_id)]
-    if message.document:
-        return [Attachment("document", message.document.file_id)]
-    return []
-
-
-def staff_name(message: Message) -> str:
-    if message.from_user is not None and message.sender_chat is None:
-        return message.from_user.full_name
-    return message.author_signature or _("Support")
-
-
-# ---- handlers -----------------------------------------------------------------------------------
+# ---- staff answers in a ticket ------------------------------------------------------------------
 async def in_ticket(message: Message, billing: Billing) -> dict[str, Ticket] | bool:
     """Filter: the message belongs to a ticket (injected as `ticket`). Other messages of the
     staff group fall through to later routers and end ignored, never answered."""
@@ -428,41 +142,50 @@ async def staff_message(
             await message.reply(blocked_text())
 
 
-async def staff_command(
-    message: Message,
-    command: CommandObject,
-    billing: Billing,
-    bot: Bot,
-    settings: Settings,
-    i18n: I18n,
-    dispatcher: Dispatcher,
-) -> None:
-    name = command.command.lower()
-    with staff_locale(i18n, settings):
-        if not await is_staff(message, bot, settings, dispatcher):
-            await message.reply(_("⛔ Only support staff can use this command."))
-            return
-        if name in ADMIN_COMMANDS:
-            if not is_admin(message, settings):
-                await message.reply(_("⛔ Only administrators can use this command."))
-                return
-            await ADMIN_HANDLERS[name](message, command, billing, bot, settings, i18n)
-            return
-        ticket = await ticket_of(message, billing)
-        if ticket is None:
-            await message.reply(
-                _(
-                    "Use this command inside a ticket's topic, or as a reply to a message "
-                    "of the ticket."
-                )
-            )
-            return
-        await TICKET_HANDLERS[name](message, command, ticket, billing, bot, settings, i18n)
+# ---- staff commands: filters and refusals -------------------------------------------------------
+async def staff_status(
+    message: Message, bot: Bot, settings: Settings, dispatcher: Dispatcher
+) -> dict[str, bool]:
+    """Root filter of the staff commands: whether the sender is staff, asked once per command
+    (it may cost a getChatMember call) and injected as `staff` for the filters below."""
+    return {"staff": await is_staff(message, bot, settings, dispatcher)}
 
 
+def staff_member(message: Message, staff: bool) -> bool:
+    """Filter: the sender is staff (as `staff_status` found)."""
+    return staff
+
+
+async def in_staff_locale(
+    handler: Callable[[TelegramObject, dict[str, Any]], Awaitable[Any]],
+    event: TelegramObject,
+    data: dict[str, Any],
+) -> Any:
+    """Staff commands answer in DEFAULT_LANGUAGE."""
+    with staff_locale(data["i18n"], data["settings"]):
+        return await handler(event, data)
+
+
+async def refuse_staff_command(message: Message, command: CommandObject, staff: bool) -> None:
+    """A staff command in the staff group that no handler took: not staff, not an admin (for
+    money and company approval), or not inside a ticket."""
+    if not staff:
+        await message.reply(_("⛔ Only support staff can use this command."))
+    elif command.command in ADMIN_COMMANDS:
+        await message.reply(_("⛔ Only administrators can use this command."))
+    else:
+        await message.reply(
+            _("Use this command inside a ticket's topic, or as a reply to a message of the ticket.")
+        )
+
+
+async def staff_command_elsewhere(message: Message) -> None:
+    await message.answer(_("This command is for support staff and works only in the staff group."))
+
+
+# ---- ticket commands ------------------------------------------------------------------------
 async def cmd_close(
     message: Message,
-    command: CommandObject,
     ticket: Ticket,
     billing: Billing,
     bot: Bot,
@@ -500,7 +223,6 @@ async def cmd_close(
 
 async def cmd_reopen(
     message: Message,
-    command: CommandObject,
     ticket: Ticket,
     billing: Billing,
     bot: Bot,
@@ -527,15 +249,7 @@ async def cmd_reopen(
     await message.reply(text)
 
 
-async def cmd_info(
-    message: Message,
-    command: CommandObject,
-    ticket: Ticket,
-    billing: Billing,
-    bot: Bot,
-    settings: Settings,
-    i18n: I18n,
-) -> None:
+async def cmd_info(message: Message, ticket: Ticket, billing: Billing) -> None:
     await message.reply(summary_text(await billing.account_summary(ticket.account_id)))
 
 
@@ -589,52 +303,8 @@ async def cmd_verify(
         )
 
 
-def minutes_text(minutes: int) -> str:
-    """«{n} minutes» as a duration («per 60 minutes», «in 5 minutes»)."""
-    return ngettext("{count} minute", "{count} minutes", minutes).format(count=minutes)
-
-
-def verify_refused_text(ticket: Ticket, attempt: CodeWordAttempt, settings: Settings) -> str:
-    limit = settings.verify_max_attempts
-    wait = max(1, -(-attempt.retry_after_seconds // 60))
-    refused = ngettext(
-        "⛔ Not checked (ticket #{id}): a customer's code word can be checked at most {limit} "
-        "time per {window}.",
-        "⛔ Not checked (ticket #{id}): a customer's code word can be checked at most {limit} "
-        "times per {window}.",
-        limit,
-    ).format(id=ticket.id, limit=limit, window=minutes_text(settings.verify_window_minutes))
-    return (
-        refused + "\n" + _("The next check is possible in {wait}.").format(wait=minutes_text(wait))
-    )
-
-
-def verify_limit_notice(ticket: Ticket, settings: Settings) -> str:
-    limit = settings.verify_max_attempts
-    return ngettext(
-        "🚨 The code word of account #{account} (ticket #{id}) was checked {limit} time within "
-        "{window}; further checks are refused for now. If that was not your team, someone may "
-        "be trying to guess it.",
-        "🚨 The code word of account #{account} (ticket #{id}) was checked {limit} times within "
-        "{window}; further checks are refused for now. If that was not your team, someone may "
-        "be trying to guess it.",
-        limit,
-    ).format(
-        account=ticket.account_id,
-        id=ticket.id,
-        limit=limit,
-        window=minutes_text(settings.verify_window_minutes),
-    )
-
-
 async def cmd_note(
-    message: Message,
-    command: CommandObject,
-    ticket: Ticket,
-    billing: Billing,
-    bot: Bot,
-    settings: Settings,
-    i18n: I18n,
+    message: Message, command: CommandObject, ticket: Ticket, billing: Billing
 ) -> None:
     text = (command.args or "").strip()
     if not text:
@@ -661,34 +331,38 @@ async def _account_arg(message: Message, billing: Billing, reference: str) -> Ac
     return await billing.get_account(account_id)
 
 
-async def cmd_adjust(
-    message: Message,
-    command: CommandObject,
-    billing: Billing,
-    bot: Bot,
-    settings: Settings,
-    i18n: I18n,
-) -> None:
-    """/credit|/debit <account> <amount> <reason>: a manual ledger line, recorded with its
-    author; the message id keys it, so a redelivered update changes nothing."""
-    name = command.command.lower()
-    parts = (command.args or "").split(maxsplit=2)
+async def _adjust_args(
+    message: Message, billing: Billing, name: str, args: str | None
+) -> tuple[Account, int, str] | None:
+    """The account, amount and reason of /credit or /debit; None once the problem is answered."""
+    parts = (args or "").split(maxsplit=2)
     if len(parts) < 3:
         await message.reply(
             _("Usage: /{command} &lt;account&gt; &lt;amount&gt; &lt;reason&gt;").format(
                 command=name
             )
         )
-        return
+        return None
     reference, amount_text, reason = parts
     account = await _account_arg(message, billing, reference)
     if account is None:
-        return
+        return None
     try:
         amount = parse_amount(amount_text, account.base_currency)
     except ValidationFailed:
         await message.reply(_("Invalid amount: {amount}.").format(amount=html.escape(amount_text)))
+        return None
+    return account, amount, reason
+
+
+async def cmd_adjust(message: Message, command: CommandObject, billing: Billing) -> None:
+    """/credit|/debit <account> <amount> <reason>: a manual ledger line, recorded with its
+    author; the message id keys it, so a redelivered update changes nothing."""
+    name = command.command.lower()
+    parsed = await _adjust_args(message, billing, name, command.args)
+    if parsed is None:
         return
+    account, amount, reason = parsed
     user_id = message.from_user.id if message.from_user else 0
     post = billing.credit if name == "credit" else billing.debit
     try:
@@ -727,14 +401,7 @@ async def cmd_adjust(
     )
 
 
-async def cmd_approve_company(
-    message: Message,
-    command: CommandObject,
-    billing: Billing,
-    bot: Bot,
-    settings: Settings,
-    i18n: I18n,
-) -> None:
+async def cmd_approve_company(message: Message, command: CommandObject, billing: Billing) -> None:
     reference = (command.args or "").strip()
     if not reference:
         await message.reply(_("Usage: /approve_company &lt;account&gt;"))
@@ -748,24 +415,6 @@ async def cmd_approve_company(
             "✅ The company profile of account #{id} ({login}) is approved: payments are unblocked."
         ).format(id=account.id, login=html.escape(account.login))
     )
-
-
-TICKET_HANDLERS: dict[str, Any] = {
-    "close": cmd_close,
-    "reopen": cmd_reopen,
-    "info": cmd_info,
-    "verify": cmd_verify,
-    "note": cmd_note,
-}
-ADMIN_HANDLERS: dict[str, Any] = {
-    "credit": cmd_adjust,
-    "debit": cmd_adjust,
-    "approve_company": cmd_approve_company,
-}
-
-
-async def staff_command_elsewhere(message: Message) -> None:
-    await message.answer(_("This command is for support staff and works only in the staff group."))
 
 
 # ---- the reminder job -------------------------------------------------------------------------
@@ -819,13 +468,28 @@ async def remind_unanswered(
     return posted
 
 
+def staff_commands_router() -> Router:
+    """In the staff group only; `staff_status` runs once per command, before any handler."""
+    router = Router(name="staff_commands")
+    router.message.filter(in_staff_chat, Command(*STAFF_COMMANDS), staff_status)
+    router.message.middleware(in_staff_locale)
+    router.message.register(cmd_close, Command("close"), staff_member, in_ticket)
+    router.message.register(cmd_reopen, Command("reopen"), staff_member, in_ticket)
+    router.message.register(cmd_info, Command("info"), staff_member, in_ticket)
+    router.message.register(cmd_verify, Command("verify"), staff_member, in_ticket)
+    router.message.register(cmd_note, Command("note"), staff_member, in_ticket)
+    router.message.register(cmd_adjust, Command("credit", "debit"), is_admin)
+    router.message.register(cmd_approve_company, Command("approve_company"), is_admin)
+    router.message.register(refuse_staff_command)
+    return router
+
+
 def create_router() -> Router:
     router = Router(name="staff")
     # Registering these makes `chat_member` and `my_chat_member` part of the allowed_updates
     # that polling and setWebhook ask for (Dispatcher.resolve_used_update_types).
     router.chat_member.register(staff_member_changed, in_staff_chat)
     router.my_chat_member.register(bot_membership_changed, in_staff_chat)
-    router.message.register(staff_command, in_staff_chat, Command(*STAFF_COMMANDS))
     router.message.register(
         staff_message,
         in_staff_chat,
@@ -836,4 +500,5 @@ def create_router() -> Router:
     router.message.register(
         staff_command_elsewhere, F.chat.type == "private", Command(*STAFF_COMMANDS)
     )
+    router.include_router(staff_commands_router())
     return router

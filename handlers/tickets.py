@@ -20,16 +20,20 @@ from aiogram.utils.i18n import lazy_gettext as __
 
 from bot.config import Settings
 from handlers.common import datetime_text, show
-from handlers.staff import (
+from handlers.desk import (
+    attachments_of,
     customer_message_text,
     files_line,
     open_in_staff_group,
     post_to_staff,
     staff_locale,
 )
+from handlers.fallback import stale_button
 from keyboards.callbacks import MenuCb, NewTicketCb
 from keyboards.menu import back_to_menu_kb
 from keyboards.tickets import (
+    DraftAction,
+    TicketAction,
     TicketCb,
     TicketDeptCb,
     TicketDraftCb,
@@ -157,14 +161,6 @@ def window_passed_text(settings: Settings) -> str:
     ).format(days=settings.ticket_reopen_days)
 
 
-def attachments_of(message: Message) -> list[Attachment]:
-    if message.photo:
-        return [Attachment("photo", message.photo[-1].file_id)]
-    if message.document:
-        return [Attachment("document", message.document.file_id)]
-    return []
-
-
 # ---- list and view -------------------------------------------------------------------------------
 async def show_list(
     event: Message | CallbackQuery,
@@ -191,65 +187,79 @@ async def cmd_tickets(
     await show_list(event, billing, account, state)
 
 
-async def on_ticket_button(
+async def ticket_list(
+    query: CallbackQuery,
+    callback_data: TicketCb,
+    billing: Billing,
+    account: Account,
+    state: FSMContext,
+) -> None:
+    await show_list(query, billing, account, state, callback_data.page)
+
+
+async def ticket_view(
+    query: CallbackQuery,
+    callback_data: TicketCb,
+    billing: Billing,
+    account: Account,
+    settings: Settings,
+) -> None:
+    await show_ticket(
+        query, billing, account, settings, callback_data.ticket_id, callback_data.page
+    )
+
+
+async def ticket_reply(
     query: CallbackQuery,
     callback_data: TicketCb,
     billing: Billing,
     account: Account,
     state: FSMContext,
     settings: Settings,
+) -> None:
+    await start_reply(query, billing, account, state, settings, callback_data.ticket_id)
+
+
+async def ticket_close(
+    query: CallbackQuery,
+    callback_data: TicketCb,
+    billing: Billing,
+    account: Account,
+    settings: Settings,
     bot: Bot,
     i18n: I18n,
 ) -> None:
-    action = callback_data.action
-    if action == "list":
-        await show_list(query, billing, account, state, max(0, callback_data.page))
-    elif action == "new":
-        await start_new_ticket(query, state, billing, account)
-    elif action == "view":
-        await show_ticket(
-            query, billing, account, settings, callback_data.ticket_id, callback_data.page
+    ticket = await billing.close_ticket(account.id, callback_data.ticket_id)
+    with staff_locale(i18n, settings):
+        staff_text = _("✅ The customer closed ticket #{id}.").format(id=ticket.id)
+    await post_to_staff(bot, billing, settings, i18n, ticket, staff_text)
+    await show_ticket(
+        query, billing, account, settings, ticket.id, callback_data.page, _("Ticket closed.")
+    )
+
+
+async def ticket_reopen(
+    query: CallbackQuery,
+    callback_data: TicketCb,
+    billing: Billing,
+    account: Account,
+    settings: Settings,
+    bot: Bot,
+    i18n: I18n,
+) -> None:
+    try:
+        ticket = await billing.reopen_ticket(
+            account.id, callback_data.ticket_id, reopen_window=reopen_window(settings)
         )
-    elif action == "reply":
-        await start_reply(query, billing, account, state, settings, callback_data.ticket_id)
-    elif action == "close":
-        ticket = await billing.close_ticket(account.id, callback_data.ticket_id)
-        with staff_locale(i18n, settings):
-            text = _("✅ The customer closed ticket #{id}.").format(id=ticket.id)
-        await post_to_staff(bot, billing, settings, i18n, ticket, text)
-        await show_ticket(
-            query,
-            billing,
-            account,
-            settings,
-            ticket.id,
-            callback_data.page,
-            notice=_("Ticket closed."),
-        )
-    elif action == "reopen":
-        try:
-            ticket = await billing.reopen_ticket(
-                account.id, callback_data.ticket_id, reopen_window=reopen_window(settings)
-            )
-        except InvalidState:
-            await query.answer(window_passed_text(settings)[:200], show_alert=True)
-            return
-        with staff_locale(i18n, settings):
-            text = _("🔄 The customer reopened ticket #{id}.").format(id=ticket.id)
-        await post_to_staff(bot, billing, settings, i18n, ticket, text)
-        await show_ticket(
-            query,
-            billing,
-            account,
-            settings,
-            ticket.id,
-            callback_data.page,
-            notice=_("Ticket reopened."),
-        )
-    else:
-        await query.answer(
-            _("This button is out of date. Please open the menu again: /menu"), show_alert=True
-        )
+    except InvalidState:
+        await query.answer(window_passed_text(settings)[:200], show_alert=True)
+        return
+    with staff_locale(i18n, settings):
+        staff_text = _("🔄 The customer reopened ticket #{id}.").format(id=ticket.id)
+    await post_to_staff(bot, billing, settings, i18n, ticket, staff_text)
+    await show_ticket(
+        query, billing, account, settings, ticket.id, callback_data.page, _("Ticket reopened.")
+    )
 
 
 async def show_ticket(
@@ -314,9 +324,7 @@ async def start_prefilled(
 ) -> None:
     topic = PREFILLED_TOPICS.get(callback_data.topic)
     if topic is None:
-        await query.answer(
-            _("This button is out of date. Please open the menu again: /menu"), show_alert=True
-        )
+        await stale_button(query)
         return
     department, subject = topic
     await state.clear()
@@ -334,9 +342,7 @@ async def choose_department(
     query: CallbackQuery, callback_data: TicketDeptCb, state: FSMContext
 ) -> None:
     if callback_data.department not in DEPARTMENTS:
-        await query.answer(
-            _("This button is out of date. Please open the menu again: /menu"), show_alert=True
-        )
+        await stale_button(query)
         return
     await state.update_data(department=callback_data.department)
     await state.set_state(NewTicket.subject)
@@ -420,9 +426,13 @@ async def enter_message(message: Message, state: FSMContext) -> None:
     await message.answer(draft_text(data), reply_markup=draft_kb())
 
 
-async def on_draft_button(
+async def draft_cancel(query: CallbackQuery, state: FSMContext) -> None:
+    await state.clear()
+    await show(query, _("Cancelled. Nothing was changed."), back_to_menu_kb())
+
+
+async def draft_send(
     query: CallbackQuery,
-    callback_data: TicketDraftCb,
     state: FSMContext,
     billing: Billing,
     account: Account,
@@ -430,17 +440,11 @@ async def on_draft_button(
     bot: Bot,
     i18n: I18n,
 ) -> None:
-    if callback_data.action == "cancel":
-        await state.clear()
-        await show(query, _("Cancelled. Nothing was changed."), back_to_menu_kb())
-        return
     data = await state.get_data()
     if await state.get_state() != NewTicket.message.state or not (
         data.get("text") or data.get("files")
     ):
-        await query.answer(
-            _("This button is out of date. Please open the menu again: /menu"), show_alert=True
-        )
+        await stale_button(query)
         return
     files = [Attachment(kind, file_id) for kind, file_id in data.get("files", [])]
     try:
@@ -556,11 +560,19 @@ def create_router() -> Router:
     router.callback_query.register(cmd_tickets, MenuCb.filter(F.section == "tickets"))
     router.callback_query.register(start_new_ticket, MenuCb.filter(F.section == "newticket"))
     router.callback_query.register(start_prefilled, NewTicketCb.filter())
-    router.callback_query.register(on_ticket_button, TicketCb.filter())
+    cb = router.callback_query
+    cb.register(ticket_list, TicketCb.filter(F.action == TicketAction.LIST))
+    cb.register(start_new_ticket, TicketCb.filter(F.action == TicketAction.NEW))
+    cb.register(ticket_view, TicketCb.filter(F.action == TicketAction.VIEW))
+    cb.register(ticket_reply, TicketCb.filter(F.action == TicketAction.REPLY))
+    cb.register(ticket_close, TicketCb.filter(F.action == TicketAction.CLOSE))
+    cb.register(ticket_reopen, TicketCb.filter(F.action == TicketAction.REOPEN))
     router.callback_query.register(
         choose_department, TicketDeptCb.filter(), StateFilter(NewTicket.department)
     )
-    router.callback_query.register(on_draft_button, TicketDraftCb.filter(), StateFilter("*"))
+    any_state = StateFilter("*")
+    cb.register(draft_send, TicketDraftCb.filter(F.action == DraftAction.SEND), any_state)
+    cb.register(draft_cancel, TicketDraftCb.filter(F.action == DraftAction.CANCEL), any_state)
     not_command = ~F.text.startswith("/")
     router.message.register(enter_subject, StateFilter(NewTicket.subject), not_command)
     router.message.register(enter_message, StateFilter(NewTicket.message), not_command)

@@ -6,6 +6,7 @@ services never import keyboards."""
 from __future__ import annotations
 
 from collections.abc import Sequence
+from enum import StrEnum
 
 from aiogram.filters.callback_data import CallbackData
 from aiogram.types import InlineKeyboardMarkup
@@ -13,16 +14,22 @@ from aiogram.utils.i18n import gettext as _
 from aiogram.utils.keyboard import InlineKeyboardBuilder
 
 from keyboards.callbacks import IdOrZero, MenuCb, TopupCb
-from keyboards.orders import OrderCb
+from keyboards.orders import OrderAction, OrderCb
 
 MAX_RENEW_BUTTONS = 6
 
 
-class BroadcastCb(CallbackData, prefix="bc"):
-    """action: "send" (confirm the previewed draft), "drop" (discard it), "stop" (cancel a
-    broadcast being sent). `broadcast_id` is 0 for the draft kept in the dialog state."""
+class BroadcastAction(StrEnum):
+    SEND = "send"  # confirm the previewed draft
+    DROP = "drop"  # discard it
+    STOP = "stop"  # cancel a broadcast being sent
 
-    action: str
+
+class BroadcastCb(CallbackData, prefix="bc"):
+    """`action` is a BroadcastAction. `broadcast_id` is 0 for the draft kept in the dialog
+    state."""
+
+    action: BroadcastAction
     broadcast_id: IdOrZero = 0
 
 
@@ -41,7 +48,7 @@ def orders_alert_kb(order_ids: Sequence[int], topup_minor: int) -> InlineKeyboar
     for order_id in shown:
         builder.button(
             text=_("🔄 Renew #{order_id}").format(order_id=order_id),
-            callback_data=OrderCb(action="renew", order_id=order_id),
+            callback_data=OrderCb(action=OrderAction.RENEW, order_id=order_id),
         )
     if len(order_ids) > len(shown):
         builder.button(text=_("📦 All orders"), callback_data=MenuCb(section="orders"))
@@ -54,9 +61,9 @@ def broadcast_confirm_kb(subscribers: int) -> InlineKeyboardMarkup:
     builder = InlineKeyboardBuilder()
     builder.button(
         text=_("📣 Send to {count}").format(count=subscribers),
-        callback_data=BroadcastCb(action="send"),
+        callback_data=BroadcastCb(action=BroadcastAction.SEND),
     )
-    builder.button(text=_("✖️ Discard"), callback_data=BroadcastCb(action="drop"))
+    builder.button(text=_("✖️ Discard"), callback_data=BroadcastCb(action=BroadcastAction.DROP))
     builder.adjust(1)
     return builder.as_markup()
 
@@ -65,6 +72,6 @@ def broadcast_progress_kb(broadcast_id: int) -> InlineKeyboardMarkup:
     builder = InlineKeyboardBuilder()
     builder.button(
         text=_("⏹ Stop the broadcast"),
-        callback_data=BroadcastCb(action="stop", broadcast_id=broadcast_id),
+        callback_data=BroadcastCb(action=BroadcastAction.STOP, broadcast_id=broadcast_id),
     )
     return builder.as_markup()

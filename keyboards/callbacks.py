@@ -9,6 +9,7 @@ No handler ever sees an id, page or amount the database or the money code cannot
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
+from enum import StrEnum
 from typing import Annotated
 
 from aiogram.filters.callback_data import CallbackData
@@ -70,8 +71,13 @@ class NewTicketCb(CallbackData, prefix="nt"):
     topic: str
 
 
-class CartCb(CallbackData, prefix="cart"):
-    """The remembered order cart: `action` is "complete" (pay from the balance and create the
-    order) or "drop". Shown after a top-up by the payments section; handled by new-order."""
+class CartAction(StrEnum):
+    COMPLETE = "complete"  # pay from the balance and create the order
+    DROP = "drop"
 
-    action: str
+
+class CartCb(CallbackData, prefix="cart"):
+    """The remembered order cart: `action` is a CartAction. Shown after a top-up by the
+    payments section; handled by new-order."""
+
+    action: CartAction

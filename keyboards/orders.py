@@ -6,6 +6,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from enum import StrEnum
 
 from aiogram.filters.callback_data import CallbackData
 from aiogram.types import InlineKeyboardButton, InlineKeyboardMarkup
@@ -14,6 +15,7 @@ from aiogram.utils.i18n import gettext as _
 from aiogram.utils.keyboard import InlineKeyboardBuilder
 
 from keyboards.callbacks import (
+    CartAction,
     CartCb,
     Id,
     IdOrZero,
@@ -41,10 +43,19 @@ from services.money import format_money
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 
-class OrdersCb(CallbackData, prefix="ol"):
-    """The list: action "page" (page 0 = the page last shown), "search", "sort", "clear"."""
+class OrdersAction(StrEnum):
+    """What a button of the orders list does (the values are what old buttons carry)."""
 
-    action: str
+    PAGE = "page"  # page 0 = the page last shown
+    SEARCH = "search"
+    SORT = "sort"
+    CLEAR = "clear"
+
+
+class OrdersCb(CallbackData, prefix="ol"):
+    """The orders list: `action` is an OrdersAction."""
+
+    action: OrdersAction
     page: PageNumber = 0
 
 
@@ -53,27 +64,49 @@ class OrderSortCb(CallbackData, prefix="os"):
     desc: bool
 
 
-class OrderCb(CallbackData, prefix="od"):
-    """One order: "view", "renew", "change", "cancel", "auto_on", "auto_off", "resume"."""
+class OrderAction(StrEnum):
+    """What a button of one order does (the values are what old buttons carry)."""
 
-    action: str
+    VIEW = "view"
+    RENEW = "renew"
+    CHANGE = "change"
+    CANCEL = "cancel"
+    AUTO_ON = "auto_on"
+    AUTO_OFF = "auto_off"
+    RESUME = "resume"
+
+
+class OrderCb(CallbackData, prefix="od"):
+    """One order: `action` is an OrderAction."""
+
+    action: OrderAction
     order_id: Id
 
 
-class RenewCb(CallbackData, prefix="or"):
-    """action "ask" shows the confirmation, "pay" renews. `start` is the paid-until the user
-    saw (microseconds since the epoch): a second press for the same period changes nothing."""
+class RenewAction(StrEnum):
+    ASK = "ask"  # show the confirmation
+    PAY = "pay"  # renew
 
-    action: str
+
+class RenewCb(CallbackData, prefix="or"):
+    """`action` is a RenewAction. `start` is the paid-until the user saw (microseconds since
+    the epoch): a second press for the same period changes nothing."""
+
+    action: RenewAction
     order_id: Id
     months: Months
     start: Stamp
 
 
-class ChangeCb(CallbackData, prefix="oc"):
-    """action "ask" shows the prorated amount, "do" changes the tariff if it is still `amount`."""
+class ChangeAction(StrEnum):
+    ASK = "ask"  # show the prorated amount
+    DO = "do"  # change the tariff if the amount is still `amount`
 
-    action: str
+
+class ChangeCb(CallbackData, prefix="oc"):
+    """`action` is a ChangeAction; `amount` the prorated amount the user confirmed."""
+
+    action: ChangeAction
     order_id: Id
     tariff_id: Id
     amount: SignedAmountMinor = 0
@@ -86,11 +119,18 @@ class CancelCb(CallbackData, prefix="ox"):
     order_id: Id
 
 
-class NewOrderCb(CallbackData, prefix="no"):
-    """action: "type" (tariffs of `product`), "tariff" (periods), "period" (confirm), "pay".
-    `nonce` is set on "pay": one confirmation screen places at most one order."""
+class NewOrderAction(StrEnum):
+    TYPE = "type"  # the tariffs of `product`
+    TARIFF = "tariff"  # the periods of `tariff_id`
+    PERIOD = "period"  # the confirmation for `months`
+    PAY = "pay"  # place the order
 
-    action: str
+
+class NewOrderCb(CallbackData, prefix="no"):
+    """A step of a new order: `action` is a NewOrderAction. `nonce` is set on PAY: one
+    confirmation screen places at most one order."""
+
+    action: NewOrderAction
     product: str = ""
     tariff_id: IdOrZero = 0
     months: Months = 0
@@ -178,26 +218,30 @@ def orders_list_kb(page: Page[Order], *, searching: bool) -> InlineKeyboardMarku
         _row(
             _button(
                 _("#{id} · {tariff}").format(id=order.id, tariff=order.tariff_name),
-                OrderCb(action="view", order_id=order.id),
+                OrderCb(action=OrderAction.VIEW, order_id=order.id),
             )
         )
         for order in page.items
     ]
     nav = []
     if page.has_prev:
-        nav.append(_button(_("◀️ Previous"), OrdersCb(action="page", page=page.page_number - 1)))
+        nav.append(
+            _button(_("◀️ Previous"), OrdersCb(action=OrdersAction.PAGE, page=page.page_number - 1))
+        )
     if page.has_next:
-        nav.append(_button(_("Next ▶️"), OrdersCb(action="page", page=page.page_number + 1)))
+        nav.append(
+            _button(_("Next ▶️"), OrdersCb(action=OrdersAction.PAGE, page=page.page_number + 1))
+        )
     if nav:
         rows.append(nav)
     rows.append(
         _row(
-            _button(_("🔍 Search"), OrdersCb(action="search")),
-            _button(_("↕️ Sort"), OrdersCb(action="sort")),
+            _button(_("🔍 Search"), OrdersCb(action=OrdersAction.SEARCH)),
+            _button(_("↕️ Sort"), OrdersCb(action=OrdersAction.SORT)),
         )
     )
     if searching:
-        rows.append(_row(_button(_("✖️ Clear search"), OrdersCb(action="clear"))))
+        rows.append(_row(_button(_("✖️ Clear search"), OrdersCb(action=OrdersAction.CLEAR))))
     rows.append(_row(_button(_("🛒 New order"), MenuCb(section="neworder")), back_button()))
     return InlineKeyboardMarkup(inline_keyboard=rows)
 
@@ -212,8 +256,8 @@ def no_match_kb() -> InlineKeyboardMarkup:
     return InlineKeyboardMarkup(
         inline_keyboard=[
             [
-                _button(_("🔍 Search again"), OrdersCb(action="search")),
-                _button(_("✖️ Clear search"), OrdersCb(action="clear")),
+                _button(_("🔍 Search again"), OrdersCb(action=OrdersAction.SEARCH)),
+                _button(_("✖️ Clear search"), OrdersCb(action=OrdersAction.CLEAR)),
             ],
             [back_button()],
         ]
@@ -222,7 +266,7 @@ def no_match_kb() -> InlineKeyboardMarkup:
 
 def search_prompt_kb() -> InlineKeyboardMarkup:
     return InlineKeyboardMarkup(
-        inline_keyboard=[[_button(_("⬅️ Back to orders"), OrdersCb(action="page"))]]
+        inline_keyboard=[[_button(_("⬅️ Back to orders"), OrdersCb(action=OrdersAction.PAGE))]]
     )
 
 
@@ -237,34 +281,40 @@ def sort_kb(current: str, descending: bool) -> InlineKeyboardMarkup:
     builder.adjust(2)
     toggle = _("⬆️ Ascending") if descending else _("⬇️ Descending")
     builder.row(_button(toggle, OrderSortCb(key=current, desc=not descending)))
-    builder.row(_button(_("⬅️ Back to orders"), OrdersCb(action="page")))
+    builder.row(_button(_("⬅️ Back to orders"), OrdersCb(action=OrdersAction.PAGE)))
     return builder.as_markup()
 
 
 def back_to_orders_button() -> InlineKeyboardButton:
-    return _button(_("⬅️ Back to orders"), OrdersCb(action="page"))
+    return _button(_("⬅️ Back to orders"), OrdersCb(action=OrdersAction.PAGE))
 
 
 def order_details_kb(order: Order, now: datetime) -> InlineKeyboardMarkup:
     rows: list[list[InlineKeyboardButton]] = []
     if order.renewable:
-        rows.append([_button(_("🔄 Renew"), OrderCb(action="renew", order_id=order.id))])
+        rows.append([_button(_("🔄 Renew"), OrderCb(action=OrderAction.RENEW, order_id=order.id))])
     if order.status == ACTIVE and order.paid_until > now:
-        rows.append([_button(_("🔀 Change tariff"), OrderCb(action="change", order_id=order.id))])
+        rows.append(
+            [_button(_("🔀 Change tariff"), OrderCb(action=OrderAction.CHANGE, order_id=order.id))]
+        )
     if order.cancel_at_period_end and order.status != CANCELLED:
-        rows.append([_button(_("↩️ Keep the order"), OrderCb(action="resume", order_id=order.id))])
+        rows.append(
+            [_button(_("↩️ Keep the order"), OrderCb(action=OrderAction.RESUME, order_id=order.id))]
+        )
     elif order.status not in (CANCELLED, PENDING):
         if order.auto_renew:
             toggle = _button(
-                _("🔁 Turn auto-renew off"), OrderCb(action="auto_off", order_id=order.id)
+                _("🔁 Turn auto-renew off"), OrderCb(action=OrderAction.AUTO_OFF, order_id=order.id)
             )
         else:
             toggle = _button(
-                _("🔁 Turn auto-renew on"), OrderCb(action="auto_on", order_id=order.id)
+                _("🔁 Turn auto-renew on"), OrderCb(action=OrderAction.AUTO_ON, order_id=order.id)
             )
         rows.append([toggle])
     if order.status not in (CANCELLED, PENDING):
-        rows.append([_button(_("❌ Cancel order"), OrderCb(action="cancel", order_id=order.id))])
+        rows.append(
+            [_button(_("❌ Cancel order"), OrderCb(action=OrderAction.CANCEL, order_id=order.id))]
+        )
     rows.append([back_to_orders_button()])
     return InlineKeyboardMarkup(inline_keyboard=rows)
 
@@ -277,12 +327,12 @@ def renew_periods_kb(
         [
             _button(
                 price_label(fmt, q.price_minor, q.months),
-                RenewCb(action="ask", order_id=order.id, months=q.months, start=start),
+                RenewCb(action=RenewAction.ASK, order_id=order.id, months=q.months, start=start),
             )
         ]
         for q in quotes
     ]
-    rows.append([_button(_("⬅️ Back"), OrderCb(action="view", order_id=order.id))])
+    rows.append([_button(_("⬅️ Back"), OrderCb(action=OrderAction.VIEW, order_id=order.id))])
     return InlineKeyboardMarkup(inline_keyboard=rows)
 
 
@@ -297,11 +347,13 @@ def renew_confirm_kb(
             [
                 _button(
                     _("✅ Pay {amount}").format(amount=fmt(quote.amount_minor)),
-                    RenewCb(action="pay", order_id=order.id, months=quote.months, start=start),
+                    RenewCb(
+                        action=RenewAction.PAY, order_id=order.id, months=quote.months, start=start
+                    ),
                 )
             ]
         )
-    rows.append([_button(_("⬅️ Back"), OrderCb(action="renew", order_id=order.id))])
+    rows.append([_button(_("⬅️ Back"), OrderCb(action=OrderAction.RENEW, order_id=order.id))])
     return InlineKeyboardMarkup(inline_keyboard=rows)
 
 
@@ -321,12 +373,12 @@ def change_options_kb(
                 _("{tariff} — {price}").format(
                     tariff=q.tariff_name, price=price_label_for(q, order, fmt)
                 ),
-                ChangeCb(action="ask", order_id=order.id, tariff_id=q.tariff_id),
+                ChangeCb(action=ChangeAction.ASK, order_id=order.id, tariff_id=q.tariff_id),
             )
         ]
         for q in quotes
     ]
-    rows.append([_button(_("⬅️ Back"), OrderCb(action="view", order_id=order.id))])
+    rows.append([_button(_("⬅️ Back"), OrderCb(action=OrderAction.VIEW, order_id=order.id))])
     return InlineKeyboardMarkup(inline_keyboard=rows)
 
 
@@ -347,7 +399,7 @@ def change_confirm_kb(order: Order, quote: Quote, fmt: PriceFormat) -> InlineKey
                 _button(
                     _("✅ Confirm"),
                     ChangeCb(
-                        action="do",
+                        action=ChangeAction.DO,
                         order_id=order.id,
                         tariff_id=quote.tariff_id,
                         amount=quote.amount_minor,
@@ -355,7 +407,7 @@ def change_confirm_kb(order: Order, quote: Quote, fmt: PriceFormat) -> InlineKey
                 )
             ]
         )
-    rows.append([_button(_("⬅️ Back"), OrderCb(action="change", order_id=order.id))])
+    rows.append([_button(_("⬅️ Back"), OrderCb(action=OrderAction.CHANGE, order_id=order.id))])
     return InlineKeyboardMarkup(inline_keyboard=rows)
 
 
@@ -366,7 +418,7 @@ def cancel_kb(order: Order, now: datetime) -> InlineKeyboardMarkup:
             [_button(_("📅 At the end of the period"), CancelCb(when="end", order_id=order.id))]
         )
     rows.append([_button(_("⛔ Cancel now, no refund"), CancelCb(when="now", order_id=order.id))])
-    rows.append([_button(_("⬅️ Back"), OrderCb(action="view", order_id=order.id))])
+    rows.append([_button(_("⬅️ Back"), OrderCb(action=OrderAction.VIEW, order_id=order.id))])
     return InlineKeyboardMarkup(inline_keyboard=rows)
 
 
@@ -374,10 +426,11 @@ def cancel_kb(order: Order, now: datetime) -> InlineKeyboardMarkup:
 def product_types_kb(product_types: Sequence[str], *, has_cart: bool) -> InlineKeyboardMarkup:
     rows = []
     if has_cart:
-        rows.append([_button(_("✅ Complete the saved order"), CartCb(action="complete"))])
-        rows.append([_button(_("🗑 Drop the saved order"), CartCb(action="drop"))])
+        rows.append([_button(_("✅ Complete the saved order"), CartCb(action=CartAction.COMPLETE))])
+        rows.append([_button(_("🗑 Drop the saved order"), CartCb(action=CartAction.DROP))])
     rows.extend(
-        [_button(product_text(p), NewOrderCb(action="type", product=p))] for p in product_types
+        [_button(product_text(p), NewOrderCb(action=NewOrderAction.TYPE, product=p))]
+        for p in product_types
     )
     rows.append([back_button()])
     return InlineKeyboardMarkup(inline_keyboard=rows)
@@ -399,7 +452,7 @@ def tariffs_kb(tariffs: Sequence[Tariff], fmt: PriceFormat) -> InlineKeyboardMar
                             months=months_text(first.months),
                         ),
                     ),
-                    NewOrderCb(action="tariff", tariff_id=tariff.id),
+                    NewOrderCb(action=NewOrderAction.TARIFF, tariff_id=tariff.id),
                 )
             ]
         )
@@ -412,12 +465,14 @@ def periods_kb(tariff: Tariff, fmt: PriceFormat) -> InlineKeyboardMarkup:
         [
             _button(
                 price_label(fmt, p.price_minor, p.months),
-                NewOrderCb(action="period", tariff_id=tariff.id, months=p.months),
+                NewOrderCb(action=NewOrderAction.PERIOD, tariff_id=tariff.id, months=p.months),
             )
         ]
         for p in tariff.prices
     ]
-    rows.append([_button(_("⬅️ Back"), NewOrderCb(action="type", product=tariff.product_type))])
+    rows.append(
+        [_button(_("⬅️ Back"), NewOrderCb(action=NewOrderAction.TYPE, product=tariff.product_type))]
+    )
     return InlineKeyboardMarkup(inline_keyboard=rows)
 
 
@@ -428,11 +483,18 @@ def new_order_confirm_kb(quote: Quote, fmt: PriceFormat, nonce: int) -> InlineKe
                 _button(
                     _("✅ Pay {amount}").format(amount=fmt(quote.amount_minor)),
                     NewOrderCb(
-                        action="pay", tariff_id=quote.tariff_id, months=quote.months, nonce=nonce
+                        action=NewOrderAction.PAY,
+                        tariff_id=quote.tariff_id,
+                        months=quote.months,
+                        nonce=nonce,
                     ),
                 )
             ],
-            [_button(_("⬅️ Back"), NewOrderCb(action="tariff", tariff_id=quote.tariff_id))],
+            [
+                _button(
+                    _("⬅️ Back"), NewOrderCb(action=NewOrderAction.TARIFF, tariff_id=quote.tariff_id)
+                )
+            ],
         ]
     )
 
@@ -441,8 +503,8 @@ def shortfall_kb(missing_minor: int, fmt: PriceFormat) -> InlineKeyboardMarkup:
     return InlineKeyboardMarkup(
         inline_keyboard=[
             [topup_button(missing_minor, fmt)],
-            [_button(_("✅ Complete the order"), CartCb(action="complete"))],
-            [_button(_("🗑 Drop the order"), CartCb(action="drop"))],
+            [_button(_("✅ Complete the order"), CartCb(action=CartAction.COMPLETE))],
+            [_button(_("🗑 Drop the order"), CartCb(action=CartAction.DROP))],
             [back_button()],
         ]
     )
@@ -451,7 +513,7 @@ def shortfall_kb(missing_minor: int, fmt: PriceFormat) -> InlineKeyboardMarkup:
 def order_created_kb(order: Order) -> InlineKeyboardMarkup:
     return InlineKeyboardMarkup(
         inline_keyboard=[
-            [_button(_("📦 Open the order"), OrderCb(action="view", order_id=order.id))],
-            [_button(_("📦 My orders"), OrdersCb(action="page", page=1)), back_button()],
+            [_button(_("📦 Open the order"), OrderCb(action=OrderAction.VIEW, order_id=order.id))],
+            [_button(_("📦 My orders"), OrdersCb(action=OrdersAction.PAGE, page=1)), back_button()],
         ]
     )

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+from enum import StrEnum
+
 from aiogram.filters.callback_data import CallbackData
 from aiogram.types import InlineKeyboardButton, InlineKeyboardMarkup
 from aiogram.utils.i18n import gettext as _
 from aiogram.utils.keyboard import InlineKeyboardBuilder
 
-from keyboards.callbacks import AmountMinor, CartCb, Id, PageNumber
+from keyboards.callbacks import AmountMinor, CartAction, CartCb, Id, PageNumber
 from keyboards.common import back_button, menu_button
 from keyboards.settings import fill_missing_button
 
@@ -26,11 +28,20 @@ class TopupAmountCb(CallbackData, prefix="tua"):
     amount_minor: AmountMinor
 
 
-class InvoiceCb(CallbackData, prefix="inv"):
-    """`action`: view, card, stars, balance (pay from it), cancel. `page` of the list to go
-    back to."""
+class InvoiceAction(StrEnum):
+    """What a button of one invoice does (the values are what old buttons carry)."""
 
-    action: str
+    VIEW = "view"
+    CARD = "card"  # a Telegram invoice paid by card
+    STARS = "stars"  # a Telegram invoice paid in Stars
+    BALANCE = "balance"  # pay from the balance
+    CANCEL = "cancel"
+
+
+class InvoiceCb(CallbackData, prefix="inv"):
+    """One invoice: `action` is an InvoiceAction, `page` the page of the list to go back to."""
+
+    action: InvoiceAction
     invoice_id: Id
     page: PageNumber = 0
 
@@ -91,7 +102,7 @@ def invoice_kb(
 ) -> InlineKeyboardMarkup:
     builder = InlineKeyboardBuilder()
 
-    def action(text: str, name: str) -> None:
+    def action(text: str, name: InvoiceAction) -> None:
         builder.row(
             InlineKeyboardButton(
                 text=text,
@@ -100,13 +111,13 @@ def invoice_kb(
         )
 
     if card_label:
-        action(card_label, "card")
+        action(card_label, InvoiceAction.CARD)
     if stars_label:
-        action(stars_label, "stars")
+        action(stars_label, InvoiceAction.STARS)
     if from_balance:
-        action(_("💰 Pay from the balance"), "balance")
+        action(_("💰 Pay from the balance"), InvoiceAction.BALANCE)
     if cancellable:
-        action(_("✖️ Cancel the invoice"), "cancel")
+        action(_("✖️ Cancel the invoice"), InvoiceAction.CANCEL)
     builder.row(
         InlineKeyboardButton(text=_("⬅️ Invoices"), callback_data=InvoicesCb(page=page).pack())
     )
@@ -135,7 +146,9 @@ def invoices_kb(items: list[tuple[int, str]], page: int, pages: int) -> InlineKe
         builder.row(
             InlineKeyboardButton(
                 text=label,
-                callback_data=InvoiceCb(action="view", invoice_id=invoice_id, page=page).pack(),
+                callback_data=InvoiceCb(
+                    action=InvoiceAction.VIEW, invoice_id=invoice_id, page=page
+                ).pack(),
             )
         )
     _nav(builder, InvoicesCb, page, pages)
@@ -173,7 +186,8 @@ def after_payment_kb(cart_waiting: bool) -> InlineKeyboardMarkup:
     if cart_waiting:
         builder.row(
             InlineKeyboardButton(
-                text=_("🛒 Complete the order"), callback_data=CartCb(action="complete").pack()
+                text=_("🛒 Complete the order"),
+                callback_data=CartCb(action=CartAction.COMPLETE).pack(),
             )
         )
     builder.row(

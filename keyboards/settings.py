@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from enum import StrEnum
+
 from aiogram.filters.callback_data import CallbackData
 from aiogram.types import (
     InlineKeyboardButton,
@@ -18,21 +20,35 @@ from keyboards.menu import LANGUAGE_NAMES
 from services.contracts.profile import Profile
 
 
-class SettingsCb(CallbackData, prefix="st"):
-    """`action`: open (value = group, "" for the settings root), toggle (value = flag),
-    edit (value = field), clear (value = field), cur (value = currency), lang (value = code),
-    ptype (value = individual/company), email_code, phone_call, ip_save, cancel (value =
-    group to return to), fill (the guided flow for missing required fields — the payment
-    gate links here)."""
+class SettingsAction(StrEnum):
+    """What a settings button does; `value` says to what (the values are what old buttons
+    carry)."""
 
-    action: str
+    OPEN = "open"  # value = group, "" for the settings root
+    TOGGLE = "toggle"  # value = flag
+    EDIT = "edit"  # value = field
+    CLEAR = "clear"  # value = field
+    CURRENCY = "cur"  # value = currency
+    LANGUAGE = "lang"  # value = code
+    PROFILE_TYPE = "ptype"  # value = individual/company
+    EMAIL_CODE = "email_code"
+    PHONE_CALL = "phone_call"
+    IP_SAVE = "ip_save"
+    CANCEL = "cancel"  # value = group to return to
+    FILL = "fill"  # the guided flow for missing required fields (the payment gate links here)
+
+
+class SettingsCb(CallbackData, prefix="st"):
+    """A settings button: `action` is a SettingsAction, `value` its argument."""
+
+    action: SettingsAction
     value: str = ""
 
 
 GROUPS = ("general", "profile", "mails", "security", "address")
 
 
-def _button(text: str, action: str, value: str = "") -> InlineKeyboardButton:
+def _button(text: str, action: SettingsAction, value: str = "") -> InlineKeyboardButton:
     return InlineKeyboardButton(
         text=text, callback_data=SettingsCb(action=action, value=value).pack()
     )
@@ -40,17 +56,17 @@ def _button(text: str, action: str, value: str = "") -> InlineKeyboardButton:
 
 def _back_to(group: str) -> InlineKeyboardButton:
     if group:
-        return _button(_("⬅️ Back"), "open", "")
+        return _button(_("⬅️ Back"), SettingsAction.OPEN, "")
     return back_button()
 
 
 def root_kb(profile: Profile) -> InlineKeyboardMarkup:
     rows = [
-        [_button(_("🔔 General"), "open", "general")],
-        [_button(_("👤 Profile and contacts"), "open", "profile")],
-        [_button(_("✉️ Notice e-mails"), "open", "mails")],
-        [_button(_("🔐 Security"), "open", "security")],
-        [_button(_("🏠 Postal address"), "open", "address")],
+        [_button(_("🔔 General"), SettingsAction.OPEN, "general")],
+        [_button(_("👤 Profile and contacts"), SettingsAction.OPEN, "profile")],
+        [_button(_("✉️ Notice e-mails"), SettingsAction.OPEN, "mails")],
+        [_button(_("🔐 Security"), SettingsAction.OPEN, "security")],
+        [_button(_("🏠 Postal address"), SettingsAction.OPEN, "address")],
     ]
     if profile.missing:
         rows.insert(0, [fill_missing_button()])
@@ -60,7 +76,7 @@ def root_kb(profile: Profile) -> InlineKeyboardMarkup:
 
 def fill_missing_button() -> InlineKeyboardButton:
     """For the payment gate: starts the guided flow asking exactly the missing profile fields."""
-    return _button(_("✍️ Fill in the missing data"), "fill")
+    return _button(_("✍️ Fill in the missing data"), SettingsAction.FILL)
 
 
 def country_button() -> InlineKeyboardButton:
@@ -71,12 +87,12 @@ def country_button() -> InlineKeyboardButton:
 
 def general_kb() -> InlineKeyboardMarkup:
     rows = [
-        [_button(_("🔁 Newsletter"), "toggle", "newsletter")],
-        [_button(_("✏️ Low-balance alert"), "edit", "threshold")],
-        [_button(_("🔁 Auto-renewal"), "toggle", "auto_renew_default")],
-        [_button(_("✏️ Currency"), "edit", "currency")],
-        [_button(_("🔁 Payment without authorization"), "toggle", "pay_without_auth")],
-        [_button(_("✏️ Language"), "edit", "language")],
+        [_button(_("🔁 Newsletter"), SettingsAction.TOGGLE, "newsletter")],
+        [_button(_("✏️ Low-balance alert"), SettingsAction.EDIT, "threshold")],
+        [_button(_("🔁 Auto-renewal"), SettingsAction.TOGGLE, "auto_renew_default")],
+        [_button(_("✏️ Currency"), SettingsAction.EDIT, "currency")],
+        [_button(_("🔁 Payment without authorization"), SettingsAction.TOGGLE, "pay_without_auth")],
+        [_button(_("✏️ Language"), SettingsAction.EDIT, "language")],
         [country_button()],
         [_back_to("general")],
     ]
@@ -85,25 +101,25 @@ def general_kb() -> InlineKeyboardMarkup:
 
 def profile_kb(profile: Profile) -> InlineKeyboardMarkup:
     rows = [
-        [_button(_("✏️ Profile type"), "edit", "profile_type")],
-        [_button(_("✏️ Last name"), "edit", "last_name")],
-        [_button(_("✏️ First name"), "edit", "first_name")],
-        [_button(_("✏️ E-mail"), "edit", "email")],
+        [_button(_("✏️ Profile type"), SettingsAction.EDIT, "profile_type")],
+        [_button(_("✏️ Last name"), SettingsAction.EDIT, "last_name")],
+        [_button(_("✏️ First name"), SettingsAction.EDIT, "first_name")],
+        [_button(_("✏️ E-mail"), SettingsAction.EDIT, "email")],
     ]
     if profile.email and not profile.email_confirmed:
-        rows.append([_button(_("📨 Confirm e-mail"), "email_code")])
-    rows.append([_button(_("✏️ Mobile phone"), "edit", "phone")])
+        rows.append([_button(_("📨 Confirm e-mail"), SettingsAction.EMAIL_CODE)])
+    rows.append([_button(_("✏️ Mobile phone"), SettingsAction.EDIT, "phone")])
     if profile.phone and not profile.phone_verified:
-        rows.append([_button(_("📞 Verify the phone by a call"), "phone_call")])
+        rows.append([_button(_("📞 Verify the phone by a call"), SettingsAction.PHONE_CALL)])
     rows.append([_back_to("profile")])
     return InlineKeyboardMarkup(inline_keyboard=rows)
 
 
 def mails_kb() -> InlineKeyboardMarkup:
     rows = [
-        [_button(_("✏️ Invoices and orders"), "edit", "email_invoices")],
-        [_button(_("✏️ Support"), "edit", "email_support")],
-        [_button(_("✏️ Abuse"), "edit", "email_abuse")],
+        [_button(_("✏️ Invoices and orders"), SettingsAction.EDIT, "email_invoices")],
+        [_button(_("✏️ Support"), SettingsAction.EDIT, "email_support")],
+        [_button(_("✏️ Abuse"), SettingsAction.EDIT, "email_abuse")],
         [_back_to("mails")],
     ]
     return InlineKeyboardMarkup(inline_keyboard=rows)
@@ -112,11 +128,11 @@ def mails_kb() -> InlineKeyboardMarkup:
 def security_kb(profile: Profile) -> InlineKeyboardMarkup:
     rows = []
     if not profile.code_word_set:
-        rows.append([_button(_("✏️ Code word"), "edit", "code_word")])
+        rows.append([_button(_("✏️ Code word"), SettingsAction.EDIT, "code_word")])
     rows += [
-        [_button(_("✏️ IP allow-list"), "edit", "ip_allowlist")],
-        [_button(_("🔁 Show last IP"), "toggle", "show_last_ip")],
-        [_button(_("🔑 Change password"), "edit", "password")],
+        [_button(_("✏️ IP allow-list"), SettingsAction.EDIT, "ip_allowlist")],
+        [_button(_("🔁 Show last IP"), SettingsAction.TOGGLE, "show_last_ip")],
+        [_button(_("🔑 Change password"), SettingsAction.EDIT, "password")],
         [_back_to("security")],
     ]
     return InlineKeyboardMarkup(inline_keyboard=rows)
@@ -124,10 +140,10 @@ def security_kb(profile: Profile) -> InlineKeyboardMarkup:
 
 def address_kb() -> InlineKeyboardMarkup:
     rows = [
-        [_button(_("✏️ Region"), "edit", "region")],
-        [_button(_("✏️ City"), "edit", "city")],
-        [_button(_("✏️ Postcode"), "edit", "postcode")],
-        [_button(_("✏️ Address"), "edit", "address")],
+        [_button(_("✏️ Region"), SettingsAction.EDIT, "region")],
+        [_button(_("✏️ City"), SettingsAction.EDIT, "city")],
+        [_button(_("✏️ Postcode"), SettingsAction.EDIT, "postcode")],
+        [_button(_("✏️ Address"), SettingsAction.EDIT, "address")],
         [country_button()],
         [_back_to("address")],
     ]
@@ -138,8 +154,8 @@ def prompt_kb(group: str, clear_field: str | None = None) -> InlineKeyboardMarku
     """Under a question: an optional "clear" and a way back without changes."""
     rows = []
     if clear_field:
-        rows.append([_button(clear_text(clear_field), "clear", clear_field)])
-    rows.append([_button(_("✖️ Cancel"), "cancel", group)])
+        rows.append([_button(clear_text(clear_field), SettingsAction.CLEAR, clear_field)])
+    rows.append([_button(_("✖️ Cancel"), SettingsAction.CANCEL, group)])
     return InlineKeyboardMarkup(inline_keyboard=rows)
 
 
@@ -156,10 +172,10 @@ def currency_kb(currencies: list[str], current: str) -> InlineKeyboardMarkup:
     for code in currencies:
         builder.button(
             text=("✅ " if code == current else "") + code,
-            callback_data=SettingsCb(action="cur", value=code),
+            callback_data=SettingsCb(action=SettingsAction.CURRENCY, value=code),
         )
     builder.adjust(3)
-    builder.row(_button(_("⬅️ Back"), "open", "general"))
+    builder.row(_button(_("⬅️ Back"), SettingsAction.OPEN, "general"))
     return builder.as_markup()
 
 
@@ -168,19 +184,25 @@ def language_kb(current: str) -> InlineKeyboardMarkup:
     for code, name in LANGUAGE_NAMES.items():
         builder.button(
             text=("✅ " if code == current else "") + name,
-            callback_data=SettingsCb(action="lang", value=code),
+            callback_data=SettingsCb(action=SettingsAction.LANGUAGE, value=code),
         )
     builder.adjust(2)
-    builder.row(_button(_("⬅️ Back"), "open", "general"))
+    builder.row(_button(_("⬅️ Back"), SettingsAction.OPEN, "general"))
     return builder.as_markup()
 
 
 def profile_type_kb(current: str) -> InlineKeyboardMarkup:
     mark = {current: "✅ "}
     rows = [
-        [_button(mark.get("individual", "") + _("Individual"), "ptype", "individual")],
-        [_button(mark.get("company", "") + _("Company"), "ptype", "company")],
-        [_button(_("⬅️ Back"), "open", "profile")],
+        [
+            _button(
+                mark.get("individual", "") + _("Individual"),
+                SettingsAction.PROFILE_TYPE,
+                "individual",
+            )
+        ],
+        [_button(mark.get("company", "") + _("Company"), SettingsAction.PROFILE_TYPE, "company")],
+        [_button(_("⬅️ Back"), SettingsAction.OPEN, "profile")],
     ]
     return InlineKeyboardMarkup(inline_keyboard=rows)
 
@@ -188,8 +210,8 @@ def profile_type_kb(current: str) -> InlineKeyboardMarkup:
 def email_code_kb() -> InlineKeyboardMarkup:
     return InlineKeyboardMarkup(
         inline_keyboard=[
-            [_button(_("🔄 Send a new code"), "email_code")],
-            [_button(_("✖️ Cancel"), "cancel", "profile")],
+            [_button(_("🔄 Send a new code"), SettingsAction.EMAIL_CODE)],
+            [_button(_("✖️ Cancel"), SettingsAction.CANCEL, "profile")],
         ]
     )
 
@@ -197,8 +219,8 @@ def email_code_kb() -> InlineKeyboardMarkup:
 def ip_confirm_kb() -> InlineKeyboardMarkup:
     return InlineKeyboardMarkup(
         inline_keyboard=[
-            [_button(_("✅ Save the list"), "ip_save")],
-            [_button(_("✖️ Cancel"), "cancel", "security")],
+            [_button(_("✅ Save the list"), SettingsAction.IP_SAVE)],
+            [_button(_("✖️ Cancel"), SettingsAction.CANCEL, "security")],
         ]
     )
 

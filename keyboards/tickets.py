@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from enum import StrEnum
+
 from aiogram.filters.callback_data import CallbackData
 from aiogram.types import InlineKeyboardButton, InlineKeyboardMarkup
 from aiogram.utils.i18n import gettext as _
@@ -13,10 +15,21 @@ from services.contracts.common import Page
 from services.contracts.tickets import DEPARTMENTS, Ticket
 
 
-class TicketCb(CallbackData, prefix="tk"):
-    """`action`: list (page), view, reply, close, reopen."""
+class TicketAction(StrEnum):
+    """What a ticket button does (the values are what old buttons carry)."""
 
-    action: str
+    LIST = "list"  # the list, at `page`
+    NEW = "new"
+    VIEW = "view"
+    REPLY = "reply"
+    CLOSE = "close"
+    REOPEN = "reopen"
+
+
+class TicketCb(CallbackData, prefix="tk"):
+    """A ticket or the list of them: `action` is a TicketAction."""
+
+    action: TicketAction
     ticket_id: IdOrZero = 0
     page: PageNumber = 0
 
@@ -25,10 +38,15 @@ class TicketDeptCb(CallbackData, prefix="tkd"):
     department: str
 
 
-class TicketDraftCb(CallbackData, prefix="tkn"):
-    """`action`: send (create the ticket from the draft), cancel."""
+class DraftAction(StrEnum):
+    SEND = "send"  # create the ticket from the draft
+    CANCEL = "cancel"
 
-    action: str
+
+class TicketDraftCb(CallbackData, prefix="tkn"):
+    """The new-ticket draft: `action` is a DraftAction."""
+
+    action: DraftAction
 
 
 def department_name(code: str) -> str:
@@ -56,20 +74,24 @@ def tickets_list_kb(page: Page[Ticket], page_index: int) -> InlineKeyboardMarkup
         builder.row(
             InlineKeyboardButton(
                 text=f"#{ticket.id} {ticket.subject}"[:60],
-                callback_data=TicketCb(action="view", ticket_id=ticket.id, page=page_index).pack(),
+                callback_data=TicketCb(
+                    action=TicketAction.VIEW, ticket_id=ticket.id, page=page_index
+                ).pack(),
             )
         )
     nav = []
     if page.has_prev:
         nav.append(
             InlineKeyboardButton(
-                text="◀️", callback_data=TicketCb(action="list", page=page_index - 1).pack()
+                text="◀️",
+                callback_data=TicketCb(action=TicketAction.LIST, page=page_index - 1).pack(),
             )
         )
     if page.has_next:
         nav.append(
             InlineKeyboardButton(
-                text="▶️", callback_data=TicketCb(action="list", page=page_index + 1).pack()
+                text="▶️",
+                callback_data=TicketCb(action=TicketAction.LIST, page=page_index + 1).pack(),
             )
         )
     if nav:
@@ -80,14 +102,16 @@ def tickets_list_kb(page: Page[Ticket], page_index: int) -> InlineKeyboardMarkup
 
 
 def new_ticket_button() -> InlineKeyboardButton:
-    return InlineKeyboardButton(text=_("✏️ New ticket"), callback_data=TicketCb(action="new").pack())
+    return InlineKeyboardButton(
+        text=_("✏️ New ticket"), callback_data=TicketCb(action=TicketAction.NEW).pack()
+    )
 
 
 def departments_kb() -> InlineKeyboardMarkup:
     builder = InlineKeyboardBuilder()
     for code in DEPARTMENTS:
         builder.button(text=department_name(code), callback_data=TicketDeptCb(department=code))
-    builder.button(text=_("✖️ Cancel"), callback_data=TicketDraftCb(action="cancel"))
+    builder.button(text=_("✖️ Cancel"), callback_data=TicketDraftCb(action=DraftAction.CANCEL))
     builder.adjust(1)
     return builder.as_markup()
 
@@ -97,7 +121,8 @@ def cancel_kb() -> InlineKeyboardMarkup:
         inline_keyboard=[
             [
                 InlineKeyboardButton(
-                    text=_("✖️ Cancel"), callback_data=TicketDraftCb(action="cancel").pack()
+                    text=_("✖️ Cancel"),
+                    callback_data=TicketDraftCb(action=DraftAction.CANCEL).pack(),
                 )
             ]
         ]
@@ -109,10 +134,12 @@ def draft_kb() -> InlineKeyboardMarkup:
         inline_keyboard=[
             [
                 InlineKeyboardButton(
-                    text=_("✅ Create ticket"), callback_data=TicketDraftCb(action="send").pack()
+                    text=_("✅ Create ticket"),
+                    callback_data=TicketDraftCb(action=DraftAction.SEND).pack(),
                 ),
                 InlineKeyboardButton(
-                    text=_("✖️ Cancel"), callback_data=TicketDraftCb(action="cancel").pack()
+                    text=_("✖️ Cancel"),
+                    callback_data=TicketDraftCb(action=DraftAction.CANCEL).pack(),
                 ),
             ]
         ]
@@ -123,19 +150,22 @@ def ticket_view_kb(ticket: Ticket, can_reopen: bool, page: int = 0) -> InlineKey
     builder = InlineKeyboardBuilder()
     if ticket.status != "closed":
         builder.button(
-            text=_("✍️ Reply"), callback_data=TicketCb(action="reply", ticket_id=ticket.id)
+            text=_("✍️ Reply"),
+            callback_data=TicketCb(action=TicketAction.REPLY, ticket_id=ticket.id),
         )
         builder.button(
-            text=_("✅ Close"), callback_data=TicketCb(action="close", ticket_id=ticket.id)
+            text=_("✅ Close"),
+            callback_data=TicketCb(action=TicketAction.CLOSE, ticket_id=ticket.id),
         )
     elif can_reopen:
         builder.button(
-            text=_("🔄 Reopen"), callback_data=TicketCb(action="reopen", ticket_id=ticket.id)
+            text=_("🔄 Reopen"),
+            callback_data=TicketCb(action=TicketAction.REOPEN, ticket_id=ticket.id),
         )
     builder.adjust(2)
     builder.row(
         InlineKeyboardButton(
-            text=_("⬅️ Back"), callback_data=TicketCb(action="list", page=page).pack()
+            text=_("⬅️ Back"), callback_data=TicketCb(action=TicketAction.LIST, page=page).pack()
         )
     )
     return builder.as_markup()
@@ -148,11 +178,11 @@ def answer_kb(ticket_id: int) -> InlineKeyboardMarkup:
             [
                 InlineKeyboardButton(
                     text=_("✍️ Reply"),
-                    callback_data=TicketCb(action="reply", ticket_id=ticket_id).pack(),
+                    callback_data=TicketCb(action=TicketAction.REPLY, ticket_id=ticket_id).pack(),
                 ),
                 InlineKeyboardButton(
                     text=_("📄 Open ticket"),
-                    callback_data=TicketCb(action="view", ticket_id=ticket_id).pack(),
+                    callback_data=TicketCb(action=TicketAction.VIEW, ticket_id=ticket_id).pack(),
                 ),
             ]
         ]
@@ -162,7 +192,8 @@ def answer_kb(ticket_id: int) -> InlineKeyboardMarkup:
 def open_ticket_kb(ticket_id: int) -> InlineKeyboardMarkup:
     builder = InlineKeyboardBuilder()
     builder.button(
-        text=_("📄 Open ticket"), callback_data=TicketCb(action="view", ticket_id=ticket_id)
+        text=_("📄 Open ticket"),
+        callback_data=TicketCb(action=TicketAction.VIEW, ticket_id=ticket_id),
     )
     builder.row(back_button())
     return builder.as_markup()

@@ -9,6 +9,7 @@ import importlib
 import pkgutil
 import re
 from collections.abc import Iterator
+from enum import Enum
 from typing import Any
 
 import pytest
@@ -68,6 +69,12 @@ def int_fields(cls: type[CallbackData]) -> list[str]:
     return [name for name, f in cls.model_fields.items() if f.annotation is int]
 
 
+def enum_type(cls: type[CallbackData], name: str) -> type[Enum] | None:
+    """The Enum of a field that names an action (keyboards: `action: OrderAction`), else None."""
+    annotation = cls.model_fields[name].annotation
+    return annotation if isinstance(annotation, type) and issubclass(annotation, Enum) else None
+
+
 def string_candidates(cls: type[CallbackData], name: str) -> list[str]:
     """Values a required string field may take: the words its docstring names (the actions
     of the factory), else a sample for the field."""
@@ -88,6 +95,8 @@ def raw_values(cls: type[CallbackData], bad_field: str | None, bad: str) -> Iter
             options = ["1" if field.default is PydanticUndefined else str(field.default)]
         elif field.annotation is bool:
             options = ["1"]
+        elif (enum := enum_type(cls, name)) is not None:
+            options = [str(member.value) for member in enum]  # every known action
         elif field.default is not PydanticUndefined:
             options = [str(field.default)]
         else:
@@ -236,6 +245,71 @@ async def test_the_largest_page_still_shows_the_last_page(driver: BotDriver) -> 
     assert calls[0].text.startswith("📜 <b>Payment history</b>")
     calls = await driver.press(user, menu, f"ol:page:{MAX_PAGE}")
     assert calls[0].text == "📦 You have no orders yet. Order a server in the «New order» section."
+
+
+# ---- callback data: actions are Enums -----------------------------------------------------------
+def enum_classes() -> list[tuple[type[CallbackData], str]]:
+    """(factory, field) for every field whose type is an Enum."""
+    return [
+        (cls, name)
+        for cls in callback_classes()
+        for name in cls.model_fields
+        if enum_type(cls, name)
+    ]
+
+
+def test_action_fields_are_enums_with_short_values() -> None:
+    fields = {(cls.__name__, name) for cls, name in enum_classes()}
+    assert {
+        ("OrdersCb", "action"),
+        ("OrderCb", "action"),
+        ("InvoiceCb", "action"),
+        ("TicketCb", "action"),
+        ("SettingsCb", "action"),
+        ("RenewCb", "action"),
+        ("ChangeCb", "action"),
+        ("NewOrderCb", "action"),
+        ("CartCb", "action"),
+        ("TicketDraftCb", "action"),
+        ("BroadcastCb", "action"),
+    } <= fields
+    for cls, name in enum_classes():
+        enum = enum_type(cls, name)
+        assert enum is not None and issubclass(enum, str), cls.__name__
+        for member in enum:
+            assert member.value.isascii() and 0 < len(member.value) <= 10, (cls, member)
+            values = [
+                member.value if n == name else v
+                for n, v in zip(cls.model_fields, next(raw_values(cls, None, "")), strict=True)
+            ]
+            assert cls.unpack(pack_raw(cls, values)).model_dump()[name] is member
+
+
+@pytest.mark.parametrize("lang", ["en", "ru"])
+async def test_unknown_action_values_fall_through_to_the_stale_answer(
+    driver: BotDriver, lang: str
+) -> None:
+    """An action value no Enum member has (an old or forged button) is refused at unpack: no
+    section handler matches and the fallback router gives the one "out of date" answer."""
+    user = driver.user(1105, language_code=lang)
+    menu = await customer_with_an_order(driver, user)
+    before = await snapshot(driver)
+    failures: list[str] = []
+    pressed = 0
+    for cls, name in enum_classes():
+        for bad in ("launch", "VIEW", "", "view "):
+            for values in raw_values(cls, name, bad):
+                data = pack_raw(cls, values)
+                with pytest.raises(ValueError):
+                    cls.unpack(data)
+                pressed += 1
+                calls = await driver.press(user, menu, data)
+                got = [(c.method, c.get("text"), c.get("show_alert")) for c in calls]
+                if got != [("answerCallbackQuery", STALE[lang], True)]:
+                    failures.append(f"{data}: {got}")
+    assert pressed >= 20
+    assert failures == []
+    assert await snapshot(driver) == before
 
 
 # ---- typed amounts and numbers ----------------------------------------------------------------

@@ -87,15 +87,16 @@ async def _start(
 ) -> tuple[asyncio.subprocess.Process, Path]:
     log = tmp_path / log_name  # a restarted process gets its own log
     first_call = len(fake.calls)  # another instance may already have made the same call
-    process = await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-m",
-        "bot",
-        cwd=tmp_path,
-        env=_child_env(env),
-        stdout=log.open("wb"),
-        stderr=asyncio.subprocess.STDOUT,
-    )
+    with log.open("wb") as out:  # the child writes to its own copy of the descriptor
+        process = await asyncio.create_subprocess_exec(
+            sys.executable,
+            "-m",
+            "bot",
+            cwd=tmp_path,
+            env=_child_env(env),
+            stdout=out,
+            stderr=asyncio.subprocess.STDOUT,
+        )
     try:
         await fake.wait_for(lambda c: c.method == ready_method, timeout=60, start=first_call)
     except TimeoutError:
