@@ -4,7 +4,6 @@ set), 401 for a request without the right one, 400 for a body that is not an upd
 
 from __future__ import annotations
 
-import asyncio
 import json
 import logging
 import re
@@ -21,6 +20,7 @@ from bot.factory import create_bot, create_dispatcher
 from bot.runners import SECRET_HEADER, create_webhook_app, set_webhook, webhook_secret
 from services.embedded.billing import EmbeddedGateway
 from tests.conftest import _gateway, make_settings
+from tests.harness.server import raw_webhook_post
 from tests.harness.session import RecordingSession
 from tests.harness.telegram import TOKEN, Chat, FakeTelegram, User
 
@@ -49,21 +49,8 @@ class Webhook:
             return response.status, await response.text()
 
     async def raw_post(self, header_value: bytes, body: bytes) -> int:
-        """A request written byte by byte: a header value that is not ASCII (aiohttp's client
-        would not send it so)."""
         server = self.client.server
-        reader, writer = await asyncio.open_connection(server.host, server.port)
-        writer.write(
-            b"POST " + PATH.encode() + b" HTTP/1.1\r\nHost: localhost\r\n"
-            b"Content-Type: application/json\r\nConnection: close\r\n"
-            b"X-Telegram-Bot-Api-Secret-Token: " + header_value + b"\r\n"
-            b"Content-Length: " + str(len(body)).encode() + b"\r\n\r\n" + body
-        )
-        await writer.drain()
-        status_line = await reader.readline()
-        writer.close()
-        await writer.wait_closed()
-        return int(status_line.split()[1])
+        return await raw_webhook_post(str(server.host), server.port, PATH, header_value, body)
 
     def credit_update(self, text: str = "/credit 1 10 forged") -> dict[str, Any]:
         return self.fake.user_message(ADMIN, text, chat=self.group)

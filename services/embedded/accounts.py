@@ -10,23 +10,6 @@ from services.embedded import models as m
 from services.embedded.base import EmbeddedBase, insert_ignore
 from services.errors import InsufficientFunds, NotFound, ValidationFailed
 
-
-def account_dto(row: m.Account, base_currency: str) -> dto.Account:
-    return dto.Account(
-        id=row.id,
-        telegram_id=row.telegram_id,
-        chat_id=row.chat_id,
-        login=row.login,
-        language=row.language,
-        currency=row.currency,
-        balance_minor=row.balance_minor,
-        base_currency=base_currency,
-        created_at=row.created_at,
-        telegram_name=row.telegram_name,
-        unreachable=row.unreachable,
-    )
-
-
 # The account of a Telegram user, as the DTO needs it: looked up on every update, so the
 # statement is built once and reads only the DTO's columns, without the ORM's identity map.
 _ACCOUNT_COLUMNS = (
@@ -44,6 +27,11 @@ _ACCOUNT_COLUMNS = (
 _ACCOUNT_BY_TELEGRAM = select(*_ACCOUNT_COLUMNS).where(
     m.Account.telegram_id == bindparam("telegram_id")
 )
+
+
+def account_dto(row: m.Account, base_currency: str) -> dto.Account:
+    fields = {column.key: getattr(row, column.key) for column in _ACCOUNT_COLUMNS}
+    return dto.Account(**fields, base_currency=base_currency)
 
 
 def ledger_dto(row: m.LedgerEntry) -> dto.LedgerLine:

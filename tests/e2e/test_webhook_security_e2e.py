@@ -13,7 +13,7 @@ from pathlib import Path
 import aiohttp
 
 from tests.e2e.conftest import LiveBot, _env, _start, _stop
-from tests.harness.server import TelegramServer, free_port
+from tests.harness.server import TelegramServer, free_port, raw_webhook_post
 from tests.harness.telegram import Chat, User
 
 STAFF = -100500
@@ -26,21 +26,6 @@ async def _post(url: str, body: bytes, headers: dict[str, str]) -> int:
         http.post(url, data=body, headers={"Content-Type": "application/json", **headers}) as r,
     ):
         return r.status
-
-
-async def _raw_post(port: int, path: str, header_value: bytes, body: bytes) -> int:
-    reader, writer = await asyncio.open_connection("127.0.0.1", port)
-    writer.write(
-        b"POST " + path.encode() + b" HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n"
-        b"Content-Type: application/json\r\n"
-        b"X-Telegram-Bot-Api-Secret-Token: " + header_value + b"\r\n"
-        b"Content-Length: " + str(len(body)).encode() + b"\r\n\r\n" + body
-    )
-    await writer.drain()
-    status_line = await reader.readline()
-    writer.close()
-    await writer.wait_closed()
-    return int(status_line.split()[1])
 
 
 async def test_webhook_without_a_configured_secret_generates_and_checks_one(
@@ -75,7 +60,10 @@ async def test_webhook_without_a_configured_secret_generates_and_checks_one(
         calls = len(fake.calls)
         assert await _post(url, body, {}) == 401
         assert await _post(url, body, {"X-Telegram-Bot-Api-Secret-Token": "guess"}) == 401
-        assert await _raw_post(port, "/telegram/webhook", "ключ".encode(), body) == 401
+        forged = await raw_webhook_post(
+            "127.0.0.1", port, "/telegram/webhook", "ключ".encode(), body
+        )
+        assert forged == 401
         assert await _post(url, b"{not json", {"X-Telegram-Bot-Api-Secret-Token": secret}) == 400
         assert await _post(url, b"[]", {"X-Telegram-Bot-Api-Secret-Token": secret}) == 400
         await asyncio.sleep(0.5)

@@ -6,6 +6,7 @@ the same FakeTelegram core the in-process tests use.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import socket
 from typing import Any
@@ -96,3 +97,20 @@ class TelegramServer:
     async def stop(self) -> None:
         if self._runner:
             await self._runner.cleanup()
+
+
+async def raw_webhook_post(host: str, port: int, path: str, secret: bytes, body: bytes) -> int:
+    """A webhook request written byte by byte, so the secret header may be bytes aiohttp's
+    client would refuse to send (not ASCII). Returns the HTTP status."""
+    reader, writer = await asyncio.open_connection(host, port)
+    writer.write(
+        b"POST " + path.encode() + b" HTTP/1.1\r\nHost: " + host.encode() + b"\r\n"
+        b"Content-Type: application/json\r\nConnection: close\r\n"
+        b"X-Telegram-Bot-Api-Secret-Token: " + secret + b"\r\n"
+        b"Content-Length: " + str(len(body)).encode() + b"\r\n\r\n" + body
+    )
+    await writer.drain()
+    status_line = await reader.readline()
+    writer.close()
+    await writer.wait_closed()
+    return int(status_line.split()[1])
