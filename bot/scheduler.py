@@ -2,7 +2,8 @@
 
 Every job runs under a job lease (a row in job_leases) so that with several bot instances each
 tick runs once; the outbox sender runs under its own lease because Telegram's limits are per
-bot, not per instance. Jobs get their dependencies bound here and the time of the tick."""
+bot, not per instance. Jobs get their dependencies bound here and the time of the tick; the
+settings reach services as typed policy objects built here (services never import bot)."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ import asyncio
 import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime, time, timedelta
 from functools import partial
 from typing import Any
 
@@ -20,13 +21,55 @@ from apscheduler.schedulers.asyncio import AsyncIOScheduler
 
 import keyboards.alerts
 from bot.config import Settings
-from services.alerts import run_alert_jobs
+from services.alerts import AlertPolicy, run_alert_jobs
 from services.billing import BillingGateway
 from services.outbox import OutboxSender, SendLimits, default_owner
+from services.rates import RatesConfig, refresh_rates
 
 log = logging.getLogger(__name__)
 
 Job = Callable[[datetime], Awaitable[Any]]
+
+
+def parse_quiet_hours(text: str) -> tuple[time | None, time | None]:
+    """'22:00-09:00' -> (22:00, 09:00); '' -> (None, None)."""
+    if not text or not text.strip():
+        return None, None
+    first, _sep, last = text.strip().partition("-")
+    return time.fromisoformat(first.strip()), time.fromisoformat(last.strip())
+
+
+def alert_policy(settings: Settings) -> AlertPolicy:
+    """What the alert jobs need from the settings (validated there: stages, quiet hours)."""
+    start, end = parse_quiet_hours(settings.quiet_hours)
+    return AlertPolicy(
+        stages=tuple(sorted(set(settings.expiry_alert_stages), reverse=True)),
+        grace=timedelta(days=settings.overdue_grace_days),
+        renew_lead=timedelta(hours=settings.auto_renew_lead_hours),
+        quiet_start=start,
+        quiet_end=end,
+        default_timezone=settings.default_timezone,
+        default_language=settings.default_language,
+        base_currency=settings.default_currency,
+    )
+
+
+def send_limits(settings: Settings) -> SendLimits:
+    return SendLimits(
+        global_per_second=settings.sender_global_per_second,
+        chat_interval=settings.sender_chat_interval_seconds,
+        group_per_minute=settings.sender_group_per_minute,
+    )
+
+
+def rates_config(settings: Settings) -> RatesConfig:
+    return RatesConfig(
+        base_currency=settings.default_currency,
+        currencies=tuple(settings.currencies),
+        ecb_url=settings.rates_ecb_url,
+        cbr_url=settings.rates_cbr_url,
+        timeout_seconds=settings.rates_timeout_seconds,
+    )
 
 
 def create_scheduler(settings: Settings) -> AsyncIOScheduler:
@@ -146,7 +189,7 @@ def create_sender(
     return OutboxSender(
         gateway,
         bot,
-        limits=SendLimits.from_settings(settings),
+        limits=send_limits(settings),
         owner=owner,
         progress=partial(report_progress, i18n=i18n),
         progress_interval=settings.broadcast_progress_interval_seconds,
@@ -162,7 +205,6 @@ def add_jobs(
 ) -> ScheduledJobs:
     """Register every periodic job; the result stops them gracefully (and serves tests)."""
     from handlers.staff import remind_unanswered
-    from services.rates import refresh_rates
 
     owner = default_owner()
     sender = create_sender(settings, gateway, bot, i18n, owner)
@@ -183,9 +225,13 @@ def add_jobs(
     every(
         "alerts",
         settings.alert_interval_seconds,
-        partial(run_alert_jobs, gateway, i18n, settings, keyboards=keyboards.alerts),
+        partial(run_alert_jobs, gateway, i18n, alert_policy(settings), keyboards=keyboards.alerts),
     )
-    every("rates", settings.rates_interval_seconds, partial(refresh_rates, gateway, None, settings))
+    every(
+        "rates",
+        settings.rates_interval_seconds,
+        partial(refresh_rates, gateway, None, rates_config(settings)),
+    )
     every(
         "ticket_reminders",
         settings.reminder_interval_seconds,

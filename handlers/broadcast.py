@@ -21,6 +21,7 @@ from aiogram.utils.i18n import gettext as _
 from babel.dates import format_timedelta
 from babel.numbers import format_decimal
 
+from bot.config import Settings
 from keyboards.alerts import (
     BroadcastAction,
     BroadcastCb,
@@ -41,7 +42,7 @@ class BroadcastForm(StatesGroup):
     confirm = State()
 
 
-def is_admin(user_id: int | None, settings: Any) -> bool:
+def is_admin(user_id: int | None, settings: Settings) -> bool:
     return user_id is not None and user_id in settings.admin_ids
 
 
@@ -124,7 +125,7 @@ async def report_progress(
 
 
 # ---- dialog ----------------------------------------------------------------------------------
-async def cmd_broadcast(message: Message, state: FSMContext, settings: Any) -> None:
+async def cmd_broadcast(message: Message, state: FSMContext, settings: Settings) -> None:
     if not is_admin(_user_id(message), settings):
         await message.answer(_("This command is for administrators."))
         return
@@ -139,7 +140,7 @@ async def cmd_broadcast(message: Message, state: FSMContext, settings: Any) -> N
 
 
 async def compose(
-    message: Message, state: FSMContext, billing: Billing, settings: Any, bot: Bot
+    message: Message, state: FSMContext, billing: Billing, settings: Settings, bot: Bot
 ) -> None:
     if not is_admin(_user_id(message), settings):
         await state.clear()
@@ -179,7 +180,7 @@ async def compose(
 
 
 async def confirm_send(
-    query: CallbackQuery, state: FSMContext, billing: Billing, settings: Any, i18n: I18n
+    query: CallbackQuery, state: FSMContext, billing: Billing, settings: Settings, i18n: I18n
 ) -> None:
     if not is_admin(_user_id(query), settings):
         await query.answer(_("This command is for administrators."), show_alert=True)
@@ -215,7 +216,11 @@ async def discard(query: CallbackQuery, state: FSMContext) -> None:
 
 
 async def stop(
-    query: CallbackQuery, callback_data: BroadcastCb, billing: Billing, settings: Any, i18n: I18n
+    query: CallbackQuery,
+    callback_data: BroadcastCb,
+    billing: Billing,
+    settings: Settings,
+    i18n: I18n,
 ) -> None:
     if not is_admin(_user_id(query), settings):
         await query.answer(_("This command is for administrators."), show_alert=True)

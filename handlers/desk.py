@@ -356,14 +356,13 @@ async def is_staff(message: Message, bot: Bot, settings: Settings, dispatcher: D
 async def ticket_of(message: Message, billing: Billing) -> Ticket | None:
     """The ticket a staff-group message belongs to: its topic, or the message it replies to."""
     chat_id = message.chat.id
+    ticket_id = None
     if message.message_thread_id and message.is_topic_message:
-        ticket = await billing.find_ticket_by_thread(chat_id, message.message_thread_id)
-        if ticket is not None:
-            return ticket
+        ticket_id = await billing.ticket_id_of_thread(chat_id, message.message_thread_id)
     reply = message.reply_to_message
-    if reply is not None and reply.forum_topic_created is None:
-        return await billing.find_ticket_by_staff_message(chat_id, reply.message_id)
-    return None
+    if ticket_id is None and reply is not None and reply.forum_topic_created is None:
+        ticket_id = await billing.ticket_id_of_staff_message(chat_id, reply.message_id)
+    return None if ticket_id is None else await billing.staff_get_ticket(ticket_id)
 
 
 def attachments_of(message: Message) -> list[Attachment]:

@@ -15,21 +15,19 @@ from aiogram.types import CallbackQuery, Message
 from aiogram.utils.i18n import gettext as _
 
 from handlers.common import date, show
-from handlers.orders import price_format
+from handlers.orders_common import price_format
 from keyboards.callbacks import CartAction, CartCb, MenuCb
-from keyboards.orders import (
+from keyboards.new_order import (
     NewOrderAction,
     NewOrderCb,
-    PriceFormat,
-    months_text,
     new_order_confirm_kb,
     order_created_kb,
     periods_kb,
-    product_text,
     product_types_kb,
     shortfall_kb,
     tariffs_kb,
 )
+from keyboards.orders import PriceFormat, months_text, product_text
 from services.billing import Billing
 from services.contracts.common import Account, Tariff
 from services.contracts.orders import Cart, Order, Quote

@@ -22,7 +22,7 @@ from handlers.errors import domain_error_text, telegram_unavailable_error
 from keyboards.payments import after_payment_kb
 from services.billing import Billing
 from services.contracts.common import Account
-from services.contracts.payments import PaymentResult, parse_payload
+from services.contracts.payments import Payment, PaymentResult, parse_payload
 from services.errors import (
     AlreadyDone,
     DomainError,
@@ -189,42 +189,78 @@ async def cmd_refund(
     i18n: I18n,
     settings: Settings,
 ) -> None:
+    """/refund <charge id>: the refund is recorded (the money taken back, the payment marked
+    pending) and committed before Telegram is asked; then completed, or given back when
+    Telegram refuses, or left pending when Telegram does not answer."""
     charge_id = (command.args or "").strip()
     if not charge_id or " " in charge_id:
         await message.reply(
             _("Usage: /refund <code>charge_id</code> (the telegram_payment_charge_id).")
         )
         return
+    refundable = await _refundable_customer(message, billing, charge_id)
+    if refundable is None:
+        return
+    customer, telegram_id = refundable
+    if not await _begin_refund(message, billing, charge_id):
+        return
+    outcome = await ask_telegram_to_refund(bot, telegram_id, charge_id)
+    if outcome is not None:
+        await _refund_not_done(message, billing, charge_id, outcome)
+        return
+    payment = await billing.complete_refund(charge_id)
+    await _report_refund(message, customer, payment)
+    await _notify_refunded_customer(bot, billing, i18n, settings, customer, payment, charge_id)
+
+
+async def _refundable_customer(
+    message: Message, billing: Billing, charge_id: str
+) -> tuple[Account, int] | None:
+    """The customer of the payment and their Telegram id, or None after saying why not."""
     found = await billing.find_payment(charge_id)
     if found is None:
         await message.reply(_("No payment with this charge id."))
-        return
+        return None
     customer = await billing.get_account(found.account_id)
     if customer.telegram_id is None:
         await message.reply(_("This payment cannot be refunded through Telegram."))
-        return
+        return None
+    return customer, customer.telegram_id
 
+
+async def _begin_refund(message: Message, billing: Billing, charge_id: str) -> bool:
+    """Record the refund intent; False (after saying why) when the billing refuses it."""
     actor = f"tg:{message.from_user.id}" if message.from_user else "staff"
     try:
         # Recorded and committed first: whatever happens to the calls below, the ledger knows.
         await billing.begin_refund(charge_id, actor=actor)
     except InvalidState:
         await message.reply(_("Only payments in Telegram Stars can be refunded here."))
-        return
+        return False
     except AlreadyDone as exc:
         if exc.detail == "refund_pending":
             await message.reply(_("A refund of this payment is already in progress."))
         else:
             await message.reply(_("This payment has already been refunded."))
-        return
+        return False
     except InsufficientFunds as exc:
         await message.reply(
             _("The customer has already spent this money: {missing} is missing.").format(
                 missing=money(exc.missing_minor, exc.currency)
             )
         )
-        return
-    outcome = await ask_telegram_to_refund(bot, customer.telegram_id, charge_id)
+        return False
+    return True
+
+
+async def _refund_not_done(
+    message: Message,
+    billing: Billing,
+    charge_id: str,
+    outcome: RefundRefused | RefundUnconfirmed,
+) -> None:
+    """Telegram refused (the money is given back) or did not answer (the refund stays pending
+    and the money held: /refund again finishes it)."""
     if isinstance(outcome, RefundRefused):
         await billing.cancel_refund(charge_id)
         await message.reply(
@@ -233,16 +269,16 @@ async def cmd_refund(
             )
         )
         return
-    if isinstance(outcome, RefundUnconfirmed):
-        log.warning("Refund of charge %s not confirmed: %s", charge_id, outcome.reason)
-        await message.reply(
-            _(
-                "Telegram did not confirm the refund ({reason}). It is recorded as pending and "
-                "the money is held: send /refund <code>{charge}</code> again to finish it."
-            ).format(reason=html.escape(outcome.reason), charge=html.escape(charge_id))
-        )
-        return
-    payment = await billing.complete_refund(charge_id)
+    log.warning("Refund of charge %s not confirmed: %s", charge_id, outcome.reason)
+    await message.reply(
+        _(
+            "Telegram did not confirm the refund ({reason}). It is recorded as pending and "
+            "the money is held: send /refund <code>{charge}</code> again to finish it."
+        ).format(reason=html.escape(outcome.reason), charge=html.escape(charge_id))
+    )
+
+
+async def _report_refund(message: Message, customer: Account, payment: Payment) -> None:
     await message.reply(
         _("↩️ Refunded {stars} to {login}; {amount} was taken off the balance.").format(
             stars=money(payment.amount_minor, payment.currency),
@@ -250,6 +286,18 @@ async def cmd_refund(
             amount=money(payment.credit_minor, customer.base_currency),
         )
     )
+
+
+async def _notify_refunded_customer(
+    bot: Bot,
+    billing: Billing,
+    i18n: I18n,
+    settings: Settings,
+    customer: Account,
+    payment: Payment,
+    charge_id: str,
+) -> None:
+    """In the customer's language; through the outbox when Telegram refuses or is down."""
     if customer.chat_id is None:
         return
     with i18n.use_locale(customer.language or settings.default_language):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from aiogram.filters.callback_data import CallbackData
 from aiogram.types import InlineKeyboardButton
 from aiogram.utils.i18n import gettext as _
 
@@ -15,3 +16,7 @@ def back_button(section: str = "main") -> InlineKeyboardButton:
 
 def menu_button(section: str, text: str) -> InlineKeyboardButton:
     return InlineKeyboardButton(text=text, callback_data=MenuCb(section=section).pack())
+
+
+def button(text: str, data: CallbackData) -> InlineKeyboardButton:
+    return InlineKeyboardButton(text=text, callback_data=data.pack())

@@ -1,4 +1,5 @@
-"""Keyboards and labels of the Orders and New order sections, and their CallbackData factories.
+"""Keyboards and labels of the Orders section, and its CallbackData factories (the New order
+section's are in keyboards/new_order.py).
 Every factory stays well under Telegram's 64 bytes (ids are integers, actions short words)."""
 
 from __future__ import annotations
@@ -15,10 +16,7 @@ from aiogram.utils.i18n import gettext as _
 from aiogram.utils.keyboard import InlineKeyboardBuilder
 
 from keyboards.callbacks import (
-    CartAction,
-    CartCb,
     Id,
-    IdOrZero,
     MenuCb,
     Months,
     PageNumber,
@@ -26,8 +24,8 @@ from keyboards.callbacks import (
     Stamp,
     TopupCb,
 )
-from keyboards.common import back_button
-from services.contracts.common import Page, Tariff
+from keyboards.common import back_button, button
+from services.contracts.common import Page
 from services.contracts.orders import (
     ACTIVE,
     CANCELLED,
@@ -59,8 +57,20 @@ class OrdersCb(CallbackData, prefix="ol"):
     page: PageNumber = 0
 
 
+class OrderSortKey(StrEnum):
+    """What the orders list is sorted by (services.contracts.orders.SORT_KEYS; the values are
+    what old buttons carry)."""
+
+    CREATED = "created"
+    STATUS = "status"
+    COST = "cost"
+    PAID_UNTIL = "paid_until"
+
+
 class OrderSortCb(CallbackData, prefix="os"):
-    key: str
+    """Sort the orders list: `key` is an OrderSortKey."""
+
+    key: OrderSortKey
     desc: bool
 
 
@@ -112,29 +122,16 @@ class ChangeCb(CallbackData, prefix="oc"):
     amount: SignedAmountMinor = 0
 
 
+class CancelWhen(StrEnum):
+    END = "end"  # at the end of the paid period
+    NOW = "now"  # at once, no refund
+
+
 class CancelCb(CallbackData, prefix="ox"):
-    """when: "end" (at the end of the paid period) or "now" (at once, no refund)."""
+    """Cancel an order: `when` is a CancelWhen."""
 
-    when: str
+    when: CancelWhen
     order_id: Id
-
-
-class NewOrderAction(StrEnum):
-    TYPE = "type"  # the tariffs of `product`
-    TARIFF = "tariff"  # the periods of `tariff_id`
-    PERIOD = "period"  # the confirmation for `months`
-    PAY = "pay"  # place the order
-
-
-class NewOrderCb(CallbackData, prefix="no"):
-    """A step of a new order: `action` is a NewOrderAction. `nonce` is set on PAY: one
-    confirmation screen places at most one order."""
-
-    action: NewOrderAction
-    product: str = ""
-    tariff_id: IdOrZero = 0
-    months: Months = 0
-    nonce: Stamp = 0
 
 
 def stamp(value: datetime) -> int:
@@ -209,14 +206,10 @@ def _row(*buttons: InlineKeyboardButton) -> list[InlineKeyboardButton]:
     return list(buttons)
 
 
-def _button(text: str, data: CallbackData) -> InlineKeyboardButton:
-    return InlineKeyboardButton(text=text, callback_data=data.pack())
-
-
 def orders_list_kb(page: Page[Order], *, searching: bool) -> InlineKeyboardMarkup:
     rows = [
         _row(
-            _button(
+            button(
                 _("#{id} · {tariff}").format(id=order.id, tariff=order.tariff_name),
                 OrderCb(action=OrderAction.VIEW, order_id=order.id),
             )
@@ -226,29 +219,29 @@ def orders_list_kb(page: Page[Order], *, searching: bool) -> InlineKeyboardMarku
     nav = []
     if page.has_prev:
         nav.append(
-            _button(_("◀️ Previous"), OrdersCb(action=OrdersAction.PAGE, page=page.page_number - 1))
+            button(_("◀️ Previous"), OrdersCb(action=OrdersAction.PAGE, page=page.page_number - 1))
         )
     if page.has_next:
         nav.append(
-            _button(_("Next ▶️"), OrdersCb(action=OrdersAction.PAGE, page=page.page_number + 1))
+            button(_("Next ▶️"), OrdersCb(action=OrdersAction.PAGE, page=page.page_number + 1))
         )
     if nav:
         rows.append(nav)
     rows.append(
         _row(
-            _button(_("🔍 Search"), OrdersCb(action=OrdersAction.SEARCH)),
-            _button(_("↕️ Sort"), OrdersCb(action=OrdersAction.SORT)),
+            button(_("🔍 Search"), OrdersCb(action=OrdersAction.SEARCH)),
+            button(_("↕️ Sort"), OrdersCb(action=OrdersAction.SORT)),
         )
     )
     if searching:
-        rows.append(_row(_button(_("✖️ Clear search"), OrdersCb(action=OrdersAction.CLEAR))))
-    rows.append(_row(_button(_("🛒 New order"), MenuCb(section="neworder")), back_button()))
+        rows.append(_row(button(_("✖️ Clear search"), OrdersCb(action=OrdersAction.CLEAR))))
+    rows.append(_row(button(_("🛒 New order"), MenuCb(section="neworder")), back_button()))
     return InlineKeyboardMarkup(inline_keyboard=rows)
 
 
 def no_orders_kb() -> InlineKeyboardMarkup:
     return InlineKeyboardMarkup(
-        inline_keyboard=[[_button(_("🛒 New order"), MenuCb(section="neworder"))], [back_button()]]
+        inline_keyboard=[[button(_("🛒 New order"), MenuCb(section="neworder"))], [back_button()]]
     )
 
 
@@ -256,8 +249,8 @@ def no_match_kb() -> InlineKeyboardMarkup:
     return InlineKeyboardMarkup(
         inline_keyboard=[
             [
-                _button(_("🔍 Search again"), OrdersCb(action=OrdersAction.SEARCH)),
-                _button(_("✖️ Clear search"), OrdersCb(action=OrdersAction.CLEAR)),
+                button(_("🔍 Search again"), OrdersCb(action=OrdersAction.SEARCH)),
+                button(_("✖️ Clear search"), OrdersCb(action=OrdersAction.CLEAR)),
             ],
             [back_button()],
         ]
@@ -266,13 +259,13 @@ def no_match_kb() -> InlineKeyboardMarkup:
 
 def search_prompt_kb() -> InlineKeyboardMarkup:
     return InlineKeyboardMarkup(
-        inline_keyboard=[[_button(_("⬅️ Back to orders"), OrdersCb(action=OrdersAction.PAGE))]]
+        inline_keyboard=[[button(_("⬅️ Back to orders"), OrdersCb(action=OrdersAction.PAGE))]]
     )
 
 
-def sort_kb(current: str, descending: bool) -> InlineKeyboardMarkup:
+def sort_kb(current: OrderSortKey, descending: bool) -> InlineKeyboardMarkup:
     builder = InlineKeyboardBuilder()
-    for key in ("created", "status", "cost", "paid_until"):
+    for key in OrderSortKey:
         mark = "✅ " if key == current else ""
         builder.button(
             text=mark + sort_text(key).capitalize(),
@@ -280,42 +273,42 @@ def sort_kb(current: str, descending: bool) -> InlineKeyboardMarkup:
         )
     builder.adjust(2)
     toggle = _("⬆️ Ascending") if descending else _("⬇️ Descending")
-    builder.row(_button(toggle, OrderSortCb(key=current, desc=not descending)))
-    builder.row(_button(_("⬅️ Back to orders"), OrdersCb(action=OrdersAction.PAGE)))
+    builder.row(button(toggle, OrderSortCb(key=current, desc=not descending)))
+    builder.row(button(_("⬅️ Back to orders"), OrdersCb(action=OrdersAction.PAGE)))
     return builder.as_markup()
 
 
-def back_to_orders_button() -> InlineKeyboardButton:
-    return _button(_("⬅️ Back to orders"), OrdersCb(action=OrdersAction.PAGE))
+def back_to_ordersbutton() -> InlineKeyboardButton:
+    return button(_("⬅️ Back to orders"), OrdersCb(action=OrdersAction.PAGE))
 
 
 def order_details_kb(order: Order, now: datetime) -> InlineKeyboardMarkup:
     rows: list[list[InlineKeyboardButton]] = []
     if order.renewable:
-        rows.append([_button(_("🔄 Renew"), OrderCb(action=OrderAction.RENEW, order_id=order.id))])
+        rows.append([button(_("🔄 Renew"), OrderCb(action=OrderAction.RENEW, order_id=order.id))])
     if order.status == ACTIVE and order.paid_until > now:
         rows.append(
-            [_button(_("🔀 Change tariff"), OrderCb(action=OrderAction.CHANGE, order_id=order.id))]
+            [button(_("🔀 Change tariff"), OrderCb(action=OrderAction.CHANGE, order_id=order.id))]
         )
     if order.cancel_at_period_end and order.status != CANCELLED:
         rows.append(
-            [_button(_("↩️ Keep the order"), OrderCb(action=OrderAction.RESUME, order_id=order.id))]
+            [button(_("↩️ Keep the order"), OrderCb(action=OrderAction.RESUME, order_id=order.id))]
         )
     elif order.status not in (CANCELLED, PENDING):
         if order.auto_renew:
-            toggle = _button(
+            toggle = button(
                 _("🔁 Turn auto-renew off"), OrderCb(action=OrderAction.AUTO_OFF, order_id=order.id)
             )
         else:
-            toggle = _button(
+            toggle = button(
                 _("🔁 Turn auto-renew on"), OrderCb(action=OrderAction.AUTO_ON, order_id=order.id)
             )
         rows.append([toggle])
     if order.status not in (CANCELLED, PENDING):
         rows.append(
-            [_button(_("❌ Cancel order"), OrderCb(action=OrderAction.CANCEL, order_id=order.id))]
+            [button(_("❌ Cancel order"), OrderCb(action=OrderAction.CANCEL, order_id=order.id))]
         )
-    rows.append([back_to_orders_button()])
+    rows.append([back_to_ordersbutton()])
     return InlineKeyboardMarkup(inline_keyboard=rows)
 
 
@@ -325,14 +318,14 @@ def renew_periods_kb(
     start = stamp(order.paid_until)
     rows = [
         [
-            _button(
+            button(
                 price_label(fmt, q.price_minor, q.months),
                 RenewCb(action=RenewAction.ASK, order_id=order.id, months=q.months, start=start),
             )
         ]
         for q in quotes
     ]
-    rows.append([_button(_("⬅️ Back"), OrderCb(action=OrderAction.VIEW, order_id=order.id))])
+    rows.append([button(_("⬅️ Back"), OrderCb(action=OrderAction.VIEW, order_id=order.id))])
     return InlineKeyboardMarkup(inline_keyboard=rows)
 
 
@@ -345,7 +338,7 @@ def renew_confirm_kb(
     else:
         rows.append(
             [
-                _button(
+                button(
                     _("✅ Pay {amount}").format(amount=fmt(quote.amount_minor)),
                     RenewCb(
                         action=RenewAction.PAY, order_id=order.id, months=quote.months, start=start
@@ -353,12 +346,12 @@ def renew_confirm_kb(
                 )
             ]
         )
-    rows.append([_button(_("⬅️ Back"), OrderCb(action=OrderAction.RENEW, order_id=order.id))])
+    rows.append([button(_("⬅️ Back"), OrderCb(action=OrderAction.RENEW, order_id=order.id))])
     return InlineKeyboardMarkup(inline_keyboard=rows)
 
 
 def topup_button(missing_minor: int, fmt: PriceFormat) -> InlineKeyboardButton:
-    return _button(
+    return button(
         _("💳 Top up {amount}").format(amount=fmt(missing_minor)),
         TopupCb(amount_minor=missing_minor),
     )
@@ -369,7 +362,7 @@ def change_options_kb(
 ) -> InlineKeyboardMarkup:
     rows = [
         [
-            _button(
+            button(
                 _("{tariff} — {price}").format(
                     tariff=q.tariff_name, price=price_label_for(q, order, fmt)
                 ),
@@ -378,7 +371,7 @@ def change_options_kb(
         ]
         for q in quotes
     ]
-    rows.append([_button(_("⬅️ Back"), OrderCb(action=OrderAction.VIEW, order_id=order.id))])
+    rows.append([button(_("⬅️ Back"), OrderCb(action=OrderAction.VIEW, order_id=order.id))])
     return InlineKeyboardMarkup(inline_keyboard=rows)
 
 
@@ -396,7 +389,7 @@ def change_confirm_kb(order: Order, quote: Quote, fmt: PriceFormat) -> InlineKey
     else:
         rows.append(
             [
-                _button(
+                button(
                     _("✅ Confirm"),
                     ChangeCb(
                         action=ChangeAction.DO,
@@ -407,7 +400,7 @@ def change_confirm_kb(order: Order, quote: Quote, fmt: PriceFormat) -> InlineKey
                 )
             ]
         )
-    rows.append([_button(_("⬅️ Back"), OrderCb(action=OrderAction.CHANGE, order_id=order.id))])
+    rows.append([button(_("⬅️ Back"), OrderCb(action=OrderAction.CHANGE, order_id=order.id))])
     return InlineKeyboardMarkup(inline_keyboard=rows)
 
 
@@ -415,105 +408,15 @@ def cancel_kb(order: Order, now: datetime) -> InlineKeyboardMarkup:
     rows = []
     if order.status == ACTIVE and order.paid_until > now and not order.cancel_at_period_end:
         rows.append(
-            [_button(_("📅 At the end of the period"), CancelCb(when="end", order_id=order.id))]
-        )
-    rows.append([_button(_("⛔ Cancel now, no refund"), CancelCb(when="now", order_id=order.id))])
-    rows.append([_button(_("⬅️ Back"), OrderCb(action=OrderAction.VIEW, order_id=order.id))])
-    return InlineKeyboardMarkup(inline_keyboard=rows)
-
-
-# ---- new order ------------------------------------------------------------------------------
-def product_types_kb(product_types: Sequence[str], *, has_cart: bool) -> InlineKeyboardMarkup:
-    rows = []
-    if has_cart:
-        rows.append([_button(_("✅ Complete the saved order"), CartCb(action=CartAction.COMPLETE))])
-        rows.append([_button(_("🗑 Drop the saved order"), CartCb(action=CartAction.DROP))])
-    rows.extend(
-        [_button(product_text(p), NewOrderCb(action=NewOrderAction.TYPE, product=p))]
-        for p in product_types
-    )
-    rows.append([back_button()])
-    return InlineKeyboardMarkup(inline_keyboard=rows)
-
-
-def tariffs_kb(tariffs: Sequence[Tariff], fmt: PriceFormat) -> InlineKeyboardMarkup:
-    rows = []
-    for tariff in tariffs:
-        first = tariff.prices[0] if tariff.prices else None
-        if first is None:
-            continue
-        rows.append(
             [
-                _button(
-                    _("{tariff} — {price}").format(
-                        tariff=tariff.name,
-                        price=_("{price} / {months}").format(
-                            price=fmt(first.price_minor),
-                            months=months_text(first.months),
-                        ),
-                    ),
-                    NewOrderCb(action=NewOrderAction.TARIFF, tariff_id=tariff.id),
+                button(
+                    _("📅 At the end of the period"),
+                    CancelCb(when=CancelWhen.END, order_id=order.id),
                 )
             ]
         )
-    rows.append([_button(_("⬅️ Back"), MenuCb(section="neworder"))])
-    return InlineKeyboardMarkup(inline_keyboard=rows)
-
-
-def periods_kb(tariff: Tariff, fmt: PriceFormat) -> InlineKeyboardMarkup:
-    rows = [
-        [
-            _button(
-                price_label(fmt, p.price_minor, p.months),
-                NewOrderCb(action=NewOrderAction.PERIOD, tariff_id=tariff.id, months=p.months),
-            )
-        ]
-        for p in tariff.prices
-    ]
     rows.append(
-        [_button(_("⬅️ Back"), NewOrderCb(action=NewOrderAction.TYPE, product=tariff.product_type))]
+        [button(_("⛔ Cancel now, no refund"), CancelCb(when=CancelWhen.NOW, order_id=order.id))]
     )
+    rows.append([button(_("⬅️ Back"), OrderCb(action=OrderAction.VIEW, order_id=order.id))])
     return InlineKeyboardMarkup(inline_keyboard=rows)
-
-
-def new_order_confirm_kb(quote: Quote, fmt: PriceFormat, nonce: int) -> InlineKeyboardMarkup:
-    return InlineKeyboardMarkup(
-        inline_keyboard=[
-            [
-                _button(
-                    _("✅ Pay {amount}").format(amount=fmt(quote.amount_minor)),
-                    NewOrderCb(
-                        action=NewOrderAction.PAY,
-                        tariff_id=quote.tariff_id,
-                        months=quote.months,
-                        nonce=nonce,
-                    ),
-                )
-            ],
-            [
-                _button(
-                    _("⬅️ Back"), NewOrderCb(action=NewOrderAction.TARIFF, tariff_id=quote.tariff_id)
-                )
-            ],
-        ]
-    )
-
-
-def shortfall_kb(missing_minor: int, fmt: PriceFormat) -> InlineKeyboardMarkup:
-    return InlineKeyboardMarkup(
-        inline_keyboard=[
-            [topup_button(missing_minor, fmt)],
-            [_button(_("✅ Complete the order"), CartCb(action=CartAction.COMPLETE))],
-            [_button(_("🗑 Drop the order"), CartCb(action=CartAction.DROP))],
-            [back_button()],
-        ]
-    )
-
-
-def order_created_kb(order: Order) -> InlineKeyboardMarkup:
-    return InlineKeyboardMarkup(
-        inline_keyboard=[
-            [_button(_("📦 Open the order"), OrderCb(action=OrderAction.VIEW, order_id=order.id))],
-            [_button(_("📦 My orders"), OrdersCb(action=OrdersAction.PAGE, page=1)), back_button()],
-        ]
-    )

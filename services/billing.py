@@ -1,11 +1,19 @@
-"""The one typed billing interface handlers and jobs use, and how transactions are opened on it.
+"""The typed seam between the bot and a billing, in two halves, and how transactions are opened.
 
-Handlers receive `per_call(gateway)`: a Billing whose every method is its own short
-transaction, committed before the method returns, so no transaction is open when the handler
-talks to Telegram afterwards (see CONTRIBUTING.md, "Unit of work"). Jobs that need several
-calls in one transaction (mark an alert and queue its message) open `gateway.transaction()`
-and make no network call inside it. Implementations: services.embedded (SQLAlchemy) — an HTTP
-adapter to an external billing implements the same Protocols.
+- `BillingCore` is what a billing provides: accounts and linking, balance and ledger,
+  catalogue, profile, orders, invoices and payments, tickets, and the due scans the alert jobs
+  need. The embedded billing implements it on SQLAlchemy; an adapter to an external billing
+  (WHMCS) implements this half only.
+- `BotStore` is what the bot keeps for itself (services/contracts/store.py): the outbox and the
+  payment inbox, job leases, broadcasts, alert marks, the staff desk's links and reminders. It
+  always lives in the bot's own database, so an alert's mark and its queued message commit
+  together whatever billing is behind the bot.
+
+Handlers and jobs see both as one `Billing`. Handlers receive `per_call(gateway)`: every method
+is its own short transaction, committed before the method returns, so no transaction is open
+when the handler talks to Telegram afterwards (see CONTRIBUTING.md, "Unit of work"). Jobs that
+need several calls in one transaction (mark an alert and queue its message) open
+`gateway.transaction()` and make no network call inside it.
 """
 
 from __future__ import annotations
@@ -16,29 +24,50 @@ from contextvars import ContextVar
 from typing import Any, Protocol, cast
 
 from services.contracts.accounts import AccountsApi, CatalogueApi, LedgerApi
-from services.contracts.alerts import AlertsApi, OutboxApi
+from services.contracts.alerts import DueScansApi
 from services.contracts.common import is_read_only
 from services.contracts.orders import OrdersApi
 from services.contracts.payments import PaymentsApi
 from services.contracts.profile import ProfileApi
-from services.contracts.staff import StaffApi
+from services.contracts.store import (
+    AlertMarksApi,
+    BroadcastsApi,
+    JobLeasesApi,
+    OutboxApi,
+    PaymentInboxApi,
+    StaffDeskApi,
+)
 from services.contracts.tickets import TicketsApi
 
 
-class Billing(
+class BillingCore(
     AccountsApi,
     LedgerApi,
     CatalogueApi,
     ProfileApi,
-    AlertsApi,
-    OutboxApi,
     PaymentsApi,
     OrdersApi,
     TicketsApi,
-    StaffApi,
+    DueScansApi,
     Protocol,
 ):
-    """Everything the bot can ask of a billing, one domain Protocol per section."""
+    """What a billing provides, one domain Protocol per section."""
+
+
+class BotStore(
+    OutboxApi,
+    PaymentInboxApi,
+    JobLeasesApi,
+    BroadcastsApi,
+    AlertMarksApi,
+    StaffDeskApi,
+    Protocol,
+):
+    """What the bot keeps in its own database, whatever billing is behind it."""
+
+
+class Billing(BillingCore, BotStore, Protocol):
+    """Both halves on one transaction: what handlers and jobs are given."""
 
 
 class BillingGateway(Protocol):

@@ -105,14 +105,6 @@ class SendLimits:
     chat_interval: float = 1.0
     group_per_minute: float = 20.0
 
-    @classmethod
-    def from_settings(cls, settings: Any) -> SendLimits:
-        return cls(
-            global_per_second=settings.sender_global_per_second,
-            chat_interval=settings.sender_chat_interval_seconds,
-            group_per_minute=settings.sender_group_per_minute,
-        )
-
 
 class RateLimiter:
     """The global bucket, one per chat and one per group chat (negative chat ids)."""

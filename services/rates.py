@@ -17,10 +17,10 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from decimal import Decimal, InvalidOperation
-from typing import Any
 
 import aiohttp
 
+from services.billing import BillingGateway
 from services.contracts.payments import RateQuote
 
 log = logging.getLogger(__name__)
@@ -135,17 +135,6 @@ class RatesConfig:
     cbr_url: str = CBR_URL
     timeout_seconds: float = 15.0
 
-    @classmethod
-    def from_settings(cls, settings: Any) -> RatesConfig:
-        """From bot.config.Settings (read by attribute: services never import bot/)."""
-        return cls(
-            base_currency=settings.default_currency,
-            currencies=tuple(settings.currencies),
-            ecb_url=settings.rates_ecb_url,
-            cbr_url=settings.rates_cbr_url,
-            timeout_seconds=settings.rates_timeout_seconds,
-        )
-
 
 @dataclass
 class RefreshReport:
@@ -166,16 +155,13 @@ async def fetch(http: aiohttp.ClientSession, url: str, timeout: float) -> bytes:
 
 
 async def refresh_rates(
-    gateway: Any,
+    gateway: BillingGateway,
     http: aiohttp.ClientSession | None,
-    config: RatesConfig | Any,
+    config: RatesConfig,
     now: datetime | None = None,
 ) -> RefreshReport:
-    """The scheduled job. `gateway` is a BillingGateway; `http` an aiohttp session (a temporary
-    one when None); `config` a RatesConfig or the bot Settings; `now` is for the log only —
-    rows record the source's own date."""
-    if not isinstance(config, RatesConfig):
-        config = RatesConfig.from_settings(config)
+    """The scheduled job. `http` is an aiohttp session (a temporary one when None); `now` is
+    for the log only — rows record the source's own date."""
     own_session = http is None
     session = http or aiohttp.ClientSession()
     report = RefreshReport()

@@ -14,11 +14,11 @@ from sqlalchemy import func, select, update
 import keyboards.alerts as alert_kb
 from bot.config import Settings
 from bot.factory import create_i18n
+from bot.scheduler import alert_policy, parse_quiet_hours
 from services.alerts import (
     AlertPolicy,
     deliver_at,
     handle_overdue,
-    parse_quiet_hours,
     run_alert_jobs,
     run_auto_renewal,
     scan_expiring,
@@ -129,7 +129,7 @@ def test_policy_from_settings() -> None:
         quiet_hours="23:30-07:15",
         default_timezone="Europe/Moscow",
     )
-    policy = AlertPolicy.from_settings(settings)
+    policy = alert_policy(settings)
     assert policy.stages == (14, 3, 1)
     assert policy.grace == timedelta(days=5)
     assert policy.renew_lead == timedelta(hours=48)

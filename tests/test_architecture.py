@@ -115,3 +115,51 @@ def test_only_the_composition_root_knows_the_embedded_billing() -> None:
                 if name == "services.embedded" or name.startswith("services.embedded.")
             ]
     assert not violations, "\n".join(violations)
+
+
+# ---- the two halves of the seam ----------------------------------------------------------------
+def _methods(protocol: type) -> dict[str, object]:
+    """The methods a Protocol declares, its bases' included."""
+    return {
+        name: member
+        for klass in protocol.__mro__
+        if klass.__module__.startswith("services.")
+        for name, member in vars(klass).items()
+        if callable(member) and not name.startswith("_")
+    }
+
+
+def test_the_seam_is_two_disjoint_halves() -> None:
+    from services.billing import Billing, BillingCore, BotStore
+
+    core, store = _methods(BillingCore), _methods(BotStore)
+    assert core and store
+    assert not set(core) & set(store), "a method belongs to one half only"
+    assert set(_methods(Billing)) == set(core) | set(store), "Billing adds nothing of its own"
+
+
+def test_billing_core_knows_nothing_of_the_bots_plumbing() -> None:
+    """An external billing adapter implements BillingCore: no outbox, leases or broadcasts in
+    its names, signatures or documentation."""
+    import inspect
+
+    from services.billing import BillingCore
+
+    words = ("outbox", "lease", "broadcast", "newsletter_subscriber", "alert_mark", "enqueue")
+    mentions = [
+        f"{name} mentions {word!r}"
+        for name, method in _methods(BillingCore).items()
+        for word in words
+        if word in inspect.getsource(method).lower()  # type: ignore[arg-type]
+    ]
+    assert not mentions, "\n".join(mentions)
+
+
+def test_the_embedded_halves_fit_their_protocols() -> None:
+    """The runtime side of `_fits_the_seam` (the type checker proves the signatures)."""
+    from services.billing import BillingCore, BotStore
+    from services.embedded.billing import EmbeddedCore, EmbeddedStore
+
+    assert set(_methods(BillingCore)) <= set(dir(EmbeddedCore))
+    assert set(_methods(BotStore)) <= set(dir(EmbeddedStore))
+    assert not set(_methods(BotStore)) & set(dir(EmbeddedCore)), "the core keeps no bot state"

@@ -16,6 +16,7 @@ from aiohttp import web
 from aiohttp.test_utils import TestServer
 
 from bot.factory import create_gateway
+from bot.scheduler import rates_config
 from services.embedded.billing import EmbeddedGateway
 from services.embedded.models import ExchangeRate
 from services.rates import (
@@ -246,7 +247,7 @@ async def test_static_rates_override_fetched_ones(
     )
     gateway = create_gateway(settings)
     try:
-        report = await refresh_rates(gateway, None, settings, NOW)  # Settings accepted as is
+        report = await refresh_rates(gateway, None, rates_config(settings), NOW)
         assert [q.currency for q in report.stored] == ["USD", "RUB"]
         async with gateway.transaction() as billing:
             rates = await billing.get_rates()

@@ -149,12 +149,10 @@ async def test_staff_places_links_and_reminders(gateway: EmbeddedGateway) -> Non
         await billing.link_staff_message(-1001, 5, ticket.id)
         await billing.link_staff_message(-1001, 5, ticket.id)  # idempotent
     async with gateway.transaction() as billing:
-        by_thread = await billing.find_ticket_by_thread(-1001, 100)
-        by_message = await billing.find_ticket_by_staff_message(-1001, 5)
-        assert await billing.find_ticket_by_thread(-1001, 101) is None
-        assert await billing.find_ticket_by_staff_message(-1002, 5) is None
-    assert by_thread is not None and by_thread.id == ticket.id
-    assert by_message is not None and by_message.id == ticket.id
+        assert await billing.ticket_id_of_thread(-1001, 100) == ticket.id
+        assert await billing.ticket_id_of_staff_message(-1001, 5) == ticket.id
+        assert await billing.ticket_id_of_thread(-1001, 101) is None
+        assert await billing.ticket_id_of_staff_message(-1002, 5) is None
 
     created = datetime.now(UTC) - timedelta(minutes=40)
     async with gateway.transaction() as billing:

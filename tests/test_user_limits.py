@@ -14,7 +14,7 @@ from sqlalchemy import func, select, update
 
 from bot.factory import billing_config, create_storage
 from bot.fsm_storage import ExpiringMemoryStorage
-from handlers.tickets import NewTicket
+from handlers.tickets_new import NewTicket
 from keyboards.payments import TopupAmountCb, TopupCurrencyCb
 from keyboards.tickets import TicketDeptCb, TicketDraftCb
 from services.embedded import models as m

@@ -1,10 +1,11 @@
-"""Alerts, the delivery queue (outbox), job leases and broadcasts.
+"""What is due for the alert jobs (a BillingCore half), and the records of alerts, the delivery
+queue (outbox) and broadcasts (their Protocols are BotStore's: services/contracts/store.py).
 
-The alert jobs (services/alerts.py) ask the billing what is due — the SQL does the filtering,
-jobs never scan tables themselves — and, in one transaction, record that an alert was produced
-(an alert mark) and write the message to the outbox. The sender (services/outbox.py) drains the
-outbox within Telegram's limits. Payloads are the Bot API parameters of `method` without
-`chat_id` (that is a column).
+The alert jobs (services/alerts.py) ask the billing what is due — the query does the
+filtering, jobs never scan tables themselves — and, in one transaction of the bot store, record
+that an alert was produced (an alert mark) and write the message to the outbox. The sender
+(services/outbox.py) drains the outbox within Telegram's limits. Payloads are the Bot API
+parameters of `method` without `chat_id` (that is a column).
 """
 
 from __future__ import annotations
@@ -134,7 +135,11 @@ class BroadcastInfo:
         return self.pending
 
 
-class AlertsApi(Protocol):
+class DueScansApi(Protocol):
+    """What is due, for the alert jobs. A scan may leave out what the bot store has marked as
+    told when the two share a database (the embedded billing does, in SQL); the jobs never rely
+    on it: the mark taken in the job's transaction decides what is told."""
+
     async def rearm_low_balance(self) -> int:
         """Re-arm the low-balance alert of accounts whose balance is at or above their threshold
         again (or that have no threshold any more). Returns how many were re-armed."""
@@ -188,127 +193,3 @@ class AlertsApi(Protocol):
         self, order_ids: Sequence[int], now: datetime, grace: timedelta
     ) -> list[int]:
         """Suspend those of the orders still expired for longer than `grace`; returns them."""
-
-    async def add_alert_mark(
-        self,
-        kind: str,
-        key: str,
-        *,
-        order_id: int | None = None,
-        period: datetime | None = None,
-        stage: int | None = None,
-    ) -> bool:
-        """Record that an alert was produced; False when the mark exists already (then nothing
-        changes: the caller skips the alert). Waits for a concurrent writer of the same mark."""
-
-    async def add_alert_marks(self, marks: Sequence[AlertMarkSpec]) -> set[tuple[str, str]]:
-        """Record several marks in one statement; returns the (kind, key) pairs that were new.
-        A mark written by a concurrent transaction is not new (that one wins)."""
-
-    @read_only
-    async def has_alert_mark(self, kind: str, key: str) -> bool: ...
-
-    async def remove_alert_mark(self, kind: str, key: str) -> None:
-        """Undo a mark taken in this transaction (an attempt that did not happen)."""
-
-
-class OutboxApi(Protocol):
-    async def enqueue_messages(self, messages: Sequence[OutgoingMessage]) -> int:
-        """Queue several calls in one statement; keys queued before are skipped. Returns how
-        many rows were added."""
-
-    async def enqueue_message(
-        self,
-        chat_id: int,
-        method: str,
-        payload: dict[str, Any],
-        *,
-        idempotency_key: str | None = None,
-        not_before: datetime | None = None,
-        broadcast_id: int | None = None,
-    ) -> bool:
-        """Queue one API call in the caller's transaction; False when the key was queued
-        before (nothing is added)."""
-
-    async def claim_outbox(
-        self, owner: str, now: datetime, lease: timedelta, limit: int = 100
-    ) -> list[OutboxItem]:
-        """Take up to `limit` due pending rows for `owner` until now + lease, oldest first.
-        Rows claimed by another owner whose lease has not expired are never returned. Rows for
-        chats marked unreachable are closed as unreachable instead."""
-
-    async def mark_outbox_sent(self, item_id: int, owner: str, now: datetime) -> None: ...
-
-    async def mark_outbox_retry(
-        self, item_id: int, owner: str, not_before: datetime, error: str
-    ) -> None:
-        """Count a failed attempt and release the row until `not_before`."""
-
-    async def mark_outbox_failed(self, item_id: int, owner: str, error: str) -> None: ...
-
-    async def release_outbox(self, item_ids: Sequence[int], owner: str) -> None:
-        """Give claimed rows back untouched (the sender could not send them in its lease)."""
-
-    async def mark_outbox_unreachable(self, item_id: int, chat_id: int, error: str) -> int:
-        """403: the chat blocked the bot. Marks its account unreachable and closes this and the
-        other pending rows of that chat. Returns how many rows were closed."""
-
-    @read_only
-    async def outbox_counts(self) -> dict[str, int]:
-        """Rows per status."""
-
-    # ---- incoming payment updates (kept before they are handled) ------------------------------
-    async def keep_payment_update(self, charge_id: str, update_id: int, body: str) -> bool:
-        """Store a successful_payment update (its JSON) once per charge; False when kept
-        before."""
-
-    @read_only
-    async def payment_update_answered(self, charge_id: str) -> bool:
-        """True once `mark_payment_update_answered` ran for the charge."""
-
-    async def mark_payment_update_answered(self, charge_id: str) -> None: ...
-
-    @read_only
-    async def unanswered_payment_updates(self, received_before: datetime) -> list[str]:
-        """The JSON of kept payment updates not yet answered, oldest first."""
-
-    async def acquire_job_lease(self, name: str, owner: str, now: datetime, ttl: timedelta) -> bool:
-        """Take (or extend) the named lease until now + ttl; False while another owner holds
-        an unexpired one."""
-
-    async def release_job_lease(self, name: str, owner: str) -> None: ...
-
-    @read_only
-    async def newsletter_subscriber_chat_ids(
-        self, *, after_chat_id: int = 0, limit: int = 1000
-    ) -> list[int]:
-        """Private chats of reachable accounts subscribed to the newsletter, ascending."""
-
-    @read_only
-    async def newsletter_subscriber_count(self) -> int: ...
-
-    async def create_broadcast(
-        self, created_by: int, text: str, photo_file_id: str | None, language: str | None
-    ) -> BroadcastInfo: ...
-
-    async def start_broadcast(self, broadcast_id: int, now: datetime) -> BroadcastInfo:
-        """Queue the broadcast for every subscriber (one outbox row each, in one statement)
-        and mark it sending. InvalidState unless it is a draft."""
-
-    async def set_broadcast_progress_message(
-        self, broadcast_id: int, chat_id: int, message_id: int
-    ) -> None: ...
-
-    @read_only
-    async def get_broadcast(self, broadcast_id: int) -> BroadcastInfo:
-        """With live counts from the outbox; NotFound for an unknown id."""
-
-    @read_only
-    async def active_broadcasts(self) -> list[BroadcastInfo]:
-        """Broadcasts being sent, oldest first."""
-
-    async def cancel_broadcast(self, broadcast_id: int, now: datetime) -> BroadcastInfo:
-        """Stop a broadcast: rows not sent yet are cancelled. InvalidState once it is over."""
-
-    async def finish_broadcast(self, broadcast_id: int, now: datetime) -> bool:
-        """Mark a sending broadcast done when nothing is pending; True for the call that did."""

@@ -1,4 +1,4 @@
-"""Rules of the staff desk that the bot keeps for itself: the limit on code-word checks.
+"""The limit on code-word checks (`services.contracts.store.StaffDeskApi`).
 
 `/verify` lets staff check a customer's code word without seeing it, so the command is also an
 oracle for guessing it. Every implementation therefore counts the checks per customer in a
@@ -11,8 +11,6 @@ hash) runs afterwards, with no write transaction open.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import timedelta
-from typing import Protocol
 
 
 @dataclass(frozen=True, slots=True)
@@ -22,13 +20,3 @@ class CodeWordAttempt:
     retry_after_seconds: int  # refused: until the oldest counted check leaves the window
     # Refused, and the first refusal since the last allowed check: the staff group is told once.
     first_refusal: bool = False
-
-
-class StaffApi(Protocol):
-    async def take_code_word_attempt(
-        self, account_id: int, staff_user_id: int, *, limit: int, window: timedelta
-    ) -> CodeWordAttempt:
-        """Count one code-word check of the account by `staff_user_id`, unless `limit` checks
-        were counted within `window` already: then the attempt is refused (and recorded as
-        refused). NotFound for an unknown account."""
-        ...

@@ -155,20 +155,6 @@ class TicketsApi(Protocol):
     async def staff_ticket_messages(self, ticket_id: int) -> list[TicketMessage]:
         """Everything, internal notes included."""
 
-    @read_only
-    async def find_ticket_by_thread(self, chat_id: int, thread_id: int) -> Ticket | None: ...
-
-    @read_only
-    async def find_ticket_by_staff_message(
-        self, chat_id: int, message_id: int
-    ) -> Ticket | None: ...
-
-    async def set_ticket_thread(self, ticket_id: int, chat_id: int, thread_id: int | None) -> None:
-        """Where the ticket lives in the staff group (thread None: a non-forum group)."""
-
-    async def link_staff_message(self, chat_id: int, message_id: int, ticket_id: int) -> None:
-        """Remember that a message in the staff group belongs to a ticket (idempotent)."""
-
     async def add_staff_message(
         self,
         ticket_id: int,
@@ -192,11 +178,9 @@ class TicketsApi(Protocol):
 
     @read_only
     async def tickets_awaiting_reminder(self, waiting_since: datetime) -> list[Ticket]:
-        """Tickets waiting for the support since before `waiting_since` and not reminded
-        about since the customer last wrote."""
-
-    async def mark_ticket_reminded(self, ticket_id: int, at: datetime) -> bool:
-        """False when another run has reminded already (the reminder is sent once)."""
+        """Tickets waiting for the support since before `waiting_since`. Those the bot store
+        has reminded about since the customer last wrote may be left out (the embedded billing
+        does); `mark_ticket_reminded` decides."""
 
     @read_only
     async def account_summary(self, account_id: int) -> AccountSummary: ...

@@ -5,12 +5,16 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import and_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.embedded import models as m
 from services.embedded.config import BillingConfig
 from services.errors import NotFound
+
+# Accounts with a private chat that has not blocked the bot.
+REACHABLE = and_(m.Account.chat_id.is_not(None), m.Account.unreachable.is_(False))
+INSERT_CHUNK = 500  # rows per multi-row INSERT (SQLite allows 32766 bound parameters)
 
 
 def dialect_name(session: AsyncSession) -> str:

@@ -1,4 +1,8 @@
-"""The embedded billing, composed of one mixin per domain, and its transaction gateway."""
+"""The embedded billing, composed of one mixin per domain, and its transaction gateway.
+
+Both halves of the seam live in one database here: `EmbeddedCore` is the BillingCore, and
+`EmbeddedStore` the BotStore that stays local even when the billing is external.
+"""
 
 from __future__ import annotations
 
@@ -9,30 +13,46 @@ from contextlib import asynccontextmanager, nullcontext
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from services.billing import Billing, BillingGateway, TransactionMark
+from services.billing import Billing, BillingCore, BillingGateway, BotStore, TransactionMark
 from services.embedded.accounts import AccountsMixin, CatalogueMixin
-from services.embedded.alerts import AlertsMixin, OutboxMixin
+from services.embedded.alerts import DueScansMixin
+from services.embedded.broadcasts import BroadcastsMixin
+from services.embedded.carts import CartsMixin
 from services.embedded.config import BillingConfig
 from services.embedded.db import read_only_engine, session_factory
-from services.embedded.orders import OrdersMixin
+from services.embedded.desk import StaffDeskMixin
+from services.embedded.marks import AlertMarksMixin
+from services.embedded.outbox import JobLeasesMixin, OutboxMixin, PaymentInboxMixin
 from services.embedded.payments import PaymentsMixin
 from services.embedded.seed import seed_demo_catalogue
-from services.embedded.staff import StaffMixin
 from services.embedded.tickets import TicketsMixin
 
 
-class EmbeddedBilling(
+class EmbeddedCore(
     AccountsMixin,
     CatalogueMixin,
     PaymentsMixin,  # with LedgerMixin, ProfileMixin and RatesMixin, its bases
-    OrdersMixin,
-    AlertsMixin,
-    OutboxMixin,
+    CartsMixin,  # with OrdersMixin, its base
     TicketsMixin,
-    StaffMixin,
+    DueScansMixin,
 ):
-    """One instance per transaction; see EmbeddedGateway.transaction(). The mixins inherit
-    what they use of each other, so the type checker sees the same classes as the runtime."""
+    """The billing half. The mixins inherit what they use of each other, so the type checker
+    sees the same classes as the runtime."""
+
+
+class EmbeddedStore(
+    OutboxMixin,
+    PaymentInboxMixin,
+    JobLeasesMixin,
+    BroadcastsMixin,
+    AlertMarksMixin,
+    StaffDeskMixin,
+):
+    """The bot's own half."""
+
+
+class EmbeddedBilling(EmbeddedCore, EmbeddedStore):
+    """One instance per transaction; see EmbeddedGateway.transaction()."""
 
 
 class EmbeddedGateway:
@@ -75,8 +95,8 @@ class EmbeddedGateway:
 
 
 def _fits_the_seam(
-    gateway: EmbeddedGateway, billing: EmbeddedBilling
-) -> tuple[BillingGateway, Billing]:
-    """Never called: here the type checker (`make lint`) proves that the embedded billing
-    implements every method of the seam's Protocols with their signatures."""
-    return gateway, billing
+    gateway: EmbeddedGateway, core: EmbeddedCore, store: EmbeddedStore, billing: EmbeddedBilling
+) -> tuple[BillingGateway, BillingCore, BotStore, Billing]:
+    """Never called: here the type checker (`make lint`) proves that each half of the embedded
+    billing implements every method of its half of the seam, with their signatures."""
+    return gateway, core, store, billing

@@ -5,8 +5,7 @@ from __future__ import annotations
 import math
 from datetime import datetime, timedelta
 
-from sqlalchemy import case, func, or_, select, update
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy import case, func, or_, select
 
 from services.contracts.common import Page
 from services.contracts.tickets import (
@@ -265,44 +264,6 @@ class TicketsMixin(EmbeddedBase):
         await self._ticket_row(ticket_id)
         return await self._messages(ticket_id, include_notes=True)
 
-    async def find_ticket_by_thread(self, chat_id: int, thread_id: int) -> Ticket | None:
-        row = await self.session.scalar(
-            select(m.Ticket)
-            .where(m.Ticket.staff_chat_id == chat_id, m.Ticket.staff_thread_id == thread_id)
-            .order_by(m.Ticket.id.desc())
-            .limit(1)
-        )
-        return ticket_dto(row) if row else None
-
-    async def find_ticket_by_staff_message(self, chat_id: int, message_id: int) -> Ticket | None:
-        row = await self.session.scalar(
-            select(m.Ticket)
-            .join(m.StaffMessageLink, m.StaffMessageLink.ticket_id == m.Ticket.id)
-            .where(
-                m.StaffMessageLink.chat_id == chat_id,
-                m.StaffMessageLink.message_id == message_id,
-            )
-        )
-        return ticket_dto(row) if row else None
-
-    async def set_ticket_thread(self, ticket_id: int, chat_id: int, thread_id: int | None) -> None:
-        row = await self._ticket_row(ticket_id)
-        row.staff_chat_id, row.staff_thread_id = chat_id, thread_id
-        await self.session.flush()
-
-    async def link_staff_message(self, chat_id: int, message_id: int, ticket_id: int) -> None:
-        existing = await self.session.get(m.StaffMessageLink, (chat_id, message_id))
-        if existing is not None:
-            return
-        try:
-            async with self.session.begin_nested():
-                self.session.add(
-                    m.StaffMessageLink(chat_id=chat_id, message_id=message_id, ticket_id=ticket_id)
-                )
-                await self.session.flush()
-        except IntegrityError:
-            pass  # linked concurrently: the same fact
-
     async def add_staff_message(
         self,
         ticket_id: int,
@@ -360,21 +321,6 @@ class TicketsMixin(EmbeddedBase):
             .order_by(m.Ticket.updated_at, m.Ticket.id)
         )
         return [ticket_dto(r) for r in rows]
-
-    async def mark_ticket_reminded(self, ticket_id: int, at: datetime) -> bool:
-        result = await self.session.execute(
-            update(m.Ticket)
-            .where(
-                m.Ticket.id == ticket_id,
-                or_(
-                    m.Ticket.staff_reminded_at.is_(None),
-                    m.Ticket.staff_reminded_at < m.Ticket.updated_at,
-                ),
-            )
-            .values(staff_reminded_at=at)
-            .execution_options(synchronize_session=False)
-        )
-        return bool(result.rowcount)  # type: ignore[attr-defined]
 
     async def account_summary(self, account_id: int) -> AccountSummary:
         row = await self._account_row(account_id)

@@ -1,11 +1,13 @@
-"""The staff desk's own rules in the embedded billing: the limit on code-word checks."""
+"""The staff desk's part of the embedded bot store: where tickets live in the staff group,
+reminders, and the limit on code-word checks."""
 
 from __future__ import annotations
 
 import math
-from datetime import timedelta
+from datetime import datetime, timedelta
 
-from sqlalchemy import delete, select
+from sqlalchemy import delete, or_, select, update
+from sqlalchemy.exc import IntegrityError
 
 from services.contracts.staff import CodeWordAttempt
 from services.embedded import models as m
@@ -13,7 +15,60 @@ from services.embedded.base import EmbeddedBase
 from services.errors import NotFound
 
 
-class StaffMixin(EmbeddedBase):
+class StaffDeskMixin(EmbeddedBase):
+    async def ticket_id_of_thread(self, chat_id: int, thread_id: int) -> int | None:
+        return await self.session.scalar(
+            select(m.Ticket.id)
+            .where(m.Ticket.staff_chat_id == chat_id, m.Ticket.staff_thread_id == thread_id)
+            .order_by(m.Ticket.id.desc())
+            .limit(1)
+        )
+
+    async def ticket_id_of_staff_message(self, chat_id: int, message_id: int) -> int | None:
+        return await self.session.scalar(
+            select(m.Ticket.id)
+            .join(m.StaffMessageLink, m.StaffMessageLink.ticket_id == m.Ticket.id)
+            .where(
+                m.StaffMessageLink.chat_id == chat_id,
+                m.StaffMessageLink.message_id == message_id,
+            )
+        )
+
+    async def set_ticket_thread(self, ticket_id: int, chat_id: int, thread_id: int | None) -> None:
+        row = await self.session.get(m.Ticket, ticket_id)
+        if row is None:
+            raise NotFound("ticket")
+        row.staff_chat_id, row.staff_thread_id = chat_id, thread_id
+        await self.session.flush()
+
+    async def link_staff_message(self, chat_id: int, message_id: int, ticket_id: int) -> None:
+        existing = await self.session.get(m.StaffMessageLink, (chat_id, message_id))
+        if existing is not None:
+            return
+        try:
+            async with self.session.begin_nested():
+                self.session.add(
+                    m.StaffMessageLink(chat_id=chat_id, message_id=message_id, ticket_id=ticket_id)
+                )
+                await self.session.flush()
+        except IntegrityError:
+            pass  # linked concurrently: the same fact
+
+    async def mark_ticket_reminded(self, ticket_id: int, at: datetime) -> bool:
+        result = await self.session.execute(
+            update(m.Ticket)
+            .where(
+                m.Ticket.id == ticket_id,
+                or_(
+                    m.Ticket.staff_reminded_at.is_(None),
+                    m.Ticket.staff_reminded_at < m.Ticket.updated_at,
+                ),
+            )
+            .values(staff_reminded_at=at)
+            .execution_options(synchronize_session=False)
+        )
+        return bool(result.rowcount)  # type: ignore[attr-defined]
+
     async def take_code_word_attempt(
         self, account_id: int, staff_user_id: int, *, limit: int, window: timedelta
     ) -> CodeWordAttempt:

@@ -1,0 +1,187 @@
+"""The half of the seam the bot keeps for itself: always its own database, even in front of
+an external billing.
+
+These are the bot's plumbing, not billing data: the delivery queue (outbox) and the durable
+inbox of payment updates, job leases between instances, broadcasts, the marks that make every
+alert happen once, and the staff desk's links between tickets and staff-group messages. Keeping
+them local means "mark the alert and queue its message" is one transaction whatever billing
+sits behind the bot. An external billing adapter implements `services.billing.BillingCore`
+only.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime, timedelta
+from typing import Any, Protocol
+
+from services.contracts.alerts import AlertMarkSpec, BroadcastInfo, OutboxItem, OutgoingMessage
+from services.contracts.common import read_only
+from services.contracts.staff import CodeWordAttempt
+
+
+class OutboxApi(Protocol):
+    async def enqueue_messages(self, messages: Sequence[OutgoingMessage]) -> int:
+        """Queue several calls in one statement; keys queued before are skipped. Returns how
+        many rows were added."""
+
+    async def enqueue_message(
+        self,
+        chat_id: int,
+        method: str,
+        payload: dict[str, Any],
+        *,
+        idempotency_key: str | None = None,
+        not_before: datetime | None = None,
+        broadcast_id: int | None = None,
+    ) -> bool:
+        """Queue one API call in the caller's transaction; False when the key was queued
+        before (nothing is added)."""
+
+    async def claim_outbox(
+        self, owner: str, now: datetime, lease: timedelta, limit: int = 100
+    ) -> list[OutboxItem]:
+        """Take up to `limit` due pending rows for `owner` until now + lease, oldest first.
+        Rows claimed by another owner whose lease has not expired are never returned. Rows for
+        chats marked unreachable are closed as unreachable instead."""
+
+    async def mark_outbox_sent(self, item_id: int, owner: str, now: datetime) -> None: ...
+
+    async def mark_outbox_retry(
+        self, item_id: int, owner: str, not_before: datetime, error: str
+    ) -> None:
+        """Count a failed attempt and release the row until `not_before`."""
+
+    async def mark_outbox_failed(self, item_id: int, owner: str, error: str) -> None: ...
+
+    async def release_outbox(self, item_ids: Sequence[int], owner: str) -> None:
+        """Give claimed rows back untouched (the sender could not send them in its lease)."""
+
+    async def mark_outbox_unreachable(self, item_id: int, chat_id: int, error: str) -> int:
+        """403: the chat blocked the bot. Marks its account unreachable and closes this and the
+        other pending rows of that chat. Returns how many rows were closed."""
+
+    @read_only
+    async def outbox_counts(self) -> dict[str, int]:
+        """Rows per status."""
+
+
+class PaymentInboxApi(Protocol):
+    """Incoming successful_payment updates, kept before they are handled."""
+
+    async def keep_payment_update(self, charge_id: str, update_id: int, body: str) -> bool:
+        """Store a successful_payment update (its JSON) once per charge; False when kept
+        before."""
+
+    @read_only
+    async def payment_update_answered(self, charge_id: str) -> bool:
+        """True once `mark_payment_update_answered` ran for the charge."""
+
+    async def mark_payment_update_answered(self, charge_id: str) -> None: ...
+
+    @read_only
+    async def unanswered_payment_updates(self, received_before: datetime) -> list[str]:
+        """The JSON of kept payment updates not yet answered, oldest first."""
+
+
+class JobLeasesApi(Protocol):
+    """One instance at a time runs a scheduled job or the sender."""
+
+    async def acquire_job_lease(self, name: str, owner: str, now: datetime, ttl: timedelta) -> bool:
+        """Take (or extend) the named lease until now + ttl; False while another owner holds
+        an unexpired one."""
+
+    async def release_job_lease(self, name: str, owner: str) -> None: ...
+
+
+class BroadcastsApi(Protocol):
+    @read_only
+    async def newsletter_subscriber_chat_ids(
+        self, *, after_chat_id: int = 0, limit: int = 1000
+    ) -> list[int]:
+        """Private chats of reachable accounts subscribed to the newsletter, ascending."""
+
+    @read_only
+    async def newsletter_subscriber_count(self) -> int: ...
+
+    async def create_broadcast(
+        self, created_by: int, text: str, photo_file_id: str | None, language: str | None
+    ) -> BroadcastInfo: ...
+
+    async def start_broadcast(self, broadcast_id: int, now: datetime) -> BroadcastInfo:
+        """Queue the broadcast for every subscriber (one outbox row each, in one statement)
+        and mark it sending. InvalidState unless it is a draft."""
+
+    async def set_broadcast_progress_message(
+        self, broadcast_id: int, chat_id: int, message_id: int
+    ) -> None: ...
+
+    @read_only
+    async def get_broadcast(self, broadcast_id: int) -> BroadcastInfo:
+        """With live counts from the outbox; NotFound for an unknown id."""
+
+    @read_only
+    async def active_broadcasts(self) -> list[BroadcastInfo]:
+        """Broadcasts being sent, oldest first."""
+
+    async def cancel_broadcast(self, broadcast_id: int, now: datetime) -> BroadcastInfo:
+        """Stop a broadcast: rows not sent yet are cancelled. InvalidState once it is over."""
+
+    async def finish_broadcast(self, broadcast_id: int, now: datetime) -> bool:
+        """Mark a sending broadcast done when nothing is pending; True for the call that did."""
+
+
+class AlertMarksApi(Protocol):
+    """An alert mark records that an alert was produced, so it is produced once."""
+
+    async def add_alert_mark(
+        self,
+        kind: str,
+        key: str,
+        *,
+        order_id: int | None = None,
+        period: datetime | None = None,
+        stage: int | None = None,
+    ) -> bool:
+        """Record that an alert was produced; False when the mark exists already (then nothing
+        changes: the caller skips the alert). Waits for a concurrent writer of the same mark."""
+
+    async def add_alert_marks(self, marks: Sequence[AlertMarkSpec]) -> set[tuple[str, str]]:
+        """Record several marks in one statement; returns the (kind, key) pairs that were new.
+        A mark written by a concurrent transaction is not new (that one wins)."""
+
+    @read_only
+    async def has_alert_mark(self, kind: str, key: str) -> bool: ...
+
+    async def remove_alert_mark(self, kind: str, key: str) -> None:
+        """Undo a mark taken in this transaction (an attempt that did not happen)."""
+
+
+class StaffDeskApi(Protocol):
+    """Where tickets live in the staff group, reminders, and the limit on code-word checks."""
+
+    @read_only
+    async def ticket_id_of_thread(self, chat_id: int, thread_id: int) -> int | None:
+        """The ticket whose topic this is in the staff group (the newest, if a topic id was
+        reused)."""
+
+    @read_only
+    async def ticket_id_of_staff_message(self, chat_id: int, message_id: int) -> int | None:
+        """The ticket a staff-group message was linked to with `link_staff_message`."""
+
+    async def set_ticket_thread(self, ticket_id: int, chat_id: int, thread_id: int | None) -> None:
+        """Where the ticket lives in the staff group (thread None: a non-forum group)."""
+
+    async def link_staff_message(self, chat_id: int, message_id: int, ticket_id: int) -> None:
+        """Remember that a message in the staff group belongs to a ticket (idempotent)."""
+
+    async def mark_ticket_reminded(self, ticket_id: int, at: datetime) -> bool:
+        """Record the reminder about the ticket's current wait (since the customer last wrote);
+        False when another run has reminded about this wait already (it is sent once)."""
+
+    async def take_code_word_attempt(
+        self, account_id: int, staff_user_id: int, *, limit: int, window: timedelta
+    ) -> CodeWordAttempt:
+        """Count one code-word check of the account by `staff_user_id`, unless `limit` checks
+        were counted within `window` already: then the attempt is refused (and recorded as
+        refused). NotFound for an unknown account."""

@@ -1,0 +1,281 @@
+"""The embedded bot store's queues: the outbox, the payment inbox and job leases."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import (
+    and_,
+    delete,
+    func,
+    insert,
+    or_,
+    select,
+    update,
+)
+from sqlalchemy.exc import IntegrityError
+
+from services.contracts import alerts as dto
+from services.embedded import models as m
+from services.embedded.base import INSERT_CHUNK, EmbeddedBase, dialect_name, insert_ignore
+
+
+def _item(row: m.OutboxMessage) -> dto.OutboxItem:
+    return dto.OutboxItem(
+        id=row.id,
+        chat_id=row.chat_id,
+        method=row.method,
+        payload=dict(row.payload),
+        attempts=row.attempts,
+        broadcast_id=row.broadcast_id,
+        idempotency_key=row.idempotency_key,
+    )
+
+
+class PaymentInboxMixin(EmbeddedBase):
+    async def keep_payment_update(self, charge_id: str, update_id: int, body: str) -> bool:
+        kept = await self.session.scalar(
+            insert_ignore(self.session, m.PaymentUpdate)
+            .values(charge_id=charge_id, update_id=update_id, body=body, received_at=self.now())
+            .on_conflict_do_nothing()
+            .returning(m.PaymentUpdate.charge_id)
+        )
+        return kept is not None  # None: kept before (by this or another instance)
+
+    async def payment_update_answered(self, charge_id: str) -> bool:
+        answered = await self.session.scalar(
+            select(m.PaymentUpdate.answered_at).where(m.PaymentUpdate.charge_id == charge_id)
+        )
+        return answered is not None
+
+    async def mark_payment_update_answered(self, charge_id: str) -> None:
+        await self.session.execute(
+            update(m.PaymentUpdate)
+            .where(m.PaymentUpdate.charge_id == charge_id, m.PaymentUpdate.answered_at.is_(None))
+            .values(answered_at=self.now())
+        )
+
+    async def unanswered_payment_updates(self, received_before: datetime) -> list[str]:
+        rows = await self.session.scalars(
+            select(m.PaymentUpdate.body)
+            .where(
+                m.PaymentUpdate.answered_at.is_(None),
+                m.PaymentUpdate.received_at < received_before,
+            )
+            .order_by(m.PaymentUpdate.received_at, m.PaymentUpdate.update_id)
+            .limit(1000)
+        )
+        return list(rows)
+
+
+class OutboxMixin(EmbeddedBase):
+    async def enqueue_messages(self, messages: Sequence[dto.OutgoingMessage]) -> int:
+        added = 0
+        now = self.now()
+        for start in range(0, len(messages), INSERT_CHUNK):
+            rows = [
+                {
+                    "chat_id": message.chat_id,
+                    "method": message.method,
+                    "payload": message.payload,
+                    "idempotency_key": message.idempotency_key,
+                    "status": dto.PENDING,
+                    "attempts": 0,
+                    "not_before": message.not_before or now,
+                    "created_at": now,
+                    "broadcast_id": message.broadcast_id,
+                }
+                for message in messages[start : start + INSERT_CHUNK]
+            ]
+            result = await self.session.execute(
+                insert_ignore(self.session, m.OutboxMessage)
+                .values(rows)
+                .on_conflict_do_nothing()
+                .returning(m.OutboxMessage.id)
+            )
+            added += len(result.all())
+        return added
+
+    async def enqueue_message(
+        self,
+        chat_id: int,
+        method: str,
+        payload: dict[str, Any],
+        *,
+        idempotency_key: str | None = None,
+        not_before: datetime | None = None,
+        broadcast_id: int | None = None,
+    ) -> bool:
+        message = dto.OutgoingMessage(
+            chat_id, payload, method, idempotency_key, not_before, broadcast_id
+        )
+        return bool(await self.enqueue_messages([message]))
+
+    async def claim_outbox(
+        self, owner: str, now: datetime, lease: timedelta, limit: int = 100
+    ) -> list[dto.OutboxItem]:
+        free = and_(
+            m.OutboxMessage.status == dto.PENDING,
+            m.OutboxMessage.not_before <= now,
+            or_(m.OutboxMessage.locked_until.is_(None), m.OutboxMessage.locked_until < now),
+        )
+        if await self.session.scalar(select(m.OutboxMessage.id).where(free).limit(1)) is None:
+            return []  # the idle path writes nothing
+        await self.session.execute(
+            update(m.OutboxMessage)
+            .where(
+                m.OutboxMessage.status == dto.PENDING,
+                m.OutboxMessage.chat_id.in_(
+                    select(m.Account.chat_id).where(
+                        m.Account.unreachable.is_(True), m.Account.chat_id.is_not(None)
+                    )
+                ),
+            )
+            .values(status=dto.UNREACHABLE, error="chat unreachable", locked_until=None)
+            .execution_options(synchronize_session=False)
+        )
+        candidates = (
+            select(m.OutboxMessage.id)
+            .where(free)
+            # Alerts and relays before bulk broadcasts, then oldest first.
+            .order_by(m.OutboxMessage.broadcast_id.is_not(None), m.OutboxMessage.id)
+            .limit(limit)
+        )
+        if dialect_name(self.session) == "postgresql":
+            candidates = candidates.with_for_update(skip_locked=True)
+        # The ids first, then the update: as a subquery of the UPDATE, PostgreSQL may run the
+        # LIMIT ... SKIP LOCKED once per row of a semi-join and claim more than `limit`.
+        picked = list(await self.session.scalars(candidates))
+        if not picked:
+            return []
+        claimed = await self.session.scalars(
+            update(m.OutboxMessage)
+            .where(m.OutboxMessage.id.in_(picked), free)
+            .values(locked_by=owner, locked_until=now + lease)
+            .returning(m.OutboxMessage.id)
+            .execution_options(synchronize_session=False)
+        )
+        ids = list(claimed)
+        if not ids:
+            return []
+        rows = await self.session.scalars(
+            select(m.OutboxMessage)
+            .where(m.OutboxMessage.id.in_(ids))
+            .order_by(m.OutboxMessage.broadcast_id.is_not(None), m.OutboxMessage.id)
+            .execution_options(populate_existing=True)
+        )
+        return [_item(row) for row in rows]
+
+    def _owned(self, item_id: int, owner: str) -> Any:
+        return and_(m.OutboxMessage.id == item_id, m.OutboxMessage.locked_by == owner)
+
+    async def mark_outbox_sent(self, item_id: int, owner: str, now: datetime) -> None:
+        await self.session.execute(
+            update(m.OutboxMessage)
+            .where(self._owned(item_id, owner))
+            .values(
+                status=dto.SENT,
+                sent_at=now,
+                attempts=m.OutboxMessage.attempts + 1,
+                locked_until=None,
+                error=None,
+            )
+            .execution_options(synchronize_session=False)
+        )
+
+    async def mark_outbox_retry(
+        self, item_id: int, owner: str, not_before: datetime, error: str
+    ) -> None:
+        await self.session.execute(
+            update(m.OutboxMessage)
+            .where(self._owned(item_id, owner), m.OutboxMessage.status == dto.PENDING)
+            .values(
+                attempts=m.OutboxMessage.attempts + 1,
+                not_before=not_before,
+                locked_until=None,
+                error=error[:300],
+            )
+            .execution_options(synchronize_session=False)
+        )
+
+    async def mark_outbox_failed(self, item_id: int, owner: str, error: str) -> None:
+        await self.session.execute(
+            update(m.OutboxMessage)
+            .where(self._owned(item_id, owner))
+            .values(
+                status=dto.FAILED,
+                attempts=m.OutboxMessage.attempts + 1,
+                locked_until=None,
+                error=error[:300],
+            )
+            .execution_options(synchronize_session=False)
+        )
+
+    async def release_outbox(self, item_ids: Sequence[int], owner: str) -> None:
+        if not item_ids:
+            return
+        await self.session.execute(
+            update(m.OutboxMessage)
+            .where(m.OutboxMessage.id.in_(list(item_ids)), m.OutboxMessage.locked_by == owner)
+            .values(locked_until=None)
+            .execution_options(synchronize_session=False)
+        )
+
+    async def mark_outbox_unreachable(self, item_id: int, chat_id: int, error: str) -> int:
+        await self.session.execute(
+            update(m.Account)
+            .where(m.Account.chat_id == chat_id)
+            .values(unreachable=True)
+            .execution_options(synchronize_session=False)
+        )
+        result = await self.session.execute(
+            update(m.OutboxMessage)
+            .where(
+                or_(
+                    m.OutboxMessage.id == item_id,
+                    and_(
+                        m.OutboxMessage.chat_id == chat_id,
+                        m.OutboxMessage.status == dto.PENDING,
+                    ),
+                )
+            )
+            .values(status=dto.UNREACHABLE, locked_until=None, error=error[:300])
+            .execution_options(synchronize_session=False)
+        )
+        return result.rowcount or 0  # type: ignore[attr-defined]
+
+    async def outbox_counts(self) -> dict[str, int]:
+        rows = await self.session.execute(
+            select(m.OutboxMessage.status, func.count()).group_by(m.OutboxMessage.status)
+        )
+        return {status: count for status, count in rows}
+
+
+class JobLeasesMixin(EmbeddedBase):
+    async def acquire_job_lease(self, name: str, owner: str, now: datetime, ttl: timedelta) -> bool:
+        taken = await self.session.execute(
+            update(m.JobLease)
+            .where(
+                m.JobLease.name == name,
+                or_(m.JobLease.owner == owner, m.JobLease.expires_at <= now),
+            )
+            .values(owner=owner, expires_at=now + ttl)
+            .execution_options(synchronize_session=False)
+        )
+        if taken.rowcount:  # type: ignore[attr-defined]
+            return True
+        try:
+            async with self.session.begin_nested():
+                await self.session.execute(
+                    insert(m.JobLease).values(name=name, owner=owner, expires_at=now + ttl)
+                )
+        except IntegrityError:
+            return False  # another owner holds it
+        return True
+
+    async def release_job_lease(self, name: str, owner: str) -> None:
+        await self.session.execute(
+            delete(m.JobLease).where(m.JobLease.name == name, m.JobLease.owner == owner)
+        )
