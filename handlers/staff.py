@@ -449,6 +449,8 @@ async def remind_unanswered(
     assert desk is not None
     posted = 0
     for ticket in due:
+        if await billing.was_ticket_reminded(ticket.id, ticket.updated_at):
+            continue  # an external billing's scan cannot see the bot's marks
         minutes = int((now - ticket.updated_at).total_seconds() // 60)
         with staff_locale(i18n, settings):
             text = ngettext(
@@ -463,7 +465,7 @@ async def remind_unanswered(
             continue
         # Posted first, marked after: the job runs under a lease, so only a crash between the
         # two could repeat a reminder, and a reminder is never lost to a failed post.
-        if await billing.mark_ticket_reminded(ticket.id, now):
+        if await billing.mark_ticket_reminded(ticket.id, ticket.updated_at, now):
             posted += 1
     return posted
 

@@ -112,11 +112,11 @@ class StaffDesk:
 
     async def open(
         self, ticket: Ticket, attachments: Sequence[Attachment] = (), recreated: bool = False
-    ) -> Ticket:
-        """Make the ticket's place (a topic where the group is a forum) and post the header."""
+    ) -> int | None:
+        """Make the ticket's place (a topic where the group is a forum) and post the header;
+        returns the topic's thread id."""
         thread_id = await self.create_topic(ticket)
         await self.billing.set_ticket_thread(ticket.id, self.chat_id, thread_id)
-        ticket = await self.billing.staff_get_ticket(ticket.id)
         text = await self.header(ticket)
         if recreated:
             text = self.recreated_note() + "\n\n" + text
@@ -124,7 +124,7 @@ class StaffDesk:
             self.bot, self.chat_id, text, attachments, thread_id=thread_id
         )
         await self._link(ticket, messages)
-        return ticket
+        return thread_id
 
     async def post(
         self,
@@ -137,49 +137,53 @@ class StaffDesk:
         """Post into the ticket's place: made first if it has none in this group yet, and
         made again when staff deleted the topic. When the group is rate-limited for long, the
         post is queued in the outbox for after `retry_after` and nothing is returned."""
-        if ticket.staff_chat_id != self.chat_id:
-            ticket = await self.open(ticket)
+        place = await self.billing.ticket_place(ticket.id)
+        if place is None or place.chat_id != self.chat_id:
+            thread_id = await self.open(ticket)
+        else:
+            thread_id = place.thread_id
         try:
-            return await self._post_now(ticket, text, attachments, reply_to)
+            return await self._post_now(ticket, thread_id, text, attachments, reply_to)
         except TelegramRetryAfter as exc:
-            await self._post_later(ticket, text, attachments, exc.retry_after)
+            await self._post_later(thread_id, ticket, text, attachments, exc.retry_after)
             return []
 
     async def _post_now(
         self,
         ticket: Ticket,
+        thread_id: int | None,
         text: str,
         attachments: Sequence[Attachment],
         reply_to: int | None,
     ) -> list[Message]:
         try:
             messages = await send_content(
-                self.bot,
-                self.chat_id,
-                text,
-                attachments,
-                thread_id=ticket.staff_thread_id,
-                reply_to=reply_to,
+                self.bot, self.chat_id, text, attachments, thread_id=thread_id, reply_to=reply_to
             )
         except TelegramBadRequest as exc:
-            if not (ticket.staff_thread_id and thread_gone(exc)):
+            if not (thread_id and thread_gone(exc)):
                 raise
             log.info("topic of ticket %s is gone, recreating it", ticket.id)
-            ticket = await self.open(ticket, recreated=True)
+            thread_id = await self.open(ticket, recreated=True)
             messages = await send_content(
-                self.bot, self.chat_id, text, attachments, thread_id=ticket.staff_thread_id
+                self.bot, self.chat_id, text, attachments, thread_id=thread_id
             )
         await self._link(ticket, messages)
         return messages
 
     async def _post_later(
-        self, ticket: Ticket, text: str, attachments: Sequence[Attachment], retry_after: int
+        self,
+        thread_id: int | None,
+        ticket: Ticket,
+        text: str,
+        attachments: Sequence[Attachment],
+        retry_after: int,
     ) -> None:
         log.info("staff group rate-limited for %s s: ticket %s queued", retry_after, ticket.id)
         not_before = datetime.now(UTC) + timedelta(seconds=retry_after)
         place: dict[str, Any] = {}  # the outbox adds chat_id itself
-        if ticket.staff_thread_id:
-            place["message_thread_id"] = ticket.staff_thread_id
+        if thread_id:
+            place["message_thread_id"] = thread_id
         calls: list[tuple[str, dict[str, Any]]] = []
         if text:
             calls.append(("sendMessage", {**place, "text": text}))

@@ -103,3 +103,100 @@ def test_migrate_command_needs_no_token(tmp_path: Path) -> None:
     assert result.returncode == 0, result.stderr
     tables = set(inspect(create_sync_engine(f"sqlite:///{database}")).get_table_names())
     assert tables == set(Base.metadata.tables) | {"alembic_version"}
+
+
+def _scratch_postgres_url(name: str) -> str:
+    """A new, empty PostgreSQL database next to the test one (the shared one stays at head)."""
+    import asyncio
+
+    import asyncpg
+
+    from tests.conftest import POSTGRES_ADMIN_URL
+
+    base = POSTGRES_ADMIN_URL.rsplit("/", 1)[0]
+
+    async def recreate() -> None:
+        conn = await asyncpg.connect(base.replace("postgresql+asyncpg", "postgresql") + "/postgres")
+        try:
+            await conn.execute(f'DROP DATABASE IF EXISTS "{name}"')
+            await conn.execute(f'CREATE DATABASE "{name}"')
+        finally:
+            await conn.close()
+
+    asyncio.run(recreate())
+    return f"{base}/{name}"
+
+
+def _run_sql(url: str, statements: list[tuple[str, dict[str, object]]]) -> list[list[tuple]]:
+    """Run statements in one transaction through the async driver; the rows of each."""
+    import asyncio
+
+    from sqlalchemy import text
+    from sqlalchemy.ext.asyncio import create_async_engine
+
+    async def run() -> list[list[tuple]]:
+        engine = create_async_engine(url)
+        try:
+            async with engine.begin() as conn:
+                results = []
+                for sql, params in statements:
+                    result = await conn.execute(text(sql), params)
+                    results.append([tuple(r) for r in result] if result.returns_rows else [])
+                return results
+        finally:
+            await engine.dispose()
+
+    return asyncio.run(run())
+
+
+_ACCOUNT = (
+    "INSERT INTO accounts (id, login, telegram_name, currency, balance_minor, unreachable,"
+    " newsletter, low_balance_alerted, auto_renew_default, pay_without_auth, profile_type,"
+    " company_verified, email_confirmed, phone_verified, ip_allowlist, show_last_ip,"
+    " created_at) VALUES (1, 'tg1', '', 'EUR', 0, false, false, false, true, false,"
+    " 'individual', false, false, false, '', false, :at)"
+)
+_TICKET = (
+    "INSERT INTO tickets (id, account_id, department, subject, status, created_at,"
+    " updated_at, staff_chat_id, staff_thread_id, staff_reminded_at) VALUES"
+    " (:id, 1, 'tech', 'Slow', 'open', :at, :at, :chat, :thread, :reminded)"
+)
+
+
+@pytest.mark.parametrize("dialect", ["sqlite", "postgresql"])
+def test_ticket_places_move_to_the_bot_store_and_back(tmp_path: Path, dialect: str) -> None:
+    """0004 carries every ticket's staff-group place and reminder into ticket_places, and its
+    downgrade carries them back."""
+    from datetime import UTC, datetime
+
+    if dialect == "sqlite":
+        url = f"sqlite+aiosqlite:///{tmp_path / 'places.sqlite3'}"
+    else:
+        url = _scratch_postgres_url("test_migration_0004")
+    config = alembic_config(url)
+    command.upgrade(config, "0003")
+    at = datetime(2026, 1, 1, tzinfo=UTC)
+    reminded = datetime(2026, 1, 2, 10, tzinfo=UTC)
+    if dialect == "sqlite":  # stored the way the models' UTCDateTime writes it
+        at, reminded = at.replace(tzinfo=None), reminded.replace(tzinfo=None)
+    tickets = [(1, -100, 7, reminded), (2, -100, None, None), (3, None, None, None)]
+    _run_sql(
+        url,
+        [(_ACCOUNT, {"at": at})]
+        + [
+            (_TICKET, {"id": i, "at": at, "chat": chat, "thread": thread, "reminded": when})
+            for i, chat, thread, when in tickets
+        ],
+    )
+    command.upgrade(config, "0004")
+    [places] = _run_sql(
+        url,
+        [("SELECT ticket_id, chat_id, thread_id, reminded_at FROM ticket_places ORDER BY 1", {})],
+    )
+    assert [p[:3] for p in places] == [(1, -100, 7), (2, -100, None)]
+    assert str(places[0][3]).startswith("2026-01-02 10:00:00")  # str on SQLite
+    command.downgrade(config, "0003")
+    [back] = _run_sql(
+        url, [("SELECT id, staff_chat_id, staff_thread_id FROM tickets ORDER BY id", {})]
+    )
+    assert back == [(1, -100, 7), (2, -100, None), (3, None, None)]

@@ -164,8 +164,10 @@ async def test_staff_places_links_and_reminders(gateway: EmbeddedGateway) -> Non
         assert await billing.tickets_awaiting_reminder(created - timedelta(minutes=1)) == []
         due = await billing.tickets_awaiting_reminder(now - timedelta(minutes=30))
         assert [t.id for t in due] == [ticket.id]
-        assert await billing.mark_ticket_reminded(ticket.id, now) is True
-        assert await billing.mark_ticket_reminded(ticket.id, now) is False
+        assert await billing.was_ticket_reminded(ticket.id, created) is False
+        assert await billing.mark_ticket_reminded(ticket.id, created, now) is True
+        assert await billing.mark_ticket_reminded(ticket.id, created, now) is False
+        assert await billing.was_ticket_reminded(ticket.id, created) is True
     async with gateway.transaction() as billing:
         assert await billing.tickets_awaiting_reminder(now) == []
         # A staff answer stops reminders; a new customer message after it starts them again.
@@ -174,6 +176,13 @@ async def test_staff_places_links_and_reminders(gateway: EmbeddedGateway) -> Non
         await billing.add_customer_message(alice, ticket.id, "Still slow", reopen_window=WINDOW)
         due = await billing.tickets_awaiting_reminder(datetime.now(UTC) + timedelta(minutes=1))
     assert [t.id for t in due] == [ticket.id]
+    # The new wait began after the reminder: it is not reminded yet, and can be once.
+    async with gateway.transaction() as billing:
+        assert await billing.was_ticket_reminded(ticket.id, due[0].updated_at) is False
+        later = due[0].updated_at + timedelta(minutes=31)
+        assert await billing.mark_ticket_reminded(ticket.id, due[0].updated_at, later) is True
+        assert await billing.mark_ticket_reminded(ticket.id, due[0].updated_at, later) is False
+        assert await billing.was_ticket_reminded(ticket.id, due[0].updated_at) is True
 
 
 async def test_account_summary_and_lookup(gateway: EmbeddedGateway) -> None:

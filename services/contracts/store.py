@@ -12,12 +12,21 @@ only.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, Protocol
 
 from services.contracts.alerts import AlertMarkSpec, BroadcastInfo, OutboxItem, OutgoingMessage
 from services.contracts.common import read_only
 from services.contracts.staff import CodeWordAttempt
+
+
+@dataclass(frozen=True, slots=True)
+class TicketPlace:
+    """Where a ticket lives in the staff group."""
+
+    chat_id: int
+    thread_id: int | None  # its forum topic; None where the group is not a forum
 
 
 class OutboxApi(Protocol):
@@ -169,15 +178,26 @@ class StaffDeskApi(Protocol):
     async def ticket_id_of_staff_message(self, chat_id: int, message_id: int) -> int | None:
         """The ticket a staff-group message was linked to with `link_staff_message`."""
 
+    @read_only
+    async def ticket_place(self, ticket_id: int) -> TicketPlace | None:
+        """None until `set_ticket_thread` gave the ticket a place."""
+
     async def set_ticket_thread(self, ticket_id: int, chat_id: int, thread_id: int | None) -> None:
         """Where the ticket lives in the staff group (thread None: a non-forum group)."""
 
     async def link_staff_message(self, chat_id: int, message_id: int, ticket_id: int) -> None:
         """Remember that a message in the staff group belongs to a ticket (idempotent)."""
 
-    async def mark_ticket_reminded(self, ticket_id: int, at: datetime) -> bool:
-        """Record the reminder about the ticket's current wait (since the customer last wrote);
-        False when another run has reminded about this wait already (it is sent once)."""
+    @read_only
+    async def was_ticket_reminded(self, ticket_id: int, waiting_since: datetime) -> bool:
+        """Staff were reminded of the ticket at or after `waiting_since` (when the customer
+        last wrote: the ticket's `updated_at`)."""
+
+    async def mark_ticket_reminded(
+        self, ticket_id: int, waiting_since: datetime, at: datetime
+    ) -> bool:
+        """Record the reminder about the wait that began at `waiting_since`; False when another
+        run has reminded about this wait already (it is sent once)."""
 
     async def take_code_word_attempt(
         self, account_id: int, staff_user_id: int, *, limit: int, window: timedelta

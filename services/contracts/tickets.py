@@ -40,9 +40,6 @@ class Ticket:
     created_at: datetime
     updated_at: datetime
     closed_at: datetime | None = None
-    staff_chat_id: int | None = None
-    staff_thread_id: int | None = None
-    staff_reminded_at: datetime | None = None
     language: str | None = None
 
 

@@ -6,68 +6,85 @@ from __future__ import annotations
 import math
 from datetime import datetime, timedelta
 
-from sqlalchemy import delete, or_, select, update
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy import delete, or_, select
 
 from services.contracts.staff import CodeWordAttempt
+from services.contracts.store import TicketPlace
 from services.embedded import models as m
-from services.embedded.base import EmbeddedBase
+from services.embedded.base import EmbeddedBase, insert_ignore
 from services.errors import NotFound
 
 
 class StaffDeskMixin(EmbeddedBase):
     async def ticket_id_of_thread(self, chat_id: int, thread_id: int) -> int | None:
         return await self.session.scalar(
-            select(m.Ticket.id)
-            .where(m.Ticket.staff_chat_id == chat_id, m.Ticket.staff_thread_id == thread_id)
-            .order_by(m.Ticket.id.desc())
+            select(m.TicketPlace.ticket_id)
+            .where(m.TicketPlace.chat_id == chat_id, m.TicketPlace.thread_id == thread_id)
+            .order_by(m.TicketPlace.ticket_id.desc())
             .limit(1)
         )
 
     async def ticket_id_of_staff_message(self, chat_id: int, message_id: int) -> int | None:
         return await self.session.scalar(
-            select(m.Ticket.id)
-            .join(m.StaffMessageLink, m.StaffMessageLink.ticket_id == m.Ticket.id)
-            .where(
+            select(m.StaffMessageLink.ticket_id).where(
                 m.StaffMessageLink.chat_id == chat_id,
                 m.StaffMessageLink.message_id == message_id,
             )
         )
 
+    async def ticket_place(self, ticket_id: int) -> TicketPlace | None:
+        row = (
+            await self.session.execute(
+                select(m.TicketPlace.chat_id, m.TicketPlace.thread_id).where(
+                    m.TicketPlace.ticket_id == ticket_id
+                )
+            )
+        ).first()
+        if row is None or row.chat_id is None:
+            return None
+        return TicketPlace(chat_id=row.chat_id, thread_id=row.thread_id)
+
     async def set_ticket_thread(self, ticket_id: int, chat_id: int, thread_id: int | None) -> None:
-        row = await self.session.get(m.Ticket, ticket_id)
-        if row is None:
-            raise NotFound("ticket")
-        row.staff_chat_id, row.staff_thread_id = chat_id, thread_id
-        await self.session.flush()
+        await self.session.execute(
+            insert_ignore(self.session, m.TicketPlace)
+            .values(ticket_id=ticket_id, chat_id=chat_id, thread_id=thread_id)
+            .on_conflict_do_update(
+                index_elements=[m.TicketPlace.ticket_id],
+                set_={"chat_id": chat_id, "thread_id": thread_id},
+            )
+        )
 
     async def link_staff_message(self, chat_id: int, message_id: int, ticket_id: int) -> None:
-        existing = await self.session.get(m.StaffMessageLink, (chat_id, message_id))
-        if existing is not None:
-            return
-        try:
-            async with self.session.begin_nested():
-                self.session.add(
-                    m.StaffMessageLink(chat_id=chat_id, message_id=message_id, ticket_id=ticket_id)
-                )
-                await self.session.flush()
-        except IntegrityError:
-            pass  # linked concurrently: the same fact
+        await self.session.execute(
+            insert_ignore(self.session, m.StaffMessageLink)
+            .values(chat_id=chat_id, message_id=message_id, ticket_id=ticket_id)
+            .on_conflict_do_nothing()  # linked before, or concurrently: the same fact
+        )
 
-    async def mark_ticket_reminded(self, ticket_id: int, at: datetime) -> bool:
-        result = await self.session.execute(
-            update(m.Ticket)
-            .where(
-                m.Ticket.id == ticket_id,
-                or_(
-                    m.Ticket.staff_reminded_at.is_(None),
-                    m.Ticket.staff_reminded_at < m.Ticket.updated_at,
+    async def was_ticket_reminded(self, ticket_id: int, waiting_since: datetime) -> bool:
+        reminded_at = await self.session.scalar(
+            select(m.TicketPlace.reminded_at).where(m.TicketPlace.ticket_id == ticket_id)
+        )
+        return reminded_at is not None and reminded_at >= waiting_since
+
+    async def mark_ticket_reminded(
+        self, ticket_id: int, waiting_since: datetime, at: datetime
+    ) -> bool:
+        # A concurrent run waits for this row and then finds the condition false: once per wait.
+        marked = await self.session.scalar(
+            insert_ignore(self.session, m.TicketPlace)
+            .values(ticket_id=ticket_id, reminded_at=at)
+            .on_conflict_do_update(
+                index_elements=[m.TicketPlace.ticket_id],
+                set_={"reminded_at": at},
+                where=or_(
+                    m.TicketPlace.reminded_at.is_(None),
+                    m.TicketPlace.reminded_at < waiting_since,
                 ),
             )
-            .values(staff_reminded_at=at)
-            .execution_options(synchronize_session=False)
+            .returning(m.TicketPlace.ticket_id)
         )
-        return bool(result.rowcount)  # type: ignore[attr-defined]
+        return marked is not None
 
     async def take_code_word_attempt(
         self, account_id: int, staff_user_id: int, *, limit: int, window: timedelta

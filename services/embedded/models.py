@@ -113,6 +113,9 @@ class Account(Base):
     postcode: Mapped[str | None] = mapped_column(String(20))
     address: Mapped[str | None] = mapped_column(String(300))
     timezone: Mapped[str | None] = mapped_column(String(64))
+    # The client this Telegram account is linked to in an external billing (WHMCS); None with
+    # the embedded billing, and for a user who has not linked yet.
+    billing_client_id: Mapped[int | None] = mapped_column(BigInteger, unique=True)
 
     __table_args__ = (CheckConstraint("balance_minor >= 0", name="balance_not_negative"),)
 
@@ -251,12 +254,21 @@ class Ticket(Base):
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow)
     closed_at: Mapped[datetime | None]
-    staff_chat_id: Mapped[int | None] = mapped_column(BigInteger)
-    staff_thread_id: Mapped[int | None] = mapped_column(BigInteger)
-    staff_reminded_at: Mapped[datetime | None]
     language: Mapped[str | None] = mapped_column(String(8))  # the customer's locale at creation
 
-    __table_args__ = (Index("ix_tickets_staff_thread", "staff_chat_id", "staff_thread_id"),)
+
+class TicketPlace(Base):
+    """Bot store: where a ticket lives in the staff group, and when staff were last reminded
+    of it. No foreign key: the ticket may be an external billing's."""
+
+    __tablename__ = "ticket_places"
+
+    ticket_id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
+    chat_id: Mapped[int | None] = mapped_column(BigInteger)  # None: no place yet
+    thread_id: Mapped[int | None] = mapped_column(BigInteger)  # None: not a forum group
+    reminded_at: Mapped[datetime | None]
+
+    __table_args__ = (Index("ix_ticket_places_thread", "chat_id", "thread_id"),)
 
 
 class TicketMessage(Base):
@@ -279,7 +291,7 @@ class StaffMessageLink(Base):
 
     chat_id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
     message_id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
-    ticket_id: Mapped[int] = mapped_column(ForeignKey("tickets.id"), index=True)
+    ticket_id: Mapped[int] = mapped_column(BigInteger, index=True)  # no FK: see TicketPlace
 
 
 class Verification(Base):

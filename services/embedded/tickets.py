@@ -39,9 +39,6 @@ def ticket_dto(row: m.Ticket) -> Ticket:
         created_at=row.created_at,
         updated_at=row.updated_at,
         closed_at=row.closed_at,
-        staff_chat_id=row.staff_chat_id,
-        staff_thread_id=row.staff_thread_id,
-        staff_reminded_at=row.staff_reminded_at,
         language=row.language,
     )
 
@@ -308,14 +305,17 @@ class TicketsMixin(EmbeddedBase):
         return await self._reopen(row, status="open")
 
     async def tickets_awaiting_reminder(self, waiting_since: datetime) -> list[Ticket]:
+        # The bot store's reminder marks share this database: tickets reminded about since the
+        # customer last wrote are left out here already.
         rows = await self.session.scalars(
             select(m.Ticket)
+            .outerjoin(m.TicketPlace, m.TicketPlace.ticket_id == m.Ticket.id)
             .where(
                 m.Ticket.status.in_(AWAITING_STAFF),
                 m.Ticket.updated_at <= waiting_since,
                 or_(
-                    m.Ticket.staff_reminded_at.is_(None),
-                    m.Ticket.staff_reminded_at < m.Ticket.updated_at,
+                    m.TicketPlace.reminded_at.is_(None),
+                    m.TicketPlace.reminded_at < m.Ticket.updated_at,
                 ),
             )
             .order_by(m.Ticket.updated_at, m.Ticket.id)
