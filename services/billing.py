@@ -5,7 +5,8 @@
   need. The embedded billing implements it on SQLAlchemy; an adapter to an external billing
   (WHMCS) implements this half only.
 - `BotStore` is what the bot keeps for itself (services/contracts/store.py): the outbox and the
-  payment inbox, job leases, broadcasts, alert marks, the staff desk's links and reminders. It
+  payment inbox, job leases, broadcasts, alert marks, the staff desk's links and reminders, and
+  an external billing's links and records. It
   always lives in the bot's own database, so an alert's mark and its queued message commit
   together whatever billing is behind the bot.
 
@@ -30,7 +31,9 @@ from services.contracts.orders import OrdersApi
 from services.contracts.payments import PaymentsApi
 from services.contracts.profile import ProfileApi
 from services.contracts.store import (
+    AdapterStateApi,
     AlertMarksApi,
+    BillingLinksApi,
     BroadcastsApi,
     JobLeasesApi,
     OutboxApi,
@@ -61,6 +64,8 @@ class BotStore(
     BroadcastsApi,
     AlertMarksApi,
     StaffDeskApi,
+    BillingLinksApi,
+    AdapterStateApi,
     Protocol,
 ):
     """What the bot keeps in its own database, whatever billing is behind it."""

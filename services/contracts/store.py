@@ -3,7 +3,9 @@ an external billing.
 
 These are the bot's plumbing, not billing data: the delivery queue (outbox) and the durable
 inbox of payment updates, job leases between instances, broadcasts, the marks that make every
-alert happen once, and the staff desk's links between tickets and staff-group messages. Keeping
+alert happen once, the staff desk's links between tickets and staff-group messages, and what
+an external billing adapter keeps next to the billing (which client a Telegram account is
+linked to, small records of its own). Keeping
 them local means "mark the alert and queue its message" is one transaction whatever billing
 sits behind the bot. An external billing adapter implements `services.billing.BillingCore`
 only.
@@ -205,3 +207,45 @@ class StaffDeskApi(Protocol):
         """Count one code-word check of the account by `staff_user_id`, unless `limit` checks
         were counted within `window` already: then the attempt is refused (and recorded as
         refused). NotFound for an unknown account."""
+
+
+class BillingLinksApi(Protocol):
+    """Which client of an external billing a Telegram account is linked to (the embedded
+    billing links nobody: its accounts are the clients)."""
+
+    @read_only
+    async def billing_client_id(self, account_id: int) -> int | None: ...
+
+    @read_only
+    async def account_id_of_billing_client(self, client_id: int) -> int | None: ...
+
+    async def link_billing_client(self, account_id: int, client_id: int) -> None:
+        """Link the account to the client; a Telegram account linked to the client before
+        loses the link (the new one proved it owns the client). NotFound for an unknown
+        account."""
+
+    async def unlink_billing_client(self, account_id: int) -> None: ...
+
+    @read_only
+    async def linked_accounts(
+        self, *, after_account_id: int = 0, limit: int = 500
+    ) -> list[tuple[int, int]]:
+        """(account id, client id) of linked accounts, by account id."""
+
+
+class AdapterStateApi(Protocol):
+    """Small JSON records an external billing adapter keeps locally, by (kind, key). An
+    expired record reads as absent."""
+
+    @read_only
+    async def get_adapter_state(self, kind: str, key: str) -> dict[str, Any] | None: ...
+
+    async def put_adapter_state(
+        self, kind: str, key: str, value: dict[str, Any], *, expires_at: datetime | None = None
+    ) -> None:
+        """Create or replace the record."""
+
+    async def take_adapter_state(self, kind: str, key: str) -> dict[str, Any] | None:
+        """Delete the record and return it: of two concurrent takers one gets it."""
+
+    async def delete_adapter_state(self, kind: str, key: str) -> None: ...

@@ -21,6 +21,7 @@ from services.embedded.carts import CartsMixin
 from services.embedded.config import BillingConfig
 from services.embedded.db import read_only_engine, session_factory
 from services.embedded.desk import StaffDeskMixin
+from services.embedded.links import AdapterStateMixin, BillingLinksMixin
 from services.embedded.marks import AlertMarksMixin
 from services.embedded.outbox import JobLeasesMixin, OutboxMixin, PaymentInboxMixin
 from services.embedded.payments import PaymentsMixin
@@ -47,6 +48,8 @@ class EmbeddedStore(
     BroadcastsMixin,
     AlertMarksMixin,
     StaffDeskMixin,
+    BillingLinksMixin,
+    AdapterStateMixin,
 ):
     """The bot's own half."""
 

@@ -393,6 +393,20 @@ class JobLease(Base):
     expires_at: Mapped[datetime]
 
 
+class AdapterState(Base):
+    """Bot store: small records an external billing adapter keeps next to the billing (a cart,
+    a one-time link token, how far the ticket replies were read). `kind` names the record type,
+    `key` the record within it."""
+
+    __tablename__ = "adapter_state"
+
+    kind: Mapped[str] = mapped_column(String(32), primary_key=True)
+    key: Mapped[str] = mapped_column(String(128), primary_key=True)
+    value: Mapped[dict[str, Any]] = mapped_column(JSON)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow)
+    expires_at: Mapped[datetime | None] = mapped_column(index=True)  # None: kept until deleted
+
+
 class PaymentUpdate(Base):
     """A `successful_payment` update kept before it is handled (in polling mode: before the
     next getUpdates acknowledges it), so a killed process finds and replays it on start.
