@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from decimal import Decimal
-from typing import Annotated
+from typing import Annotated, Literal, TypeVar
 
-from pydantic import Field, SecretStr, field_validator
+from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from services.languages import SUPPORTED_LANGUAGES
@@ -24,6 +25,8 @@ def _split_csv(value: object) -> object:
 
 
 DEFAULT_DATABASE_URL = "sqlite+aiosqlite:///data/bot.sqlite3"
+K = TypeVar("K")
+V = TypeVar("V")
 
 
 class DatabaseSettings(BaseSettings):
@@ -64,6 +67,22 @@ class Settings(BaseSettings):
     stars_per_eur: Decimal = Decimal("50")
     ip_pool: str = "203.0.113.10-203.0.113.250"
     seed_demo_catalogue: bool = True
+
+    # Which billing the cabinet fronts: the embedded one, or a hoster's WHMCS ("Connecting
+    # WHMCS" in README). With WHMCS the bot's own records stay in DATABASE_URL.
+    billing: Literal["embedded", "whmcs"] = "embedded"
+    whmcs_url: str | None = None  # https://billing.example.com/includes/api.php
+    whmcs_identifier: str | None = None
+    whmcs_secret: SecretStr | None = None
+    whmcs_access_key: SecretStr | None = None  # only where the API is not IP-restricted
+    whmcs_payment_method: str = "telegram"  # payment gateway system name for Telegram payments
+    # Our ticket departments -> WHMCS department ids, e.g. "tech=1,billing=2,abuse=3".
+    whmcs_departments: str = ""
+    # Staff Telegram ids -> WHMCS admin usernames, e.g. "1001=anna,1002=oleg".
+    whmcs_admin_usernames: str = ""
+    whmcs_default_admin: str | None = None  # for staff not in WHMCS_ADMIN_USERNAMES
+    whmcs_timeout_seconds: float = Field(default=20.0, gt=0, le=120)
+    whmcs_connect_timeout_seconds: float = Field(default=5.0, gt=0, le=60)
 
     # Payments and rates. Top-up limits and presets are in the base currency.
     rates_ecb_url: str = "https://www.ecb.europa.eu/stats/eurofxref/eurofxref-daily.xml"
@@ -213,15 +232,63 @@ class Settings(BaseSettings):
         "staff_chat_id",
         "payment_provider_token",
         "webhook_secret",
+        "whmcs_url",
+        "whmcs_identifier",
+        "whmcs_secret",
+        "whmcs_access_key",
+        "whmcs_default_admin",
         mode="before",
     )
     @classmethod
     def _empty_is_none(cls, value: object) -> object:
         return None if value == "" else value
 
+    @field_validator("whmcs_departments")
+    @classmethod
+    def _departments(cls, value: str) -> str:
+        parse_id_map(value, key=str, item=int, name="WHMCS_DEPARTMENTS")
+        return value
+
+    @field_validator("whmcs_admin_usernames")
+    @classmethod
+    def _admins(cls, value: str) -> str:
+        parse_id_map(value, key=int, item=str, name="WHMCS_ADMIN_USERNAMES")
+        return value
+
+    @model_validator(mode="after")
+    def _whmcs_complete(self) -> Settings:
+        if self.billing != "whmcs":
+            return self
+        missing = [
+            name.upper()
+            for name in ("whmcs_url", "whmcs_identifier", "whmcs_secret")
+            if not getattr(self, name)
+        ]
+        if missing:
+            raise ValueError(f"BILLING=whmcs needs {', '.join(missing)}")
+        if not (self.whmcs_url or "").startswith(("https://", "http://")):
+            raise ValueError("WHMCS_URL must be the http(s) address of includes/api.php")
+        return self
+
     @property
     def webhook_mode(self) -> bool:
         return bool(self.webhook_url)
+
+
+def parse_id_map(
+    text: str, *, key: Callable[[str], K], item: Callable[[str], V], name: str
+) -> dict[K, V]:
+    """ "a=1,b=2" into {a: 1, b: 2}; a malformed pair is a ValueError naming the setting."""
+    result: dict[K, V] = {}
+    for pair in filter(None, (p.strip() for p in text.split(","))):
+        left, sep, right = pair.partition("=")
+        try:
+            if not sep or not left.strip() or not right.strip():
+                raise ValueError
+            result[key(left.strip())] = item(right.strip())
+        except ValueError:
+            raise ValueError(f"{name}: {pair!r} is not key=value") from None
+    return result
 
 
 class ConfigError(Exception):

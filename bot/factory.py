@@ -14,7 +14,7 @@ from aiogram.enums import ParseMode
 from aiogram.fsm.storage.base import BaseStorage
 from aiogram.utils.i18n import I18n
 
-from bot.config import Settings
+from bot.config import Settings, parse_id_map
 from bot.flow_control import FlowControl
 from bot.fsm_storage import ExpiringMemoryStorage
 from bot.inbox import DurableDispatcher, PaymentInboxMiddleware
@@ -34,6 +34,9 @@ from services.embedded.billing import EmbeddedGateway
 from services.embedded.config import BillingConfig, parse_static_rates
 from services.embedded.db import create_engine
 from services.telephony import DevTelephony
+from services.whmcs.base import WhmcsOptions
+from services.whmcs.core import create_whmcs_gateway
+from services.whmcs.transport import WhmcsConfig
 
 LOCALES_DIR = Path(__file__).resolve().parent.parent / "locales"
 
@@ -57,6 +60,40 @@ def billing_config(settings: Settings) -> BillingConfig:
 
 def create_gateway(settings: Settings) -> EmbeddedGateway:
     return EmbeddedGateway(create_engine(settings.database_url), billing_config(settings))
+
+
+def whmcs_config(settings: Settings) -> WhmcsConfig:
+    assert settings.whmcs_url and settings.whmcs_identifier and settings.whmcs_secret
+    access_key = settings.whmcs_access_key
+    return WhmcsConfig(
+        url=settings.whmcs_url,
+        identifier=settings.whmcs_identifier,
+        secret=settings.whmcs_secret.get_secret_value(),
+        access_key=access_key.get_secret_value() if access_key else None,
+        connect_timeout=settings.whmcs_connect_timeout_seconds,
+        total_timeout=settings.whmcs_timeout_seconds,
+    )
+
+
+def whmcs_options(settings: Settings) -> WhmcsOptions:
+    return WhmcsOptions(
+        payment_method=settings.whmcs_payment_method,
+        departments=parse_id_map(
+            settings.whmcs_departments, key=str, item=int, name="WHMCS_DEPARTMENTS"
+        ),
+        admin_usernames=parse_id_map(
+            settings.whmcs_admin_usernames, key=int, item=str, name="WHMCS_ADMIN_USERNAMES"
+        ),
+        default_admin_username=settings.whmcs_default_admin,
+    )
+
+
+def create_billing_gateway(settings: Settings, local: EmbeddedGateway) -> BillingGateway:
+    """The billing the cabinet fronts. `local` is the bot's own database: the whole billing
+    when it is the embedded one, the BotStore (and the local half of accounts) with WHMCS."""
+    if settings.billing == "embedded":
+        return local
+    return create_whmcs_gateway(local, whmcs_config(settings), whmcs_options(settings))
 
 
 def create_bot(settings: Settings, session: BaseSession | None = None) -> Bot:

@@ -19,7 +19,7 @@ from aiohttp import web
 
 from bot.commands import register_commands
 from bot.config import Settings
-from bot.factory import create_bot, create_dispatcher, create_gateway
+from bot.factory import create_billing_gateway, create_bot, create_dispatcher, create_gateway
 from bot.inbox import replay_payment_updates
 from bot.scheduler import add_jobs, create_scheduler
 from services.embedded.db import migrate
@@ -32,11 +32,12 @@ SECRET_HEADER = "X-Telegram-Bot-Api-Secret-Token"
 
 async def prepare(settings: Settings) -> tuple[Bot, Dispatcher]:
     await migrate(settings.database_url)
-    gateway = create_gateway(settings)
-    if settings.seed_demo_catalogue:
-        added = await gateway.seed_demo()
+    local = create_gateway(settings)
+    if settings.seed_demo_catalogue and settings.billing == "embedded":
+        added = await local.seed_demo()
         if added:
             log.info("Seeded %d demo tariffs", added)
+    gateway = create_billing_gateway(settings, local)
     bot = create_bot(settings)
     dp = create_dispatcher(settings, gateway)
     scheduler = create_scheduler(settings)

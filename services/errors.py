@@ -84,3 +84,21 @@ class LimitReached(DomainError):
         super().__init__(detail, limit=limit, retry_after=retry_after)
         self.limit = limit
         self.retry_after = retry_after
+
+
+class BillingUnavailable(DomainError):
+    """The external billing did not answer, answered nonsense (a maintenance page) or refused
+    the bot (credentials, IP allow-list): `reason` is "unreachable" or "refused". Nothing the
+    customer can fix; staff are told once."""
+
+    code = "billing_unavailable"
+
+    def __init__(self, reason: str = "unreachable") -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
+class NotLinked(DomainError):
+    """The Telegram account is not linked to a client of the external billing yet."""
+
+    code = "not_linked"

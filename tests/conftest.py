@@ -24,6 +24,8 @@ from tests.harness.driver import BotDriver
 from tests.harness.session import RecordingSession
 from tests.harness.telegram import TOKEN, FakeTelegram
 
+pytest_plugins = ["tests.whmcs_fixtures"]  # the bot in front of WHMCS
+
 POSTGRES_ADMIN_URL = os.environ.get(
     "TEST_POSTGRES_URL", "postgresql+asyncpg://postgres@127.0.0.1:5432/test"
 )

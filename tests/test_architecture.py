@@ -102,18 +102,40 @@ def test_the_import_graph_has_no_cycle() -> None:
     assert not cycles, "\n".join(cycles)
 
 
-def test_only_the_composition_root_knows_the_embedded_billing() -> None:
+# The same for the WHMCS adapter: the composition root alone builds it.
+WHMCS_ALLOWED = {"bot/factory.py"}
+
+
+@pytest.mark.parametrize(
+    ("package", "allowed"),
+    [("services.embedded", EMBEDDED_ALLOWED), ("services.whmcs", WHMCS_ALLOWED)],
+)
+def test_only_the_composition_root_knows_a_billing_implementation(
+    package: str, allowed: set[str]
+) -> None:
+    home = package.replace(".", "/") + "/"
     violations = []
     for pkg in PACKAGES:
         for path in sorted((ROOT / pkg).rglob("*.py")):
             relative = path.relative_to(ROOT).as_posix()
-            if relative.startswith("services/embedded/") or relative in EMBEDDED_ALLOWED:
+            if relative.startswith(home) or relative in allowed:
                 continue
             violations += [
                 f"{relative} imports {name}"
                 for name in _imports(path)
-                if name == "services.embedded" or name.startswith("services.embedded.")
+                if name == package or name.startswith(package + ".")
             ]
+    assert not violations, "\n".join(violations)
+
+
+def test_the_whmcs_adapter_never_reaches_into_the_embedded_billing() -> None:
+    """It gets the bot's own database as a BillingGateway (the Protocol), never the classes."""
+    violations = [
+        f"{path.relative_to(ROOT)} imports {name}"
+        for path in sorted((ROOT / "services/whmcs").rglob("*.py"))
+        for name in _imports(path)
+        if name.startswith("services.embedded")
+    ]
     assert not violations, "\n".join(violations)
 
 

@@ -21,6 +21,7 @@ from typing import Self
 
 import aiohttp
 
+from services.billing import in_transaction
 from services.whmcs.errors import (
     WhmcsAuthError,
     WhmcsError,
@@ -142,6 +143,9 @@ class WhmcsTransport:
         return encode_params(auth) + encode_params(params)
 
     async def _call_once(self, action: str, params: Mapping[str, ParamValue]) -> JsonObject:
+        if in_transaction():
+            # The rule of the house: no database transaction waits on a network call.
+            raise RuntimeError(f"whmcs {action} called inside a billing transaction")
         started = time.monotonic()
         try:
             body = await self._post(action, self._form(action, params))

@@ -1,0 +1,124 @@
+"""The bot in front of WHMCS: WHMCS is the BillingCore, the bot's own database the BotStore.
+
+`WhmcsGateway.transaction()` yields a `ComposedBilling`: a BillingCore method goes to WHMCS
+(`WhmcsCore`, over HTTP, with short local transactions of its own where it needs the bot's
+records), a BotStore method to a local transaction opened on first use and committed when the
+block ends. A WHMCS call must never wait while that local transaction is open (the rule: no
+transaction across a network call), so a block that needs both asks WHMCS first and writes
+its marks and outbox rows after — calling WHMCS once the local transaction is open is refused
+with an error, in tests and in production alike.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
+from typing import Any, cast
+
+from services.billing import Billing, BillingCore, BillingGateway, BotStore
+from services.errors import BillingUnavailable
+from services.whmcs.errors import WhmcsAuthError, WhmcsFailure, WhmcsUnavailable
+
+_STORE_METHODS = frozenset(
+    name
+    for klass in BotStore.__mro__
+    if klass.__module__.startswith("services.")
+    for name, member in vars(klass).items()
+    if callable(member) and not name.startswith("_")
+)
+
+
+class StoreAfterCoreError(RuntimeError):
+    """A WHMCS call was made while the block's local transaction was open."""
+
+
+class ComposedBilling:
+    """One `transaction()` block: core calls to `core`, store calls to a lazily opened local
+    transaction of `local`."""
+
+    def __init__(self, core: BillingCore, local: BillingGateway, read_only: bool) -> None:
+        self._core = core
+        self._local_gateway = local
+        self._read_only = read_only
+        self._local_block: AbstractAsyncContextManager[Billing] | None = None
+        self._store: Billing | None = None
+        self.base_currency = core.base_currency
+
+    def __getattr__(self, name: str) -> Callable[..., Awaitable[Any]]:
+        if name.startswith("_"):
+            raise AttributeError(name)
+        if name in _STORE_METHODS:
+            return self._store_call(name)
+        return self._core_call(name, getattr(self._core, name))
+
+    def _store_call(self, name: str) -> Callable[..., Awaitable[Any]]:
+        async def call(*args: Any, **kwargs: Any) -> Any:
+            store = await self._open_store()
+            return await getattr(store, name)(*args, **kwargs)
+
+        return call
+
+    def _core_call(
+        self, name: str, method: Callable[..., Awaitable[Any]]
+    ) -> Callable[..., Awaitable[Any]]:
+        async def call(*args: Any, **kwargs: Any) -> Any:
+            if self._store is not None:
+                raise StoreAfterCoreError(
+                    f"{name}: ask the billing before writing to the bot store in one block"
+                )
+            try:
+                return await method(*args, **kwargs)
+            except WhmcsAuthError as exc:
+                raise BillingUnavailable("refused") from exc
+            except WhmcsUnavailable as exc:
+                raise BillingUnavailable("unreachable") from exc
+
+        return call
+
+    async def _open_store(self) -> Billing:
+        if self._store is None:
+            self._local_block = self._local_gateway.transaction(read_only=self._read_only)
+            self._store = await self._local_block.__aenter__()
+        return self._store
+
+    async def _finish(self, error: BaseException | None) -> None:
+        block, self._local_block, self._store = self._local_block, None, None
+        if block is None:
+            return
+        if error is None:
+            await block.__aexit__(None, None, None)
+        else:
+            await block.__aexit__(type(error), error, error.__traceback__)
+
+
+class WhmcsGateway:
+    """A BillingGateway over WHMCS and the bot's own database."""
+
+    def __init__(
+        self, core: BillingCore, local: BillingGateway, close: Callable[[], Awaitable[None]]
+    ) -> None:
+        self.core = core
+        self.local = local
+        self.base_currency = core.base_currency
+        self._close_core = close
+
+    @asynccontextmanager
+    async def transaction(self, *, read_only: bool = False) -> AsyncIterator[Billing]:
+        composed = ComposedBilling(self.core, self.local, read_only)
+        try:
+            yield cast(Billing, composed)
+        except BaseException as error:
+            await composed._finish(error)
+            raise
+        await composed._finish(None)
+
+    def is_retryable(self, error: BaseException) -> bool:
+        """A read that found the local database's connection dropped may run again; WHMCS
+        reads are retried by the client itself (once), so a failure here is final."""
+        if isinstance(error, WhmcsFailure):
+            return False
+        return self.local.is_retryable(error)
+
+    async def close(self) -> None:
+        await self._close_core()
+        await self.local.close()
