@@ -200,3 +200,14 @@ def test_ticket_places_move_to_the_bot_store_and_back(tmp_path: Path, dialect: s
         url, [("SELECT id, staff_chat_id, staff_thread_id FROM tickets ORDER BY id", {})]
     )
     assert back == [(1, -100, 7), (2, -100, None), (3, None, None)]
+
+
+def test_every_setting_is_documented_in_readme_and_env_example() -> None:
+    """A newcomer finds every setting in README's table and in .env.example."""
+    from bot.config import Settings
+
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    example = (ROOT / ".env.example").read_text(encoding="utf-8")
+    names = [name.upper() for name in Settings.model_fields]
+    assert [n for n in names if f"`{n}`" not in readme] == [], "missing in README.md"
+    assert [n for n in names if f"{n}=" not in example] == [], "missing in .env.example"

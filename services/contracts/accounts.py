@@ -5,6 +5,11 @@ from __future__ import annotations
 from typing import Protocol
 
 from services.contracts.common import Account, LedgerLine, Page, Tariff, read_only
+from services.contracts.profile import CodeCheck
+
+LINK_CODE_TTL_SECONDS = 15 * 60
+LINK_CODE_MAX_ATTEMPTS = 5
+LINK_RESEND_COOLDOWN_SECONDS = 60
 
 
 class AccountsApi(Protocol):
@@ -26,6 +31,34 @@ class AccountsApi(Protocol):
 
     async def set_chat_reachable(self, chat_id: int, reachable: bool) -> None:
         """Mark a private chat (un)reachable: 403 from Telegram, or the user wrote again."""
+
+    # ---- linking a Telegram account to a client of an external billing --------------------
+    # The embedded billing's accounts ARE its clients: `is_linked` is always True there and
+    # the other linking methods raise InvalidState("no_linking"); the handlers never offer
+    # linking then. Passwords are never asked for: a code by e-mail, or a signed deep link.
+
+    @read_only
+    async def is_linked(self, account_id: int) -> bool:
+        """Whether the account may use the cabinet (is linked to a billing client)."""
+
+    async def start_linking(self, account_id: int, email: str) -> None:
+        """E-mail a one-time code to the client with this address (stored hashed, valid
+        LINK_CODE_TTL_SECONDS, LINK_CODE_MAX_ATTEMPTS attempts). An address that is no client's
+        is answered exactly the same way (no e-mail goes out, and no code can ever match): the
+        caller never learns whether an address is a client. ValidationFailed for a malformed
+        address; RateLimited within LINK_RESEND_COOLDOWN_SECONDS of the previous request."""
+
+    async def confirm_linking(self, account_id: int, code: str) -> CodeCheck:
+        """Check the code of `start_linking` (CodeCheck: ok, wrong, expired, exhausted, none);
+        every attempt counts. On ok the account is linked to the client (a Telegram account
+        linked to it before loses the link)."""
+
+    async def link_with_token(self, account_id: int, token: str) -> bool:
+        """Link by a one-time signed deep-link token (`/start <token>`); False for a token
+        that is malformed, forged, expired or already used."""
+
+    async def unlink(self, account_id: int) -> None:
+        """Forget the account's link; it sees the linking explanation again."""
 
 
 class LedgerApi(Protocol):

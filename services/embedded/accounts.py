@@ -8,7 +8,8 @@ from sqlalchemy.exc import IntegrityError
 from services.contracts import common as dto
 from services.embedded import models as m
 from services.embedded.base import EmbeddedBase, insert_ignore
-from services.errors import InsufficientFunds, NotFound, ValidationFailed
+from services.contracts.profile import CodeCheck
+from services.errors import InsufficientFunds, InvalidState, NotFound, ValidationFailed
 
 # The account of a Telegram user, as the DTO needs it: looked up on every update, so the
 # statement is built once and reads only the DTO's columns, without the ORM's identity map.
@@ -110,6 +111,24 @@ class AccountsMixin(EmbeddedBase):
         await self.session.execute(
             update(m.Account).where(m.Account.chat_id == chat_id).values(unreachable=not reachable)
         )
+
+    # ---- linking: the embedded billing's accounts are its clients ---------------------------
+    # Every account is "linked" (it is the client); the linking methods have nothing to link
+    # and refuse with InvalidState("no_linking"). The handlers never offer linking here.
+    async def is_linked(self, account_id: int) -> bool:
+        return True
+
+    async def start_linking(self, account_id: int, email: str) -> None:
+        raise InvalidState("no_linking")
+
+    async def confirm_linking(self, account_id: int, code: str) -> CodeCheck:
+        raise InvalidState("no_linking")
+
+    async def link_with_token(self, account_id: int, token: str) -> bool:
+        raise InvalidState("no_linking")
+
+    async def unlink(self, account_id: int) -> None:
+        raise InvalidState("no_linking")
 
 
 class LedgerMixin(EmbeddedBase):

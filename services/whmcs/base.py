@@ -30,6 +30,8 @@ class WhmcsOptions:
     default_admin_username: str | None = None
     link_code_minutes: int = 15
     link_token_hours: int = 24
+    # LINK_TOKEN_SECRET: signs the deep-link tokens (services/whmcs/linking.py); None: off.
+    link_token_secret: str | None = None
 
 
 class WhmcsBase:
