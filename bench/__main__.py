@@ -1,8 +1,9 @@
-"""`python -m bench` (`make bench`): the alert scan and the outbox sender (bench.alerts), then
-the update throughput of the dispatcher (bench.dispatch), then the real bot process against the
-Bot API stand-in with an injected round trip, next to a bare aiogram bot (bench.roundtrip).
-Each also runs alone: `python -m bench.alerts --help`, `python -m bench.dispatch --help`,
-`python -m bench.roundtrip --help`."""
+"""`python -m bench` (`make bench`): the alert scan and the outbox sender (bench.alerts), the
+sender's window against the old batch loop (bench.sender), then the update throughput of the
+dispatcher (bench.dispatch), then the real bot process against the Bot API stand-in with an
+injected round trip, next to a bare aiogram bot (bench.roundtrip). Each also runs alone:
+`python -m bench.alerts --help`, `python -m bench.sender --help`, `python -m bench.dispatch
+--help`, `python -m bench.roundtrip --help`."""
 
 from __future__ import annotations
 
@@ -16,6 +17,10 @@ def main() -> None:
     argv, sys.argv = sys.argv, sys.argv[:1]
     try:
         alerts.main()
+        print("\n== sender: one busy chat, then 3,000 others, against Telegram's limits ==")
+        from bench import sender
+
+        sender.main()
         try:
             from bench import dispatch
         except ImportError:

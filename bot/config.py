@@ -83,6 +83,12 @@ class Settings(BaseSettings):
     whmcs_default_admin: str | None = None  # for staff not in WHMCS_ADMIN_USERNAMES
     whmcs_timeout_seconds: float = Field(default=20.0, gt=0, le=120)
     whmcs_connect_timeout_seconds: float = Field(default=5.0, gt=0, le=60)
+    # How often replies written in WHMCS itself are fetched for Telegram.
+    whmcs_sync_interval_seconds: float = Field(default=60.0, gt=0, le=3600)
+    # Signs the one-time deep links `/start <token>` that link a Telegram user to a WHMCS
+    # client (services/whmcs/linking.py; issued by `python -m bot link-token` or a WHMCS hook).
+    # Unset: deep links are off, linking by an e-mailed code still works.
+    link_token_secret: SecretStr | None = None
 
     # Payments and rates. Top-up limits and presets are in the base currency.
     rates_ecb_url: str = "https://www.ecb.europa.eu/stats/eurofxref/eurofxref-daily.xml"
@@ -237,6 +243,7 @@ class Settings(BaseSettings):
         "whmcs_secret",
         "whmcs_access_key",
         "whmcs_default_admin",
+        "link_token_secret",
         mode="before",
     )
     @classmethod

@@ -26,6 +26,7 @@ from bot.middlewares import (
     TransactionGuard,
 )
 from bot.response_types import keep_response_types
+from bot.scheduler import Job
 from bot.throttle import UserThrottle
 from handlers import section_routers
 from services.billing import BillingGateway
@@ -36,6 +37,8 @@ from services.embedded.db import create_engine
 from services.telephony import DevTelephony
 from services.whmcs.base import WhmcsOptions
 from services.whmcs.core import create_whmcs_gateway
+from services.whmcs.gateway import WhmcsGateway
+from services.whmcs.ticket_sync import ticket_sync_job
 from services.whmcs.transport import WhmcsConfig
 
 LOCALES_DIR = Path(__file__).resolve().parent.parent / "locales"
@@ -85,6 +88,12 @@ def whmcs_options(settings: Settings) -> WhmcsOptions:
             settings.whmcs_admin_usernames, key=int, item=str, name="WHMCS_ADMIN_USERNAMES"
         ),
         default_admin_username=settings.whmcs_default_admin,
+        max_open_tickets=settings.max_open_tickets,
+        max_tickets_per_hour=settings.max_tickets_per_hour,
+        max_open_invoices=settings.max_open_invoices,
+        link_token_secret=(
+            settings.link_token_secret.get_secret_value() if settings.link_token_secret else None
+        ),
     )
 
 
@@ -94,6 +103,27 @@ def create_billing_gateway(settings: Settings, local: EmbeddedGateway) -> Billin
     if settings.billing == "embedded":
         return local
     return create_whmcs_gateway(local, whmcs_config(settings), whmcs_options(settings))
+
+
+def billing_jobs(
+    settings: Settings, gateway: BillingGateway, i18n: I18n
+) -> list[tuple[str, float, Job]]:
+    """The periodic jobs an external billing needs besides the bot's own (bot/scheduler.py):
+    with WHMCS, replies written in its admin area or client area reach Telegram."""
+    if not isinstance(gateway, WhmcsGateway):
+        return []
+    from keyboards.tickets import answer_kb
+
+    return [
+        ticket_sync_job(
+            gateway,
+            i18n,
+            settings.default_language,
+            answer_kb,
+            settings.staff_chat_id,
+            interval_seconds=settings.whmcs_sync_interval_seconds,
+        )
+    ]
 
 
 def create_bot(settings: Settings, session: BaseSession | None = None) -> Bot:

@@ -23,6 +23,7 @@ from aiogram.types import TelegramObject, Update
 
 from bot.middlewares import Handler, update_data
 from services.billing import Billing, per_call
+from services.errors import BillingUnavailable
 
 log = logging.getLogger(__name__)
 
@@ -89,3 +90,25 @@ async def replay_payment_updates(dp: Dispatcher, bot: Bot, received_before: date
         log.warning("Replaying payment update %s left unanswered", update.update_id)
         await dp.feed_update(bot, update)
     return len(bodies)
+
+
+async def replay_when_reachable(dp: Dispatcher, bot: Bot, received_before: datetime) -> int:
+    """The periodic replay (bot/scheduler.py): like `replay_payment_updates`, but each update
+    only once the billing answers for its customer (the account lookup the middlewares make),
+    so that a payment kept while an external billing was down is pushed to it when it is back
+    and the customer hears nothing more meanwhile. Returns how many were handled."""
+    billing = per_call(dp["gateway"])
+    replayed = 0
+    for body in await billing.unanswered_payment_updates(received_before):
+        update = Update.model_validate_json(body, context={"bot": bot})
+        user = update.message.from_user if update.message is not None else None
+        if user is not None:
+            try:
+                await billing.find_account_by_telegram(user.id)
+            except BillingUnavailable:
+                log.info("Billing still unavailable: payment replays wait for the next run")
+                break
+        log.warning("Replaying payment update %s left unanswered", update.update_id)
+        await dp.feed_update(bot, update)
+        replayed += 1
+    return replayed

@@ -19,7 +19,13 @@ from aiohttp import web
 
 from bot.commands import register_commands
 from bot.config import Settings
-from bot.factory import create_billing_gateway, create_bot, create_dispatcher, create_gateway
+from bot.factory import (
+    billing_jobs,
+    create_billing_gateway,
+    create_bot,
+    create_dispatcher,
+    create_gateway,
+)
 from bot.inbox import replay_payment_updates
 from bot.scheduler import add_jobs, create_scheduler
 from services.embedded.db import migrate
@@ -42,10 +48,20 @@ async def prepare(settings: Settings) -> tuple[Bot, Dispatcher]:
     dp = create_dispatcher(settings, gateway)
     scheduler = create_scheduler(settings)
     dp["scheduler"] = scheduler
-    jobs = add_jobs(scheduler, settings, gateway, bot, dp["i18n"])
+    jobs = add_jobs(
+        scheduler,
+        settings,
+        gateway,
+        bot,
+        dp["i18n"],
+        dispatcher=dp,
+        billing_jobs=billing_jobs(settings, gateway, dp["i18n"]),
+    )
 
     async def on_startup(bot: Bot) -> None:
-        await register_commands(bot, dp["i18n"], settings.default_language)
+        await register_commands(
+            bot, dp["i18n"], settings.default_language, linking=settings.billing != "embedded"
+        )
         await replay_unanswered_payments(dp, bot, settings)
         if settings.scheduler_enabled:
             scheduler.start()

@@ -9,18 +9,19 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, time, timedelta
 from functools import partial
 from typing import Any
 
-from aiogram import Bot
+from aiogram import Bot, Dispatcher
 from aiogram.utils.i18n import I18n
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 
 import keyboards.alerts
 from bot.config import Settings
+from bot.inbox import replay_when_reachable
 from services.alerts import AlertPolicy, run_alert_jobs
 from services.billing import BillingGateway
 from services.outbox import OutboxSender, SendLimits, default_owner
@@ -29,6 +30,11 @@ from services.rates import RatesConfig, refresh_rates
 log = logging.getLogger(__name__)
 
 Job = Callable[[datetime], Awaitable[Any]]
+
+PAYMENT_REPLAY_SECONDS = 60.0
+# Only updates kept this long ago are replayed: one still being handled is never taken twice
+# (longer than a handler waits on an external billing).
+PAYMENT_REPLAY_GRACE = timedelta(seconds=120)
 
 
 def parse_quiet_hours(text: str) -> tuple[time | None, time | None]:
@@ -196,14 +202,25 @@ def create_sender(
     )
 
 
+async def replay_job(dp: Dispatcher, bot: Bot, now: datetime) -> int:
+    """The embedded billing never leaves a payment unanswered but for a crash (replayed on
+    start); an external one does while it is unavailable."""
+    return await replay_when_reachable(dp, bot, now - PAYMENT_REPLAY_GRACE)
+
+
 def add_jobs(
     scheduler: AsyncIOScheduler,
     settings: Settings,
     gateway: BillingGateway,
     bot: Bot,
     i18n: I18n,
+    *,
+    dispatcher: Dispatcher | None = None,
+    billing_jobs: Sequence[tuple[str, float, Job]] = (),
 ) -> ScheduledJobs:
-    """Register every periodic job; the result stops them gracefully (and serves tests)."""
+    """Register every periodic job; the result stops them gracefully (and serves tests).
+    With the `dispatcher` and an external billing, payments kept while the billing was
+    unavailable are replayed every minute (see bot/inbox.py::replay_when_reachable)."""
     from handlers.staff import remind_unanswered
 
     owner = default_owner()
@@ -237,6 +254,11 @@ def add_jobs(
         settings.reminder_interval_seconds,
         lambda now: remind_unanswered(gateway, bot, settings, now, i18n),
     )
+    if settings.billing == "whmcs":  # the adapter's jobs, built by the composition root
+        for name, seconds, job in billing_jobs:  # (WHMCS: its ticket-reply sync)
+            every(name, seconds, job)
+    if dispatcher is not None and settings.billing != "embedded":
+        every("payment_replay", PAYMENT_REPLAY_SECONDS, partial(replay_job, dispatcher, bot))
     scheduler.add_job(
         jobs.running.track(sender.tick),
         "interval",

@@ -13,6 +13,7 @@ def section_routers() -> list[Router]:
         errors,
         fallback,
         invoices,
+        linking,
         menu,
         new_order,
         orders,
@@ -24,6 +25,7 @@ def section_routers() -> list[Router]:
 
     return [
         errors.create_router(),
+        linking.create_router(),  # before the menu: `/start <token>` is a deep link
         menu.create_router(),
         tickets.create_router(),
         staff.create_router(),

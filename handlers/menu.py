@@ -10,11 +10,19 @@ from aiogram.utils.i18n import I18n
 from aiogram.utils.i18n import gettext as _
 
 from handlers.common import display_balance, show
+from handlers.errors import not_linked_text
 from keyboards.callbacks import LangCb, MenuCb
+from keyboards.linking import link_kb
 from keyboards.menu import LANGUAGE_NAMES, back_to_menu_kb, language_kb, main_menu_kb
 from services.billing import Billing
 from services.contracts.common import Account
 from services.contracts.payments import Rates
+
+
+def menu_balance(account: Account, rates: Rates | None) -> str:
+    if not account.balance_known:
+        return _("unavailable right now")
+    return display_balance(account.balance_minor, account, rates)
 
 
 def main_menu_text(account: Account, rates: Rates | None = None) -> str:
@@ -24,7 +32,7 @@ def main_menu_text(account: Account, rates: Rates | None = None) -> str:
         "Login: <code>{login}</code>\n"
         "Balance: <b>{balance}</b>\n\n"
         "Choose a section:"
-    ).format(login=account.login, balance=display_balance(account.balance_minor, account, rates))
+    ).format(login=account.login, balance=menu_balance(account, rates))
 
 
 async def show_main_menu(
@@ -35,6 +43,11 @@ async def show_main_menu(
     billing: Billing | None = None,
 ) -> None:
     await state.clear()
+    if billing is not None and not await billing.is_linked(account.id):
+        # In front of an external billing, a Telegram user not linked to a client yet: the
+        # explanation and the linking button instead of an empty cabinet.
+        await show(event, not_linked_text(), link_kb(), notice)
+        return
     rates = None
     if billing is not None and account.currency != account.base_currency:
         rates = await billing.get_rates()
@@ -48,7 +61,8 @@ async def cmd_start(
     account_created: bool,
     billing: Billing | None = None,
 ) -> None:
-    if account_created:
+    linked = billing is None or await billing.is_linked(account.id)
+    if account_created and linked:  # an unlinked one has no billing account to welcome to
         await message.answer(
             _("👋 Welcome! Your billing account <code>{login}</code> is ready.").format(
                 login=account.login

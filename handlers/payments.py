@@ -7,6 +7,7 @@ from __future__ import annotations
 import html
 import logging
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 
 from aiogram import Bot, F, Router
 from aiogram.exceptions import TelegramAPIError
@@ -25,6 +26,7 @@ from services.contracts.common import Account
 from services.contracts.payments import Payment, PaymentResult, parse_payload
 from services.errors import (
     AlreadyDone,
+    BillingUnavailable,
     DomainError,
     InsufficientFunds,
     InvalidState,
@@ -34,6 +36,9 @@ from services.errors import (
 )
 
 log = logging.getLogger(__name__)
+
+HELD_NOTICE = "payment_held"  # bot store record: the customer was told the payment is kept
+HELD_NOTICE_KEPT = timedelta(days=30)
 
 
 def pre_checkout_error(error: DomainError) -> str:
@@ -85,6 +90,9 @@ async def successful_payment(
             charge_id=charge_id,
             provider_charge_id=paid.provider_payment_charge_id,
         )
+    except BillingUnavailable:
+        await _payment_held(bot, billing, message.chat.id, charge_id)
+        return
     except (NotFound, ValidationFailed):
         # Money was taken but matches no invoice of this account: never silently dropped.
         log.error(
@@ -105,6 +113,24 @@ async def successful_payment(
     answered_before = await billing.payment_update_answered(charge_id)
     text, markup = await _receipt(billing, account, paid, result, repeat=answered_before)
     await _answer_payment(bot, billing, message.chat.id, charge_id, text, markup)
+
+
+async def _payment_held(bot: Bot, billing: Billing, chat_id: int, charge_id: str) -> None:
+    """The external billing cannot take the payment now. The customer has paid: say so
+    (once, however often the update is replayed) and leave the update unanswered, so that the
+    replay job (bot/scheduler.py) pushes it to the billing later and the receipt follows."""
+    log.warning("Payment %s kept: the billing is unavailable; it will be replayed", charge_id)
+    if await billing.get_adapter_state(HELD_NOTICE, charge_id[:128]) is not None:
+        return
+    text = _(
+        "Payment received. It will appear on your balance as soon as our billing is "
+        "reachable again."
+    )
+    await answer_or_queue(bot, billing, chat_id, text, key=f"payment-held:{charge_id}")
+    forget_at = datetime.now(UTC) + HELD_NOTICE_KEPT
+    await billing.put_adapter_state(
+        HELD_NOTICE, charge_id[:128], {"noticed": True}, expires_at=forget_at
+    )
 
 
 async def _answer_payment(
@@ -234,8 +260,8 @@ async def _begin_refund(message: Message, billing: Billing, charge_id: str) -> b
     try:
         # Recorded and committed first: whatever happens to the calls below, the ledger knows.
         await billing.begin_refund(charge_id, actor=actor)
-    except InvalidState:
-        await message.reply(_("Only payments in Telegram Stars can be refunded here."))
+    except InvalidState as exc:
+        await message.reply(_refund_refused_text(exc))
         return False
     except AlreadyDone as exc:
         if exc.detail == "refund_pending":
@@ -251,6 +277,14 @@ async def _begin_refund(message: Message, billing: Billing, charge_id: str) -> b
         )
         return False
     return True
+
+
+def _refund_refused_text(error: InvalidState) -> str:
+    if error.detail == "invoice_payment":
+        return _("This payment paid an invoice in the billing: refund it there, not from the chat.")
+    if error.detail == "payment_pending":
+        return _("This payment has not reached the billing yet. Try again later.")
+    return _("Only payments in Telegram Stars can be refunded here.")
 
 
 async def _refund_not_done(

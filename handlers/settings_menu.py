@@ -6,7 +6,7 @@ from __future__ import annotations
 from aiogram import F, Router
 from aiogram.filters import Command
 from aiogram.fsm.context import FSMContext
-from aiogram.types import CallbackQuery, Message
+from aiogram.types import CallbackQuery, InlineKeyboardMarkup, Message
 from aiogram.utils.i18n import I18n
 from aiogram.utils.i18n import gettext as _
 
@@ -27,9 +27,11 @@ from handlers.settings_texts import (
     ip_list_text,
     on_off,
     saved_line,
+    screen,
     threshold_text,
 )
 from keyboards.callbacks import MenuCb
+from keyboards.linking import unlink_button
 from keyboards.menu import LANGUAGE_NAMES
 from keyboards.settings import (
     SettingsAction,
@@ -56,7 +58,21 @@ async def cmd_settings(
     i18n: I18n,
 ) -> None:
     await state.clear()
-    await render(event, "", await billing.get_profile(account.id), i18n)
+    await render_root(event, billing, account, i18n)
+
+
+async def render_root(
+    event: Message | CallbackQuery, billing: Billing, account: Account, i18n: I18n
+) -> None:
+    """The settings root; an account linked to a client of an external billing (WHMCS) gets an
+    "Unlink" entry too (the embedded billing links nobody)."""
+    profile = await billing.get_profile(account.id)
+    text, markup = screen("", profile, i18n.current_locale)
+    if await billing.billing_client_id(account.id) is not None:
+        rows = [*markup.inline_keyboard]
+        rows.insert(max(len(rows) - 1, 0), [unlink_button()])  # above "Main menu"
+        markup = InlineKeyboardMarkup(inline_keyboard=rows)
+    await show(event, text, markup)
 
 
 async def open_group(
@@ -68,6 +84,9 @@ async def open_group(
     i18n: I18n,
 ) -> None:
     await state.clear()
+    if not callback_data.value:
+        await render_root(query, billing, account, i18n)
+        return
     await render(query, callback_data.value, await billing.get_profile(account.id), i18n)
 
 

@@ -183,7 +183,15 @@ def status_text(status: str) -> str:
 
 
 def product_text(product_type: str) -> str:
-    labels = {"dedicated": _("🖥 Dedicated servers"), "vps": _("☁️ VPS/VDS")}
+    labels = {
+        "dedicated": _("🖥 Dedicated servers"),
+        "vps": _("☁️ VPS/VDS"),
+        # WHMCS product types
+        "hostingaccount": _("🌐 Hosting"),
+        "reselleraccount": _("🤝 Reseller hosting"),
+        "server": _("🖥 Servers"),
+        "other": _("📦 Other"),
+    }
     return labels.get(product_type, product_type)
 
 

@@ -1,6 +1,13 @@
 """The one sender of the outbox: drains queued API calls within Telegram's limits.
 
 - Token buckets: about 30 messages/s in all, 1/s per chat, 20/minute per group chat.
+- A window, not batches: claimed rows wait in one line per chat (claim order: alerts and
+  relays before broadcasts, oldest first); a call starts for the oldest chat whose turn has
+  come, so a chat that must wait for its interval never holds the others back. At most one call
+  per chat is in flight (a chat's messages go out in their queue order). More rows are claimed
+  whenever fewer than half of `batch_size` chats have a call in flight or a row at the head of
+  their line (rows queued behind a chat's head do not count, at most `max_local` rows are held),
+  and the queue is polled again every `poll_interval` once a claim came back short.
 - 429: waits exactly `retry_after` (every send pauses), then retries the same message.
 - 5xx, network errors, timeouts: the row goes back to the queue with an exponential backoff;
   after `max_attempts` it is failed.
@@ -8,12 +15,17 @@
   closed; nothing is sent there until the user writes again.
 - Rows are claimed (locked_by/locked_until) before sending, so two senders (two instances, or
   an overlapping run) never send the same row; a crashed sender's claims expire after `lease`.
-  A row is marked sent right after its API call returns, so a crash can repeat at most the
-  calls in flight at that moment, never lose one.
+  A row that cannot start within 80 % of its claim's lease is given back (with the rest of its
+  chat's line, to keep the chat's order).
+- A row is marked sent only after its API call returned, in batches: up to `mark_batch` rows
+  per transaction, flushed at the latest `mark_interval` seconds after the oldest, before every
+  claim and when the sender stops. The rows stay claimed by this sender until then, so nobody
+  else sends them; a crash repeats at most the calls in flight and the calls of the last
+  unflushed batch (≤ `mark_batch` rows of the last `mark_interval` seconds), never loses one.
 - Graceful shutdown: `stop()` starts no new call (a rate-limit or 429 wait is cut short), lets
-  the calls in flight finish and gives every claimed row it has not sent back; `close()` then
-  gives the sender lease back, so another instance's next tick takes over at once. A killed
-  sender gives nothing back: its lease (and the claims of its calls in flight) expire.
+  the calls in flight finish, records what was sent and gives every claimed row it has not sent
+  back; `close()` then gives the sender lease back, so another instance's next tick takes over
+  at once. A killed sender gives nothing back: its lease (and its claims) expire.
 
 The clock and the sleep are injectable: tests drive the sender with a fake clock and check
 that a 429 waited `retry_after` without sleeping for real.
@@ -23,11 +35,13 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import math
 import os
 import socket
 import time
 import uuid
-from collections.abc import Awaitable, Callable, Sequence
+from collections import deque
+from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any, cast
@@ -140,10 +154,12 @@ class RateLimiter:
         group = self._group(chat_id)
         return max(self._chat(chat_id).wait(now), group.wait(now) if group else 0.0)
 
+    def global_wait(self, now: float) -> float:
+        """Seconds until any call may start: the global bucket and a 429 pause."""
+        return max(self.paused_until - now, self.global_bucket.wait(now))
+
     def wait(self, chat_id: int, now: float) -> float:
-        return max(
-            self.paused_until - now, self.global_bucket.wait(now), self.chat_wait(chat_id, now)
-        )
+        return max(self.global_wait(now), self.chat_wait(chat_id, now))
 
     def take(self, chat_id: int, now: float) -> None:
         self.global_bucket.take(now)
@@ -184,6 +200,12 @@ def _error_text(exc: BaseException) -> str:
     return (getattr(exc, "message", None) or str(exc) or type(exc).__name__)[:300]
 
 
+@dataclass
+class _Claimed:
+    item: OutboxItem
+    release_at: float  # by the sender's clock: not started by then, the row is given back
+
+
 class OutboxSender:
     def __init__(
         self,
@@ -203,6 +225,10 @@ class OutboxSender:
         request_timeout: int = 20,
         progress: ProgressReporter | None = None,
         progress_interval: float = 3.0,
+        mark_batch: int = 10,
+        mark_interval: float = 0.5,
+        poll_interval: float = 1.0,
+        max_local: int | None = None,
     ) -> None:
         self.gateway, self.bot = gateway, bot
         self.clock, self.sleep = clock, sleep
@@ -213,13 +239,20 @@ class OutboxSender:
         self.max_retry_after = max_retry_after
         self.max_in_flight, self.request_timeout = max_in_flight, request_timeout
         self.progress, self.progress_interval = progress, progress_interval
+        self.mark_batch, self.mark_interval = max(1, mark_batch), mark_interval
+        self.poll_interval = poll_interval
+        self.max_local = max_local or 10 * max(1, batch_size)
         self._reported: dict[int, float] = {}
         self._stopping = False
         self._stopped = asyncio.Event()
+        self._wake = asyncio.Event()  # a call ended, or enough marks to flush
         self._lease_name: str | None = None  # the sender lease this instance has taken
         self._lease_until = 0.0  # ... and until when it holds it, by self.clock()
         self._broadcasts_checked = 0.0
-        self._blocked: set[int] = set()
+        self._blocked: set[int] = set()  # chats that answered 403 (their rows are closed)
+        self._deadline: float | None = None  # drain(budget=...): no claim after it
+        self._marks: list[tuple[OutboxItem, datetime]] = []  # sent, not yet recorded
+        self._marks_since = 0.0  # when the oldest of them was sent, by self.clock()
 
     def stop(self) -> None:
         """Graceful shutdown: no new call starts; the calls in flight finish, claimed rows not
@@ -250,26 +283,50 @@ class OutboxSender:
             stopped.cancel()
         return not self._stopping
 
+    async def _idle(self, turn: float, housekeeping: float, calls_in_flight: bool) -> None:
+        """Wait until a call ends, stop() comes, or the next turn (a chat's or the global
+        bucket's, by the injected sleep) or housekeeping (marks to flush, the next poll, claims
+        to give back) is due. While calls are in flight housekeeping waits on the event loop's
+        own time: each call that ends re-checks it anyway, and a test's fake sleep (which moves
+        its clock) must not jump ahead for it."""
+        if self._stopping or self._wake.is_set():
+            return
+        waiters: set[asyncio.Future[Any]] = {
+            asyncio.ensure_future(self._stopped.wait()),
+            asyncio.ensure_future(self._wake.wait()),
+        }
+        if not calls_in_flight:
+            turn = min(turn, housekeeping)
+        elif math.isfinite(housekeeping):
+            waiters.add(asyncio.ensure_future(asyncio.sleep(max(housekeeping, 1e-4))))
+        if math.isfinite(turn):
+            waiters.add(asyncio.ensure_future(self.sleep(max(turn, 1e-4))))
+        try:
+            await asyncio.wait(waiters, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            for waiter in waiters:
+                waiter.cancel()
+
     def now(self) -> datetime:
         return datetime.fromtimestamp(self.clock(), UTC)
 
     # ---- draining ---------------------------------------------------------------------------
     async def drain(self, *, budget: float | None = None) -> SendReport:
-        """Send what is due until the queue is empty (or `budget` seconds have passed)."""
+        """Send what is due until the queue is empty (or `budget` seconds have passed: then no
+        more rows are claimed, and rows whose chat would have to wait are given back)."""
         report = SendReport()
-        deadline = None if budget is None else self.clock() + budget
-        while (deadline is None or self.clock() < deadline) and not self._stopping:
-            async with self.gateway.transaction() as billing:
-                items = await billing.claim_outbox(
-                    self.owner, self.now(), self.lease, self.batch_size
-                )
-            if not items:
-                break
-            batch = await self.send_batch(items)
-            report.add(batch)
-            await self.report_broadcasts()
-            if batch.released == len(items):
-                break  # nothing could start within the claim (a long 429 pause): next tick
+        self._deadline = None if budget is None else self.clock() + budget
+        try:
+            if not self._stopping and (self._deadline is None or self.clock() < self._deadline):
+                async with self.gateway.transaction() as billing:
+                    items = await billing.claim_outbox(
+                        self.owner, self.now(), self.lease, self.batch_size
+                    )
+                if items:
+                    report.add(await self.send_batch(items))
+                    await self.report_broadcasts()
+        finally:
+            self._deadline = None
         if self.clock() - self._broadcasts_checked >= self.progress_interval:
             await self.report_broadcasts()  # e.g. a broadcast that had no rows at all
         self.limiter.prune()
@@ -293,55 +350,117 @@ class OutboxSender:
         return await self.drain(budget=budget)
 
     async def send_batch(self, items: Sequence[OutboxItem]) -> SendReport:
-        """Send claimed rows, each chat in order, as fast as the buckets allow. Rows that cannot
-        start before the claim would expire are given back."""
+        """Send claimed rows and keep the window full: claim more while there is room, until
+        the queue is empty, the drain's budget is over or stop() is called. Each chat's rows go
+        in order, one call at a time, as fast as its bucket allows; the others do not wait for
+        it. Rows that cannot start before their claim would expire are given back."""
         report = SendReport()
-        release_at = self.clock() + self.lease.total_seconds() * 0.8
-        queue = list(items)
-        self._blocked = set()  # chats that answered 403 during this batch
+        share = self.lease.total_seconds() * 0.8
+        lines: dict[int, deque[_Claimed]] = {}  # per chat, in claim order; oldest chat first
+        held = 0  # rows in `lines`
         tasks: set[asyncio.Task[None]] = set()
         busy: set[int] = set()  # chats with a call in flight: keep per-chat order
-        slots = asyncio.Semaphore(self.max_in_flight)
+        window = max(1, self.batch_size)
+        next_poll = 0.0  # the last claim came back short: the queue is polled again then
+        self._blocked = set()
+        self._wake.clear()
+
+        def add(claimed: Iterable[OutboxItem], at: float) -> int:
+            count = 0
+            for item in claimed:
+                lines.setdefault(item.chat_id, deque()).append(_Claimed(item, at + share))
+                count += 1
+            return count
+
+        async def give_back(chats: Iterable[int]) -> None:
+            nonlocal held
+            ids = [c.item.id for chat in list(chats) for c in lines.pop(chat, ())]
+            if ids:
+                held -= len(ids)
+                async with self.gateway.transaction() as billing:
+                    await billing.release_outbox(ids, self.owner)
+                report.released += len(ids)
+
+        held += add(items, self.clock())
         try:
-            while queue and not self._stopping:
-                if self._blocked:  # their rows were closed as unreachable in the database
-                    queue = [i for i in queue if i.chat_id not in self._blocked]
-                    if not queue:
-                        break
+            while not self._stopping:
+                self._wake.clear()
                 now = self.clock()
-                ready = next(
-                    (
-                        i
-                        for i in queue
-                        if i.chat_id not in busy and self.limiter.wait(i.chat_id, now) <= 0
-                    ),
-                    None,
-                )
-                if ready is None:
-                    waits = [
-                        self.limiter.wait(i.chat_id, now) for i in queue if i.chat_id not in busy
+                if self._blocked:  # 403: their rows were closed as unreachable in the database
+                    for chat in self._blocked:
+                        held -= len(lines.pop(chat, ()))
+                    self._blocked.clear()
+                expired = [chat for chat, line in lines.items() if line[0].release_at <= now]
+                past = self._deadline is not None and now >= self._deadline
+                if past:  # no more claims; whoever must wait for their chat goes back now
+                    expired += [
+                        chat
+                        for chat in lines
+                        if chat in busy or self.limiter.chat_wait(chat, now) > 0
                     ]
-                    if waits and now + min(waits) > release_at:
-                        break
-                    if not waits:  # every queued chat has a call in flight
-                        if tasks:
-                            await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
-                        else:
-                            await asyncio.sleep(0)
-                    else:
-                        await self._nap(max(min(waits), 1e-4))
+                if expired:
+                    await give_back(dict.fromkeys(expired))
                     continue
-                await slots.acquire()
-                if self._stopping:  # stop() came while every slot was busy
-                    slots.release()
-                    break
-                queue.remove(ready)
-                self.limiter.take(ready.chat_id, self.clock())
-                busy.add(ready.chat_id)
-                task = asyncio.create_task(self._send_guarded(ready, report, slots, busy))
-                tasks.add(task)
-                task.add_done_callback(tasks.discard)
-                await asyncio.sleep(0)  # let it start its call now
+                if self._marks and (
+                    len(self._marks) >= self.mark_batch
+                    or now - self._marks_since >= self.mark_interval
+                ):
+                    await self._flush_marks(report)
+                    continue
+                active = len(busy) + sum(1 for chat in lines if chat not in busy)
+                idle = not lines and not tasks
+                paused = self.limiter.paused_until > now
+                room = not past and not paused and 2 * active < window and held < self.max_local
+                if room and (idle or now >= next_poll):
+                    await self._flush_marks(report)
+                    await self.report_broadcasts()
+                    limit = min(window - active, self.max_local - held)
+                    async with self.gateway.transaction() as billing:
+                        claimed = await billing.claim_outbox(
+                            self.owner, self.now(), self.lease, limit
+                        )
+                    if len(claimed) < limit:
+                        next_poll = self.clock() + self.poll_interval
+                    held += add(claimed, self.clock())
+                    if idle and not claimed:
+                        break
+                    continue
+                if idle:
+                    break  # past the budget, or in a long 429 pause: the next tick goes on
+                wait = math.inf  # until something can start
+                if len(tasks) < self.max_in_flight:
+                    ready = None
+                    for chat in lines:
+                        if chat in busy:
+                            continue
+                        chat_wait = self.limiter.chat_wait(chat, now)
+                        if chat_wait <= 0:
+                            ready = chat
+                            break
+                        wait = min(wait, chat_wait)
+                    if ready is not None:
+                        wait = self.limiter.global_wait(now)
+                        if wait <= 0:
+                            line = lines[ready]
+                            item = line.popleft().item
+                            if not line:
+                                del lines[ready]
+                            held -= 1
+                            self.limiter.take(ready, self.clock())
+                            busy.add(ready)
+                            task = asyncio.create_task(self._send_guarded(item, report, busy))
+                            tasks.add(task)
+                            task.add_done_callback(tasks.discard)
+                            await asyncio.sleep(0)  # let it start its call now
+                            continue
+                timers = [math.inf]
+                if lines:  # give rows back early (a call ending re-checks anyway)
+                    timers.append(min(line[0].release_at for line in lines.values()) - now)
+                if self._marks:
+                    timers.append(self._marks_since + self.mark_interval - now)
+                if room:
+                    timers.append(next_poll - now)
+                await self._idle(wait, min(timers), bool(tasks))
         except asyncio.CancelledError:
             # A crash (tests cancel the task) or a shutdown that ran out of time: calls in
             # flight are abandoned; their rows stay claimed until the lease expires and are
@@ -352,22 +471,48 @@ class OutboxSender:
         finally:
             if tasks:
                 await asyncio.gather(*tasks, return_exceptions=True)
-            if queue:
-                async with self.gateway.transaction() as billing:
-                    await billing.release_outbox([i.id for i in queue], self.owner)
-                report.released += len(queue)
+            await self._flush_marks(report)
+            if self._blocked:
+                for chat in self._blocked:
+                    lines.pop(chat, None)
+            await give_back(list(lines))
         return report
 
-    async def _send_guarded(
-        self, item: OutboxItem, report: SendReport, slots: asyncio.Semaphore, busy: set[int]
-    ) -> None:
+    async def _flush_marks(self, report: SendReport) -> None:
+        """Record the rows sent since the last flush: one transaction for all of them."""
+        if not self._marks:
+            return
+        marks, self._marks = self._marks, []
+        try:
+            async with self.gateway.transaction() as billing:
+                for item, started in marks:
+                    await billing.mark_outbox_sent(item.id, self.owner, started)
+        except Exception:
+            # Still claimed by this sender: tried again at the next flush; if that never comes
+            # (a crash), the claims expire and the rows are sent again, as after a crash.
+            log.exception("Outbox rows %s: marking them sent failed", [i.id for i, _ in marks])
+            if not self._stopping:
+                self._marks = marks + self._marks
+                self._marks_since = self.clock()
+            return
+        report.sent += len(marks)
+
+    async def _record_sent(self, item: OutboxItem, started: datetime, report: SendReport) -> None:
+        """The call succeeded: the row is marked sent at the next flush (see send_batch)."""
+        if not self._marks:
+            self._marks_since = self.clock()
+        self._marks.append((item, started))
+        if len(self._marks) >= self.mark_batch:
+            self._wake.set()
+
+    async def _send_guarded(self, item: OutboxItem, report: SendReport, busy: set[int]) -> None:
         try:
             await self._send_one(item, report)
         except Exception:
             log.exception("Outbox row %s: unexpected error", item.id)
         finally:
             busy.discard(item.chat_id)
-            slots.release()
+            self._wake.set()
 
     def _method(self, item: OutboxItem) -> TelegramMethod[Any]:
         cls: Any = METHODS[item.method]  # each takes chat_id; the base class does not say so
@@ -410,9 +555,7 @@ class OutboxSender:
             except (TelegramBadRequest, TelegramAPIError, ValueError) as exc:
                 await self._failed(item, _error_text(exc), report)
                 return
-            async with self.gateway.transaction() as billing:
-                await billing.mark_outbox_sent(item.id, self.owner, started)
-            report.sent += 1
+            await self._record_sent(item, started, report)
             return
 
     async def _wait_turn(self, chat_id: int, *, until_stopped: bool = False) -> bool:

@@ -17,6 +17,7 @@ from sqlalchemy import select
 from bot.factory import create_bot
 from services.embedded import models as m
 from services.embedded.billing import EmbeddedGateway
+from services.embedded.outbox import OutboxMixin
 from services.outbox import OutboxSender, RateLimiter, SendLimits, TokenBucket
 from tests.conftest import make_settings
 from tests.harness.session import RecordingSession
@@ -319,3 +320,50 @@ async def test_sender_tick_runs_under_a_lease(
     assert (await two.tick(budget=5)).sent == 0  # the other instance holds the sender lease
     clock.now += 5 + 60
     assert (await two.tick(budget=5)).sent == 1
+
+
+async def test_a_busy_chat_does_not_hold_the_others_back(
+    sqlite_gateway: EmbeddedGateway,
+    bot: Bot,
+    fake_telegram: FakeTelegram,
+    clock: FakeClock,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # Telegram's per-chat flood control on the fake clock: a second message to a chat within
+    # 1 s is refused with 429.
+    fake_telegram.clock = clock
+    fake_telegram.limit_chat_rate(1.0)
+    stamps = stamp_calls(fake_telegram, clock)
+    for i in range(30):
+        await enqueue(sqlite_gateway, 900, f"busy {i}")
+    for i in range(60):
+        await enqueue(sqlite_gateway, 50_000 + i, f"alert {i}")
+    marks: list[tuple[float, int]] = []  # (time, transaction) of each row marked sent
+    mark_sent = OutboxMixin.mark_outbox_sent
+
+    async def spy(self: OutboxMixin, item_id: int, owner: str, now: datetime) -> None:
+        marks.append((clock(), id(self.session)))
+        await mark_sent(self, item_id, owner, now)
+
+    monkeypatch.setattr(OutboxMixin, "mark_outbox_sent", spy)
+    # The first claim (20 rows) is all the busy chat's: the rows behind its head do not fill
+    # the window, more rows are claimed and the other chats go out at the global rate.
+    out = sender(sqlite_gateway, bot, clock, batch_size=20)
+    report = await out.drain()
+    assert (report.sent, report.retried, report.released) == (90, 0, 0)
+    assert fake_telegram.refused() == []
+    others = [t for t, chat, _ in stamps if chat != 900]
+    assert len(others) == 60
+    # 60 messages at 30/s (the busy chat's own once a second among them): about 2 s, where a
+    # sender that finished each claimed batch first needed 19 s for the first 20 busy rows.
+    assert others[-1] - START < 2.5
+    busy = [t for t, chat, _ in stamps if chat == 900]
+    assert all(b - a >= 1.0 - 1e-9 for a, b in itertools.pairwise(busy))
+    assert busy[-1] - busy[0] == pytest.approx(29, abs=0.1)
+    assert [c.text for c in fake_telegram.sent(900)] == [f"busy {i}" for i in range(30)]
+    assert [r.status for r in await rows(sqlite_gateway)] == ["sent"] * 90
+    # Marked sent in batches while the others go out (10 rows or 0.5 s per transaction);
+    # afterwards the busy chat's one row a second is flushed 0.5 s after it was sent.
+    assert len(marks) == 90
+    during = {tx for t, tx in marks if t <= others[-1] + 0.5}
+    assert len(during) <= 10

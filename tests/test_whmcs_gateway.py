@@ -73,3 +73,36 @@ async def test_a_failed_block_rolls_the_store_back(whmcs_gateway: WhmcsGateway) 
             1 / 0  # noqa: B018
     async with whmcs_gateway.transaction(read_only=True) as billing:
         assert await billing.get_adapter_state("test", "gone") is None
+
+
+async def test_the_lookup_of_every_update_survives_whmcs_being_down(
+    whmcs_gateway: WhmcsGateway, whmcs: WhmcsStandIn
+) -> None:
+    """The account of an update is still found (the last credit seen, marked unknown), so a
+    payment or a ticket reaches its handler; a screen asking for the balance itself fails."""
+    alice = whmcs.add_client("Alice", "Smith", "alice@example.com", credit=Decimal("3.00"))
+    account = await linked_account(whmcs_gateway, 501, alice)
+    billing = per_call(whmcs_gateway)
+    await whmcs.go_down()
+    whmcs_gateway.core._client_changed(alice.id)  # type: ignore[attr-defined]
+    seen, created = await billing.get_or_create_account(501, 501, name="Alice")
+    assert (created, seen.balance_minor, seen.balance_known) == (False, 300, False)
+    found = await billing.find_account_by_telegram(501)
+    assert found is not None and found.balance_known is False
+    with pytest.raises(BillingUnavailable):
+        await billing.get_account(account.id)
+    await whmcs.come_back()
+    fresh = await billing.find_account_by_telegram(501)
+    assert fresh is not None and (fresh.balance_minor, fresh.balance_known) == (300, True)
+
+
+async def test_a_client_never_read_shows_an_unknown_balance_while_whmcs_is_down(
+    whmcs_gateway: WhmcsGateway, whmcs: WhmcsStandIn
+) -> None:
+    alice = whmcs.add_client("Alice", "Smith", "alice@example.com", credit=Decimal("3.00"))
+    local = per_call(whmcs_gateway.local)
+    account, _ = await local.get_or_create_account(501, 501, name="Alice")
+    await local.link_billing_client(account.id, alice.id)
+    await whmcs.go_down()
+    seen = await per_call(whmcs_gateway).find_account_by_telegram(501)
+    assert seen is not None and (seen.balance_minor, seen.balance_known) == (0, False)

@@ -67,6 +67,9 @@ class Account:
     created_at: datetime
     telegram_name: str = ""
     unreachable: bool = False
+    # False when an external billing could not be asked (it is down): balance_minor is then the
+    # last one seen, or 0 when none was; screens say the balance is unavailable.
+    balance_known: bool = True
 
 
 @dataclass(frozen=True, slots=True)

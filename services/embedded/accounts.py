@@ -6,9 +6,9 @@ from sqlalchemy import bindparam, func, select, update
 from sqlalchemy.exc import IntegrityError
 
 from services.contracts import common as dto
+from services.contracts.profile import CodeCheck
 from services.embedded import models as m
 from services.embedded.base import EmbeddedBase, insert_ignore
-from services.contracts.profile import CodeCheck
 from services.errors import InsufficientFunds, InvalidState, NotFound, ValidationFailed
 
 # The account of a Telegram user, as the DTO needs it: looked up on every update, so the

@@ -6,16 +6,36 @@ from __future__ import annotations
 from dataclasses import replace
 
 from services.contracts.common import Account
-from services.whmcs.base import WhmcsBase
+from services.whmcs.errors import WhmcsAuthError, WhmcsUnavailable
+from services.whmcs.linking import WhmcsLinkingMixin
 
 
-class WhmcsAccountsMixin(WhmcsBase):
-    async def _with_client(self, account: Account) -> Account:
-        """The local account with its client's credit and currency; unlinked: as it is."""
+class WhmcsAccountsMixin(WhmcsLinkingMixin):
+    """Linking (services/whmcs/linking.py) comes with the accounts."""
+
+    async def _with_client(self, account: Account, *, tolerant: bool = False) -> Account:
+        """The local account with its client's credit and currency; unlinked: as it is.
+        `tolerant` (the lookup every update makes): with WHMCS unreachable, the account comes
+        with the last credit seen and `balance_known` False, so a payment or a ticket still
+        reaches its handler; the screens that need WHMCS fail on their own call."""
         client_id = await self.local.billing_client_id(account.id)
         if client_id is None:
             return replace(account, balance_minor=0)
-        client = await self._client_details(client_id)
+        try:
+            client = await self._client_details(client_id)
+        except (WhmcsUnavailable, WhmcsAuthError):
+            if not tolerant:
+                raise
+            last = self._last_seen(client_id)
+            if last is None:
+                return replace(account, balance_minor=0, balance_known=False)
+            client = last
+            return replace(
+                account,
+                balance_minor=client.credit_minor,
+                base_currency=client.currency_code,
+                balance_known=False,
+            )
         return replace(
             account, balance_minor=client.credit_minor, base_currency=client.currency_code
         )
@@ -26,11 +46,11 @@ class WhmcsAccountsMixin(WhmcsBase):
         account, created = await self.local.get_or_create_account(
             telegram_id, chat_id, name=name, username=username
         )
-        return await self._with_client(account), created
+        return await self._with_client(account, tolerant=True), created
 
     async def find_account_by_telegram(self, telegram_id: int) -> Account | None:
         account = await self.local.find_account_by_telegram(telegram_id)
-        return None if account is None else await self._with_client(account)
+        return None if account is None else await self._with_client(account, tolerant=True)
 
     async def get_account(self, account_id: int) -> Account:
         return await self._with_client(await self.local.get_account(account_id))

@@ -28,6 +28,10 @@ class WhmcsOptions:
     # Staff Telegram user id -> WHMCS admin username their replies are posted as.
     admin_usernames: Mapping[int, str] = field(default_factory=dict)
     default_admin_username: str | None = None
+    # The per-customer limits of the settings (0: no limit).
+    max_open_tickets: int = 3
+    max_tickets_per_hour: int = 5
+    max_open_invoices: int = 5
     link_code_minutes: int = 15
     link_token_hours: int = 24
     # LINK_TOKEN_SECRET: signs the deep-link tokens (services/whmcs/linking.py); None: off.
@@ -63,6 +67,14 @@ class WhmcsBase:
         self._clients[client_id] = (time.monotonic() + CLIENT_CACHE_SECONDS, details)
         return details
 
+    def _last_seen(self, client_id: int) -> ClientDetails | None:
+        """The client's details as last read, however old (for when WHMCS is down)."""
+        cached = self._clients.get(client_id)
+        return None if cached is None else cached[1]
+
     def _client_changed(self, client_id: int) -> None:
-        """Forget the cached details after a write that changes them (credit, profile)."""
-        self._clients.pop(client_id, None)
+        """Read the details again after a write that changes them (credit, profile); they stay
+        known as the last seen ones meanwhile."""
+        cached = self._clients.get(client_id)
+        if cached is not None:
+            self._clients[client_id] = (0.0, cached[1])

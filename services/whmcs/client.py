@@ -15,21 +15,27 @@ from decimal import Decimal
 from services.whmcs.models import (
     ClientDetails,
     CreditApplied,
+    CreditEntry,
     Department,
     Invoice,
     OrderPlaced,
     Product,
     Service,
     Ticket,
+    TicketNote,
     TicketOpened,
+    TransactionRecord,
     UpgradeQuote,
     parse_client,
+    parse_credit,
     parse_department,
     parse_invoice,
     parse_order,
     parse_product,
     parse_service,
     parse_ticket,
+    parse_ticket_notes,
+    parse_transaction,
     parse_upgrade,
 )
 from services.whmcs.parse import (
@@ -136,6 +142,11 @@ class WhmcsClient(WhmcsTransport):
         if noemail:
             params["noemail"] = True
         return parse_order(await self.call("AddOrder", params))
+
+    async def accept_order(self, order_id: int, *, sendemail: bool = True) -> None:
+        """AcceptOrder: addorder.md says AddOrder ignores automatic setup, so a new order
+        stays Pending until it is accepted (acceptorder.md)."""
+        await self.call("AcceptOrder", {"orderid": order_id, "sendemail": sendemail or None})
 
     async def upgrade_product(
         self,
@@ -313,3 +324,66 @@ class WhmcsClient(WhmcsTransport):
 
     async def update_ticket(self, ticket_id: int, *, status: str) -> None:
         await self.call("UpdateTicket", {"ticketid": ticket_id, "status": status})
+
+    async def get_ticket_with_notes(self, ticket_id: int) -> tuple[Ticket, tuple[TicketNote, ...]]:
+        """GetTicket with its internal notes (getticket.md: `notes`), replies oldest first."""
+        body = await self.call("GetTicket", {"ticketid": ticket_id, "repliessort": "ASC"})
+        return parse_ticket(body), parse_ticket_notes(body)
+
+    async def add_ticket_note(self, ticket_id: int, message: str) -> None:
+        """An internal note (addticketnote.md); the answer names no note id."""
+        await self.call("AddTicketNote", {"ticketid": ticket_id, "message": message})
+
+    # -- money: the credit log, transactions, one page of invoices ----------------------------
+
+    async def get_credits(self, client_id: int, currency: str) -> list[CreditEntry]:
+        """GetCredits: the client's whole credit log (the reference documents no paging)."""
+        body = await self.call("GetCredits", {"clientid": client_id})
+        return [parse_credit(row, currency) for row in nested_list(body, "credits", "credit")]
+
+    async def remove_credit(
+        self, client_id: int, amount: Decimal, description: str, currency: str
+    ) -> int:
+        """AddCredit with type=remove (no idempotency key!); the new balance, minor."""
+        params = {
+            "clientid": client_id,
+            "amount": _amount(amount),
+            "description": description,
+            "type": "remove",
+        }
+        body = await self.call("AddCredit", params)
+        return money_minor(body.get("newbalance"), currency)
+
+    async def get_transactions(
+        self,
+        currency: str,
+        *,
+        transid: str | None = None,
+        client_id: int | None = None,
+        invoice_id: int | None = None,
+    ) -> list[TransactionRecord]:
+        """GetTransactions filtered by transid/client/invoice (the reference documents no
+        paging parameters: one answer)."""
+        params = {"transid": transid, "clientid": client_id, "invoiceid": invoice_id}
+        body = await self.call("GetTransactions", params)
+        rows = nested_list(body, "transactions", "transaction")
+        return [parse_transaction(row, currency) for row in rows]
+
+    async def invoices_page(
+        self, user_id: int, currency: str, start: int, size: int
+    ) -> tuple[list[Invoice], int]:
+        """One page of the client's invoices, newest first, and how many there are."""
+        params: dict[str, ParamValue] = {
+            "userid": user_id,
+            "orderby": "id",
+            "order": "desc",
+            "limitstart": start,
+            "limitnum": size,
+        }
+        body = await self.call("GetInvoices", params)
+        rows = nested_list(body, "invoices", "invoice")
+        return [parse_invoice(row, currency) for row in rows], as_int(body.get("totalresults"))
+
+    async def update_invoice_status(self, invoice_id: int, status: str) -> None:
+        """UpdateInvoice with only `status` (e.g. "Cancelled")."""
+        await self.call("UpdateInvoice", {"invoiceid": invoice_id, "status": status})

@@ -17,6 +17,7 @@ from typing import Any, cast
 
 from services.billing import Billing, BillingCore, BillingGateway, BotStore
 from services.errors import BillingUnavailable
+from services.whmcs.client import WhmcsClient
 from services.whmcs.errors import WhmcsAuthError, WhmcsFailure, WhmcsUnavailable
 
 _STORE_METHODS = frozenset(
@@ -94,13 +95,11 @@ class ComposedBilling:
 class WhmcsGateway:
     """A BillingGateway over WHMCS and the bot's own database."""
 
-    def __init__(
-        self, core: BillingCore, local: BillingGateway, close: Callable[[], Awaitable[None]]
-    ) -> None:
+    def __init__(self, core: BillingCore, local: BillingGateway, client: WhmcsClient) -> None:
         self.core = core
         self.local = local
+        self.client = client  # for jobs that read WHMCS directly (the ticket-reply sync)
         self.base_currency = core.base_currency
-        self._close_core = close
 
     @asynccontextmanager
     async def transaction(self, *, read_only: bool = False) -> AsyncIterator[Billing]:
@@ -120,5 +119,5 @@ class WhmcsGateway:
         return self.local.is_retryable(error)
 
     async def close(self) -> None:
-        await self._close_core()
+        await self.client.close()
         await self.local.close()

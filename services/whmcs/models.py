@@ -57,6 +57,8 @@ class ClientDetails:
     credit_minor: int
     email_preferences: EmailPreferences | None
     marketing_opt_in: bool
+    state: str = ""  # getclientsdetails.md: "state" (also "fullstate", "statecode")
+    postcode: str = ""
 
 
 def parse_client(client: Mapping[str, Any]) -> ClientDetails:
@@ -83,6 +85,8 @@ def parse_client(client: Mapping[str, Any]) -> ClientDetails:
             else None
         ),
         marketing_opt_in=as_bool(client.get("marketing_emails_opt_in")),
+        state=as_str(client.get("state")),
+        postcode=as_str(client.get("postcode")),
     )
 
 
@@ -100,6 +104,7 @@ class Service:
     nextduedate: date | None
     recurring_minor: int
     currency: str
+    regdate: date | None = None  # when the service was ordered
 
 
 def parse_service(row: Mapping[str, Any], currency: str) -> Service:
@@ -116,6 +121,7 @@ def parse_service(row: Mapping[str, Any], currency: str) -> Service:
         nextduedate=as_date(row.get("nextduedate")),
         recurring_minor=money_minor(row.get("recurringamount"), currency),
         currency=currency,
+        regdate=as_date(row.get("regdate")),
     )
 
 
@@ -135,6 +141,7 @@ class Product:
     description: str
     paytype: str
     prices: tuple[ProductPrice, ...]  # enabled cycles only: WHMCS's "-1.00" is left out
+    type: str = ""  # hostingaccount, reselleraccount, server, other (getproducts.md)
 
     def price(self, currency: str, cycle: str) -> ProductPrice | None:
         return next((p for p in self.prices if (p.currency, p.cycle) == (currency, cycle)), None)
@@ -168,6 +175,7 @@ def parse_product(row: Mapping[str, Any]) -> Product:
         description=as_str(row.get("description")),
         paytype=as_str(row.get("paytype")),
         prices=_prices(row.get("pricing")),
+        type=as_str(row.get("type")),
     )
 
 
@@ -351,3 +359,72 @@ class TicketOpened:
     id: int
     tid: str
     c: str
+
+
+@dataclass(frozen=True)
+class TicketNote:
+    """An internal note of a ticket (getticket.md: `notes.note[]`: noteid, date, message,
+    admin); never shown to the customer."""
+
+    note_id: int
+    admin: str
+    posted: datetime | None
+    message: str
+
+
+def parse_ticket_notes(body: Mapping[str, Any]) -> tuple[TicketNote, ...]:
+    return tuple(
+        TicketNote(
+            note_id=as_int(note.get("noteid") or note.get("id")),
+            admin=as_str(note.get("admin")),
+            posted=as_datetime(note.get("date")),
+            message=as_str(note.get("message")),
+        )
+        for note in nested_list(body, "notes", "note")
+    )
+
+
+@dataclass(frozen=True)
+class CreditEntry:
+    """One line of GetCredits (the client's credit log): positive added, negative used."""
+
+    id: int
+    date: date | None
+    description: str
+    amount_minor: int
+    relid: int
+
+
+def parse_credit(row: Mapping[str, Any], currency: str) -> CreditEntry:
+    return CreditEntry(
+        id=as_int(row.get("id")),
+        date=as_date(row.get("date")),
+        description=as_str(row.get("description")),
+        amount_minor=money_minor(row.get("amount"), currency),
+        relid=as_int(row.get("relid")),
+    )
+
+
+@dataclass(frozen=True)
+class TransactionRecord:
+    """One row of GetTransactions."""
+
+    id: int
+    userid: int
+    invoiceid: int
+    transid: str
+    gateway: str
+    amountin_minor: int
+    description: str
+
+
+def parse_transaction(row: Mapping[str, Any], currency: str) -> TransactionRecord:
+    return TransactionRecord(
+        id=as_int(row.get("id")),
+        userid=as_int(row.get("userid")),
+        invoiceid=as_int(row.get("invoiceid")),
+        transid=as_str(row.get("transid")),
+        gateway=as_str(row.get("gateway")),
+        amountin_minor=money_minor(row.get("amountin"), currency),
+        description=as_str(row.get("description")),
+    )

@@ -15,6 +15,7 @@ import pytest
 
 from tests.harness.server import TelegramServer, free_port
 from tests.harness.telegram import Call, Chat, FakeTelegram, User
+from tests.harness.whmcs import IDENTIFIER, SECRET, WhmcsStandIn
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -186,3 +187,28 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     for item in items:
         if "tests/e2e/" in str(item.fspath).replace(os.sep, "/"):
             item.add_marker(pytest.mark.e2e)
+
+
+@pytest.fixture
+async def live_whmcs_bot(
+    tmp_path: Path, telegram_server: TelegramServer, whmcs: WhmcsStandIn
+) -> AsyncIterator[LiveBot]:
+    """The bot in long-polling mode in front of the WHMCS stand-in (BILLING=whmcs)."""
+    from tests.whmcs_fixtures import DEPARTMENTS, STAFF_ADMINS
+
+    fake = telegram_server.fake
+    env = _env(
+        tmp_path,
+        telegram_server,
+        BILLING="whmcs",
+        WHMCS_URL=whmcs.url,
+        WHMCS_IDENTIFIER=IDENTIFIER,
+        WHMCS_SECRET=SECRET,
+        WHMCS_DEPARTMENTS=DEPARTMENTS,
+        WHMCS_ADMIN_USERNAMES=STAFF_ADMINS,
+        WHMCS_TIMEOUT_SECONDS="3",
+        SEED_DEMO_CATALOGUE="false",
+    )
+    process, log = await _start(tmp_path, env, fake, "getUpdates")
+    yield LiveBot(fake, process, log)
+    await _stop(process, log)

@@ -79,6 +79,8 @@ class Client:
     companyname: str = ""
     address1: str = ""
     city: str = ""
+    state: str = ""
+    postcode: str = ""
     country: str = "GB"
     language: str = ""
     status: str = "Active"
@@ -97,6 +99,8 @@ class Product:
     gid: int = 1
     groupname: str = "Hosting"
     pricing: dict[str, dict[str, Decimal]] = field(default_factory=dict)  # currency → cycle
+    type: str = "hostingaccount"  # getproducts.md: hostingaccount, reselleraccount, server, other
+    paytype: str = "recurring"  # getproducts.md: free, onetime, recurring
 
 
 @dataclass
@@ -154,6 +158,18 @@ class Transaction:
 
 
 @dataclass
+class CreditRecord:
+    """One line of the credit log (getcredits.md: id, date, description, amount, relid)."""
+
+    id: int
+    clientid: int
+    date: date
+    description: str
+    amount: Decimal
+    relid: int = 0
+
+
+@dataclass
 class Reply:
     userid: int
     admin: str
@@ -174,6 +190,7 @@ class Ticket:
     priority: str
     date: datetime
     replies: list[Reply] = field(default_factory=list)
+    notes: list[Reply] = field(default_factory=list)  # getticket.md `notes.note[]`
 
     @property
     def lastreply(self) -> datetime:
@@ -256,7 +273,9 @@ class WhmcsStandIn:
         self.services: dict[int, Service] = {}
         self.invoices: dict[int, Invoice] = {}
         self.transactions: list[Transaction] = []
+        self.credit_log: list[CreditRecord] = []  # credit changed through the API (GetCredits)
         self.tickets: dict[int, Ticket] = {}
+        self.orders: dict[int, list[int]] = {}  # AddOrder's order id → its new service ids
         self.departments: dict[int, str] = {1: "Support", 2: "Billing"}
         self.emails: list[Email] = []
         self.calls: list[Call] = []
@@ -355,6 +374,16 @@ class WhmcsStandIn:
         ticket.replies.append(Reply(client.id, "", name, message, ticket.date))
         self.tickets[ticket.id] = ticket
         return ticket
+
+    def admin_reply(self, ticket: Ticket, admin: str, message: str) -> Reply:
+        """A reply written in WHMCS's admin area (not through the API): status Answered."""
+        moment = max(
+            datetime.combine(self.today, datetime.min.time()), ticket.lastreply
+        ) + timedelta(minutes=1)
+        reply = Reply(0, admin, "", message, moment)
+        ticket.replies.append(reply)
+        ticket.status = "Answered"
+        return reply
 
     # -- HTTP -------------------------------------------------------------------------------
 
@@ -518,6 +547,7 @@ class WhmcsStandIn:
             "fullname": f"{client.firstname} {client.lastname}",
             "companyname": client.companyname, "email": client.email,
             "address1": client.address1, "city": client.city,
+            "state": client.state, "fullstate": client.state, "postcode": client.postcode,
             "countrycode": client.country, "country": client.country,
             "phonenumber": client.phonenumber, "status": client.status,
             "email_preferences": {k: str(int(v)) for k, v in client.email_preferences.items()},
@@ -548,7 +578,7 @@ class WhmcsStandIn:
         for name in ("firstname", "lastname", "companyname", "email", "address1", "city"):
             if name in params:
                 setattr(client, name, str(params[name]))
-        for name in ("country", "phonenumber", "language"):
+        for name in ("country", "phonenumber", "language", "state", "postcode"):
             if name in params:
                 setattr(client, name, str(params[name]))
         for kind, value in dict(params.get("email_preferences") or {}).items():
@@ -614,10 +644,10 @@ class WhmcsStandIn:
             {
                 "pid": p.pid,
                 "gid": p.gid,
-                "type": "hostingaccount",
+                "type": p.type,
                 "name": p.name,
                 "description": "",
-                "paytype": "recurring",
+                "paytype": p.paytype,
                 "pricing": {
                     cur: {"prefix": "", "suffix": f" {cur}"}
                     | {f"{c[0]}setupfee": "0.00" for c in CYCLE_MONTHS}
@@ -665,11 +695,23 @@ class WhmcsStandIn:
             raise Refused("No items added to cart so order cannot proceed")
         invoice = self._new_invoice(client, lines)
         service_ids = ",".join(str(line.relid) for line in lines if not line.renews)
+        order_id = self.next_id()
+        self.orders[order_id] = [line.relid for line in lines if not line.renews]
         return {
-            "orderid": str(self.next_id()),
+            "orderid": str(order_id),
             "serviceids": service_ids,
             "invoiceid": str(invoice.id),
         }
+
+    def _a_acceptorder(self, params: Params) -> Json:
+        # acceptorder.md: a pending order's services are set up (the module and registrar
+        # calls are not modelled: the services just become Active).
+        services = [self.services[sid] for sid in self.orders.get(number(params, "orderid"), [])]
+        if not services or all(service.status != "Pending" for service in services):
+            raise Refused("Order ID not found or Status not Pending")
+        for service in services:
+            service.status = "Active" if service.status == "Pending" else service.status
+        return {}
 
     def _a_upgradeproduct(self, params: Params) -> Json:
         service = self._service(params)
@@ -808,6 +850,7 @@ class WhmcsStandIn:
         if amount <= 0:
             raise Refused("Credit Amount to apply must be greater than zero")
         client.credit -= amount
+        self._log_credit(client, f"Credit Applied to Invoice #{invoice.id}", -amount, invoice.id)
         self._pay(invoice, amount)
         paid = "true" if invoice.status == "Paid" else "false"
         return {"invoiceid": str(invoice.id), "amount": money(amount), "invoicepaid": paid}
@@ -849,6 +892,8 @@ class WhmcsStandIn:
         )
         if to_credit and client is not None:
             client.credit += amount
+            # The reference does not say what the credit log says here: our wording.
+            self._log_credit(client, f"Credit from Transaction ID {transid}", amount)
         return {}
 
     def _a_addcredit(self, params: Params) -> Json:
@@ -858,8 +903,63 @@ class WhmcsStandIn:
         if not params.get("amount"):
             raise Refused("No Amount Provided")
         amount = Decimal(str(params["amount"]))
-        client.credit += -amount if params.get("type") == "remove" else amount
+        change = -amount if params.get("type") == "remove" else amount
+        client.credit += change
+        self._log_credit(client, str(params.get("description") or ""), change)
         return {"newbalance": money(client.credit)}
+
+    def _log_credit(
+        self, client: Client, description: str, amount: Decimal, relid: int = 0
+    ) -> None:
+        entry = CreditRecord(self.next_id(), client.id, self.today, description, amount, relid)
+        self.credit_log.append(entry)
+
+    def _a_getcredits(self, params: Params) -> Json:
+        # The example shows the list flattened ("credits[credit][0][id]"); we answer it nested
+        # as every other list is ({"credits": {"credit": [...]}}), "" when empty.
+        client = self._client(params)
+        rows = [
+            {"id": str(c.id), "date": when(c.date), "description": c.description,
+             "amount": money(c.amount), "relid": str(c.relid)}
+            for c in self.credit_log
+            if c.clientid == client.id
+        ]  # fmt: skip
+        return {
+            "totalresults": str(len(rows)),
+            "clientid": str(client.id),
+            "credits": {"credit": rows} if rows else "",
+        }
+
+    def _a_gettransactions(self, params: Params) -> Json:
+        # gettransactions.md: filters invoiceid, clientid, transid; no paging parameters.
+        rows = [
+            {"id": str(index + 1), "userid": str(t.userid), "currency": "0",
+             "gateway": t.gateway, "description": "Invoice Payment" if t.invoiceid else "",
+             "amountin": money(t.amountin), "fees": "0.00", "amountout": "0.00",
+             "rate": "1.00000", "transid": t.transid, "invoiceid": str(t.invoiceid),
+             "refundid": "0"}
+            for index, t in enumerate(self.transactions)
+            if (not params.get("clientid") or t.userid == number(params, "clientid"))
+            and (not params.get("invoiceid") or t.invoiceid == number(params, "invoiceid"))
+            and (not params.get("transid") or t.transid == str(params["transid"]))
+        ]  # fmt: skip
+        return {
+            "totalresults": len(rows),
+            "startnumber": 0,
+            "numreturned": len(rows),
+            "transactions": {"transaction": rows} if rows else "",
+        }
+
+    def _a_updateinvoice(self, params: Params) -> Json:
+        # updateinvoice.md; only `status` is supported here. The statuses WHMCS accepts are
+        # not listed ("Invalid status $status"): these are the invoice statuses of WHMCS.
+        invoice = self._invoice(params)
+        status = params.get("status")
+        if status is not None:
+            if status not in ("Draft", "Unpaid", "Paid", "Cancelled", "Refunded", "Collections"):
+                raise Refused(f"Invalid status {status}")
+            invoice.status = str(status)
+        return {"invoiceid": invoice.id}
 
     # -- support (getsupportdepartments.md, openticket.md, gettickets.md, getticket.md, ...) --
 
@@ -952,12 +1052,19 @@ class WhmcsStandIn:
         ]
         if params.get("repliessort", "ASC").upper() == "DESC":
             replies.reverse()
+        notes = [
+            {
+                "noteid": str(index + 1), "date": when(note.date), "message": note.message,
+                "attachment": "", "attachments_removed": False, "admin": note.admin,
+            }
+            for index, note in enumerate(ticket.notes)
+        ]  # fmt: skip
         body = self._ticket_json(ticket)
         body["ticketid"] = body.pop("id")
         return body | {
             "deptname": self.departments[ticket.deptid],
             "replies": {"reply": replies},
-            "notes": "",
+            "notes": {"note": notes} if notes else "",
         }
 
     def _a_addticketreply(self, params: Params) -> Json:
@@ -982,6 +1089,20 @@ class WhmcsStandIn:
         if status not in TICKET_STATUSES:
             raise Refused("Invalid Ticket Status")
         ticket.status = status
+        return {}
+
+    def _a_addticketnote(self, params: Params) -> Json:
+        """addticketnote.md: by ticketid or ticketnum; the answer is bare success. The note's
+        admin is the API user's (not in the request): "API" here."""
+        ticket = self.tickets.get(number(params, "ticketid"))
+        if ticket is None and params.get("ticketnum"):
+            ticket = next((t for t in self.tickets.values() if t.tid == params["ticketnum"]), None)
+        if ticket is None:
+            raise Refused("Ticket ID not found")
+        if not params.get("message"):
+            raise Refused("Message is required")
+        moment = datetime.combine(self.today, datetime.min.time())
+        ticket.notes.append(Reply(0, "API", "", str(params["message"]), moment))
         return {}
 
     def _a_updateticket(self, params: Params) -> Json:

@@ -1,0 +1,92 @@
+"""The alert jobs' due scans over WHMCS (the stand-in), and services/alerts.py on them."""
+
+from __future__ import annotations
+
+from datetime import UTC, date, datetime, timedelta
+from decimal import Decimal
+
+from sqlalchemy import func, select
+
+import keyboards.alerts as alert_kb
+from bot.factory import create_i18n
+from services.alerts import AlertPolicy, scan_expiring, scan_low_balance
+from services.billing import per_call
+from services.embedded import models as m
+from services.whmcs.gateway import WhmcsGateway
+from tests.harness.whmcs import WhmcsStandIn
+from tests.whmcs_fixtures import linked_account
+
+NOW = datetime(2027, 3, 10, 12, 0, tzinfo=UTC)
+POLICY = AlertPolicy(quiet_start=None, quiet_end=None)
+I18N = create_i18n("en")
+
+
+async def _outbox_rows(gateway: WhmcsGateway) -> int:
+    async with gateway.local.transaction(read_only=True) as billing:
+        session = billing.session  # type: ignore[attr-defined]
+        return int(await session.scalar(select(func.count()).select_from(m.OutboxMessage)) or 0)
+
+
+async def _clients_with_services(
+    gateway: WhmcsGateway, whmcs: WhmcsStandIn, count: int, due: date
+) -> list[int]:
+    product = whmcs.add_product("VPS 1", "5.00")
+    accounts = []
+    for index in range(count):
+        client = whmcs.add_client("C", str(index), f"c{index}@example.com")
+        whmcs.add_service(client, product, nextduedate=due)
+        accounts.append((await linked_account(gateway, 600 + index, client)).id)
+    return accounts
+
+
+async def test_expiring_due_pages_over_linked_clients(
+    whmcs_gateway: WhmcsGateway, whmcs: WhmcsStandIn
+) -> None:
+    accounts = await _clients_with_services(whmcs_gateway, whmcs, 5, date(2027, 3, 12))
+    far = whmcs.add_client("Far", "Away", "far@example.com")
+    whmcs.add_service(far, whmcs.add_product("VPS 2", "9.00"), nextduedate=date(2027, 6, 1))
+    await linked_account(whmcs_gateway, 700, far)
+    billing = per_call(whmcs_gateway)
+    seen: list[int] = []
+    after = 0
+    while True:
+        page = await billing.expiring_due(
+            NOW, (7, 3, 1), timedelta(days=3), after_account_id=after, limit=2
+        )
+        seen += [due.recipient.account_id for due in page]
+        assert all(due.orders[0].stage == 3 for due in page)
+        if len(page) < 2:
+            break
+        after = page[-1].recipient.account_id
+    assert seen == accounts
+
+
+async def test_low_balance_is_told_once_per_crossing_and_rearmed(
+    whmcs_gateway: WhmcsGateway, whmcs: WhmcsStandIn
+) -> None:
+    client = whmcs.add_client("Alice", "Smith", "a@example.com", credit=Decimal("1.00"))
+    account = await linked_account(whmcs_gateway, 501, client)
+    await per_call(whmcs_gateway.local).set_low_balance_threshold(
+        account.id, 500, whmcs_gateway.local.base_currency
+    )
+    billing = per_call(whmcs_gateway)
+    first = await scan_low_balance(whmcs_gateway, I18N, POLICY, NOW, keyboards=alert_kb)
+    second = await scan_low_balance(whmcs_gateway, I18N, POLICY, NOW, keyboards=alert_kb)
+    assert (first.alerts, second.alerts) == (1, 0)
+    client.credit = Decimal("10.00")
+    assert await billing.rearm_low_balance() == 1
+    client.credit = Decimal("2.00")
+    whmcs_gateway.core._client_changed(client.id)  # type: ignore[attr-defined]
+    third = await scan_low_balance(whmcs_gateway, I18N, POLICY, NOW, keyboards=alert_kb)
+    assert third.alerts == 1 and await _outbox_rows(whmcs_gateway) == 2
+
+
+async def test_scan_expiring_queues_one_message_per_account_once(
+    whmcs_gateway: WhmcsGateway, whmcs: WhmcsStandIn
+) -> None:
+    accounts = await _clients_with_services(whmcs_gateway, whmcs, 3, date(2027, 3, 11))
+    policy = AlertPolicy(quiet_start=None, quiet_end=None, batch_size=2)
+    first = await scan_expiring(whmcs_gateway, I18N, policy, NOW, keyboards=alert_kb)
+    assert first.alerts == len(accounts) and await _outbox_rows(whmcs_gateway) == 3
+    second = await scan_expiring(whmcs_gateway, I18N, policy, NOW, keyboards=alert_kb)
+    assert second.alerts == 0 and await _outbox_rows(whmcs_gateway) == 3
