@@ -12,6 +12,7 @@ from datetime import datetime, timedelta
 from typing import Protocol
 
 from services.contracts.common import Page, read_only
+from services.errors import ValidationFailed
 
 DEPARTMENTS = ("tech", "billing", "abuse")
 STATUSES = ("open", "answered", "customer_replied", "closed")
@@ -87,6 +88,29 @@ class AccountSummary:
     unreachable: bool
     active_orders: int
     orders: list[OrderLine] = field(default_factory=list)
+
+
+def checked_subject(subject: str) -> str:
+    """A subject as every billing stores it: whitespace collapsed, SUBJECT_MIN..SUBJECT_MAX."""
+    subject = " ".join(subject.split())
+    if not SUBJECT_MIN <= len(subject) <= SUBJECT_MAX:
+        raise ValidationFailed("subject_length", min=SUBJECT_MIN, max=SUBJECT_MAX)
+    return subject
+
+
+def checked_message(text: str, attachments: list[Attachment]) -> str:
+    """A message as every billing accepts it: text or files, within the limits."""
+    text = text.strip()
+    if not text and not attachments:
+        raise ValidationFailed("empty")
+    if len(text) > TEXT_MAX:
+        raise ValidationFailed("text_length", max=TEXT_MAX)
+    if len(attachments) > ATTACHMENTS_MAX:
+        raise ValidationFailed("attachments", max=ATTACHMENTS_MAX)
+    for item in attachments:
+        if item.kind not in ("photo", "document") or not item.file_id:
+            raise ValidationFailed("attachments", max=ATTACHMENTS_MAX)
+    return text
 
 
 class TicketsApi(Protocol):

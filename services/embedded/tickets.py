@@ -9,17 +9,15 @@ from sqlalchemy import case, func, or_, select
 
 from services.contracts.common import Page
 from services.contracts.tickets import (
-    ATTACHMENTS_MAX,
     AWAITING_STAFF,
     DEPARTMENTS,
-    SUBJECT_MAX,
-    SUBJECT_MIN,
-    TEXT_MAX,
     AccountSummary,
     Attachment,
     OrderLine,
     Ticket,
     TicketMessage,
+    checked_message,
+    checked_subject,
 )
 from services.embedded import models as m
 from services.embedded.base import EmbeddedBase
@@ -54,20 +52,6 @@ def message_dto(row: m.TicketMessage) -> TicketMessage:
         attachments=[Attachment(a["kind"], a["file_id"]) for a in row.attachments or []],
         staff_user_id=row.staff_user_id,
     )
-
-
-def _check_message(text: str, attachments: list[Attachment]) -> str:
-    text = text.strip()
-    if not text and not attachments:
-        raise ValidationFailed("empty")
-    if len(text) > TEXT_MAX:
-        raise ValidationFailed("text_length", max=TEXT_MAX)
-    if len(attachments) > ATTACHMENTS_MAX:
-        raise ValidationFailed("attachments", max=ATTACHMENTS_MAX)
-    for item in attachments:
-        if item.kind not in ("photo", "document") or not item.file_id:
-            raise ValidationFailed("attachments", max=ATTACHMENTS_MAX)
-    return text
 
 
 def _files(attachments: list[Attachment]) -> list[dict[str, str]]:
@@ -124,10 +108,8 @@ class TicketsMixin(EmbeddedBase):
         attachments = list(attachments or [])
         if department not in DEPARTMENTS:
             raise ValidationFailed("department")
-        subject = " ".join(subject.split())
-        if not SUBJECT_MIN <= len(subject) <= SUBJECT_MAX:
-            raise ValidationFailed("subject_length", min=SUBJECT_MIN, max=SUBJECT_MAX)
-        text = _check_message(text, attachments)
+        subject = checked_subject(subject)
+        text = checked_message(text, attachments)
         await self._account_row(account_id)
         await self._lock_account(account_id)  # the limits hold for concurrent calls too
         await self._check_ticket_limits(account_id)
@@ -214,7 +196,7 @@ class TicketsMixin(EmbeddedBase):
     ) -> Ticket:
         attachments = list(attachments or [])
         row = await self._ticket_row(ticket_id, account_id)
-        text = _check_message(text, attachments)
+        text = checked_message(text, attachments)
         now = self.now()
         if row.status == "closed":
             if not self._within(row.closed_at, now, reopen_window):
@@ -271,7 +253,7 @@ class TicketsMixin(EmbeddedBase):
     ) -> Ticket:
         attachments = list(attachments or [])
         row = await self._ticket_row(ticket_id)
-        text = _check_message(text, attachments)
+        text = checked_message(text, attachments)
         now = self.now()
         row.status, row.closed_at, row.updated_at = "answered", None, now
         await self._add_message(
@@ -289,7 +271,7 @@ class TicketsMixin(EmbeddedBase):
         self, ticket_id: int, staff_user_id: int, author_name: str, text: str
     ) -> TicketMessage:
         row = await self._ticket_row(ticket_id)
-        text = _check_message(text, [])
+        text = checked_message(text, [])
         note = await self._add_message(
             row, "note", text, [], author_name=author_name, staff_user_id=staff_user_id
         )

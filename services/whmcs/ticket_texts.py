@@ -15,8 +15,7 @@ import html
 import re
 from datetime import UTC, datetime
 
-from services.contracts.tickets import ATTACHMENTS_MAX, TEXT_MAX, Attachment
-from services.errors import ValidationFailed
+from services.contracts.tickets import Attachment
 
 # WHMCS status -> ours. "In Progress" means the support took the ticket but has not answered:
 # it still waits for the support (open, so the reminder sees it). "On Hold" is parked by the
@@ -105,21 +104,6 @@ def utc(moment: datetime | None) -> datetime | None:
 
 def check_ticket_id(ticket_id: int) -> bool:
     return 0 < ticket_id <= MAX_TICKET_ID
-
-
-def check_message(text: str, attachments: list[Attachment]) -> str:
-    """The contract's checks of a message (as the embedded billing makes them)."""
-    text = text.strip()
-    if not text and not attachments:
-        raise ValidationFailed("empty")
-    if len(text) > TEXT_MAX:
-        raise ValidationFailed("text_length", max=TEXT_MAX)
-    if len(attachments) > ATTACHMENTS_MAX:
-        raise ValidationFailed("attachments", max=ATTACHMENTS_MAX)
-    for item in attachments:
-        if item.kind not in ("photo", "document") or not item.file_id:
-            raise ValidationFailed("attachments", max=ATTACHMENTS_MAX)
-    return text
 
 
 def files_value(attachments: list[Attachment]) -> dict[str, list[list[str]]]:

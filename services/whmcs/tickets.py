@@ -24,6 +24,7 @@ from services.contracts.tickets import (
     OrderLine,
     Ticket,
     TicketMessage,
+    checked_message,
 )
 from services.errors import AlreadyDone, NotFound, PermissionDenied
 from services.validation import parse_id
@@ -33,7 +34,6 @@ from services.whmcs.ticket_texts import (
     ECHO_KIND,
     WHMCS_CLOSED,
     WHMCS_OPEN,
-    check_message,
     plain_text,
     utc,
     with_files_note,
@@ -98,7 +98,7 @@ class WhmcsTicketsMixin(WhmcsCustomerTicketsMixin):
     ) -> Ticket:
         attachments = list(attachments or [])
         admin = self._admin_username(staff_user_id)
-        text = check_message(text, attachments)
+        text = checked_message(text, attachments)
         await self._staff_ticket(ticket_id)  # NotFound before anything is written
         message = with_files_note(text, attachments)
         await self._remember_echo(ECHO_KIND, ticket_id, message)
@@ -110,7 +110,7 @@ class WhmcsTicketsMixin(WhmcsCustomerTicketsMixin):
     async def add_staff_note(
         self, ticket_id: int, staff_user_id: int, author_name: str, text: str
     ) -> TicketMessage:
-        text = check_message(text, [])
+        text = checked_message(text, [])
         await self._staff_ticket(ticket_id)
         signed = f"{author_name}: {text}" if author_name else text
         await self.client.add_ticket_note(ticket_id, signed)

@@ -23,11 +23,11 @@ from typing import Any
 from services.contracts.common import Page
 from services.contracts.tickets import (
     DEPARTMENTS,
-    SUBJECT_MAX,
-    SUBJECT_MIN,
     Attachment,
     Ticket,
     TicketMessage,
+    checked_message,
+    checked_subject,
 )
 from services.errors import AlreadyDone, InvalidState, LimitReached, NotFound, ValidationFailed
 from services.whmcs import models as wm
@@ -42,7 +42,6 @@ from services.whmcs.ticket_texts import (
     RATE_KIND,
     WHMCS_CLOSED,
     WHMCS_OPEN,
-    check_message,
     check_ticket_id,
     files_from,
     files_value,
@@ -182,10 +181,8 @@ class WhmcsCustomerTicketsMixin(WhmcsTicketsBase):
     ) -> Ticket:
         attachments = list(attachments or [])
         dept_id = self._dept_id(department)
-        subject = " ".join(subject.split())
-        if not SUBJECT_MIN <= len(subject) <= SUBJECT_MAX:
-            raise ValidationFailed("subject_length", min=SUBJECT_MIN, max=SUBJECT_MAX)
-        text = check_message(text, attachments)
+        subject = checked_subject(subject)
+        text = checked_message(text, attachments)
         client_id = await self._client_id(account_id)
         await self.check_new_ticket(account_id)
         message = with_files_note(text, attachments)
@@ -279,7 +276,7 @@ class WhmcsCustomerTicketsMixin(WhmcsTicketsBase):
     ) -> Ticket:
         attachments = list(attachments or [])
         ticket = await self._own(account_id, ticket_id)
-        text = check_message(text, attachments)
+        text = checked_message(text, attachments)
         meta = await self._meta(ticket_id)
         current = self._dto(ticket, account_id, meta)
         if current.closed_at is not None and _now() - current.closed_at > reopen_window:
