@@ -27,6 +27,7 @@ from keyboards.linking import (
 )
 from keyboards.menu import back_to_menu_kb
 from services.billing import Billing
+from services.contracts.accounts import LinkCodeLetter
 from services.contracts.common import Account
 from services.errors import ValidationFailed
 from services.validation import ascii_digits
@@ -64,6 +65,17 @@ async def start_link(
     )
 
 
+def link_code_letter() -> LinkCodeLetter:
+    """The code e-mail in the user's language ({code} and {minutes} are filled in later)."""
+    return LinkCodeLetter(
+        subject=_("Your Telegram link code"),
+        html="<p>{}</p><p>{}</p>".format(
+            _("Your code to link Telegram to your account: <b>{code}</b>"),
+            _("It is valid for {minutes} minutes. If you did not ask for it, ignore this e-mail."),
+        ),
+    )
+
+
 async def email_entered(
     message: Message, state: FSMContext, billing: Billing, account: Account
 ) -> None:
@@ -71,7 +83,7 @@ async def email_entered(
     try:
         if len(text) > TEXT_MAX:
             raise ValidationFailed("email_invalid")
-        await billing.start_linking(account.id, text)
+        await billing.start_linking(account.id, text, letter=link_code_letter())
     except ValidationFailed:
         await message.answer(
             _("This does not look like an e-mail address. Send it again, or /cancel."),

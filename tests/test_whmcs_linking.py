@@ -243,3 +243,17 @@ async def test_the_menu_says_the_balance_is_unavailable_while_whmcs_is_down(
     assert "Balance: <b>unavailable right now</b>" in menu
     await whmcs.come_back()
     assert "$12.50" in texts(await whmcs_driver.send(user, "/menu"))[-1]
+
+
+async def test_the_code_email_is_in_the_users_language(
+    whmcs_driver: BotDriver, whmcs: WhmcsStandIn
+) -> None:
+    alice_of(whmcs)
+    user = whmcs_driver.user(502, language_code="ru")
+    await whmcs_driver.send(user, "/start")
+    await ask_code(whmcs_driver, user, "alice@example.com")
+    [letter] = whmcs.emails
+    assert letter.subject == "Код для привязки Telegram"
+    assert "Код для привязки Telegram к вашей учётной записи" in letter.message
+    assert re.search(r"<b>\d{6}</b>", letter.message)
+    assert "{code}" not in letter.message and "{minutes}" not in letter.message

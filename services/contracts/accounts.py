@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Protocol
 
 from services.contracts.common import Account, LedgerLine, Page, Tariff, read_only
@@ -10,6 +11,18 @@ from services.contracts.profile import CodeCheck
 LINK_CODE_TTL_SECONDS = 15 * 60
 LINK_CODE_MAX_ATTEMPTS = 5
 LINK_RESEND_COOLDOWN_SECONDS = 60
+
+
+@dataclass(frozen=True, slots=True)
+class LinkCodeLetter:
+    """The e-mail with a linking code, in the user's language: `html` has the placeholders
+    {code} and {minutes}."""
+
+    subject: str = "Your Telegram link code"
+    html: str = (
+        "<p>Your code to link Telegram to your account: <b>{code}</b></p>"
+        "<p>It is valid for {minutes} minutes. If you did not ask for it, ignore this e-mail.</p>"
+    )
 
 
 class AccountsApi(Protocol):
@@ -41,8 +54,11 @@ class AccountsApi(Protocol):
     async def is_linked(self, account_id: int) -> bool:
         """Whether the account may use the cabinet (is linked to a billing client)."""
 
-    async def start_linking(self, account_id: int, email: str) -> None:
-        """E-mail a one-time code to the client with this address (stored hashed, valid
+    async def start_linking(
+        self, account_id: int, email: str, *, letter: LinkCodeLetter | None = None
+    ) -> None:
+        """E-mail a one-time code (in `letter`, the words of the user's language; English
+        without it) to the client with this address (stored hashed, valid
         LINK_CODE_TTL_SECONDS, LINK_CODE_MAX_ATTEMPTS attempts). An address that is no client's
         is answered exactly the same way (no e-mail goes out, and no code can ever match): the
         caller never learns whether an address is a client. ValidationFailed for a malformed

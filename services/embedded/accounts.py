@@ -6,6 +6,7 @@ from sqlalchemy import bindparam, func, select, update
 from sqlalchemy.exc import IntegrityError
 
 from services.contracts import common as dto
+from services.contracts.accounts import LinkCodeLetter
 from services.contracts.profile import CodeCheck
 from services.embedded import models as m
 from services.embedded.base import EmbeddedBase, insert_ignore
@@ -118,7 +119,9 @@ class AccountsMixin(EmbeddedBase):
     async def is_linked(self, account_id: int) -> bool:
         return True
 
-    async def start_linking(self, account_id: int, email: str) -> None:
+    async def start_linking(
+        self, account_id: int, email: str, *, letter: LinkCodeLetter | None = None
+    ) -> None:
         raise InvalidState("no_linking")
 
     async def confirm_linking(self, account_id: int, code: str) -> CodeCheck:

@@ -42,7 +42,11 @@ import time
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from services.contracts.accounts import LINK_CODE_MAX_ATTEMPTS, LINK_RESEND_COOLDOWN_SECONDS
+from services.contracts.accounts import (
+    LINK_CODE_MAX_ATTEMPTS,
+    LINK_RESEND_COOLDOWN_SECONDS,
+    LinkCodeLetter,
+)
 from services.contracts.profile import CodeCheck
 from services.errors import RateLimited, ValidationFailed
 from services.security import hash_code, verify_secret_sync
@@ -61,11 +65,6 @@ LINK_CODE = "link_code"
 USED_TOKEN = "link_token_used"
 # A code record outlives its code by this much, so a late attempt reads "expired", not "none".
 RECORD_GRACE = timedelta(hours=1)
-EMAIL_SUBJECT = "Your Telegram link code"
-EMAIL_BODY = (
-    "<p>Your code to link Telegram to your account: <b>{code}</b></p>"
-    "<p>It is valid for {minutes} minutes. If you did not ask for it, ignore this e-mail.</p>"
-)
 
 
 def _mac(secret: str, payload: bytes) -> bytes:
@@ -109,7 +108,9 @@ class WhmcsLinkingMixin(WhmcsBase):
     async def is_linked(self, account_id: int) -> bool:
         return await self.local.billing_client_id(account_id) is not None
 
-    async def start_linking(self, account_id: int, email: str) -> None:
+    async def start_linking(
+        self, account_id: int, email: str, *, letter: LinkCodeLetter | None = None
+    ) -> None:
         now = datetime.now(UTC)
         await self._check_link_cooldown(account_id, now)
         address = validate_email(email)
@@ -129,8 +130,9 @@ class WhmcsLinkingMixin(WhmcsBase):
         if client is None:
             return  # the same answer as for a client, and no e-mail
         try:
-            body = EMAIL_BODY.format(code=code, minutes=self.options.link_code_minutes)
-            await self.client.send_email(client.id, EMAIL_SUBJECT, body)
+            letter = letter or LinkCodeLetter()
+            body = letter.html.format(code=code, minutes=self.options.link_code_minutes)
+            await self.client.send_email(client.id, letter.subject, body)
         except WhmcsAuthError:
             await self.local.delete_adapter_state(LINK_CODE, str(account_id))
             raise
