@@ -56,7 +56,7 @@ def balance_text(account: Account, rates: Rates) -> str:
         lines.append(_("In other currencies:"))
         for code in others:
             amount = money(rates.convert(account.balance_minor, base, code), code)
-            rate = "" if code == base else f" ({rate_text(base, code, rates.rates[code])})"
+            rate = "" if code == base else f" ({rate_text(base, code, rates.rate(base, code))})"
             lines.append(f"≈ {amount}{rate}")
     lines.append("")
     lines.append(rates_note(rates))

@@ -103,12 +103,14 @@ def invoice_text(invoice: Invoice) -> str:
             )
         )
     lines.append(_("Status: <b>{status}</b>").format(status=status_text(invoice.status)))
-    if invoice.paid_at is not None:
+    if invoice.paid_at is not None and invoice.method:
         lines.append(
             _("Paid on {date} {method}").format(
                 date=date(invoice.paid_at), method=method_text(invoice.method)
             )
         )
+    elif invoice.paid_at is not None:  # an external billing may not say how
+        lines.append(_("Paid on {date}").format(date=date(invoice.paid_at)))
     if invoice.status == "unpaid":
         lines.append("")
         lines.append(_("Choose how to pay:"))

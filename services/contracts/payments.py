@@ -50,6 +50,10 @@ class Rates:
 
         return convert(minor, from_currency, to_currency, self.rates, rounding)
 
+    def rate(self, from_currency: str, to_currency: str) -> Decimal:
+        """Units of `to_currency` per unit of `from_currency` (both must have a rate)."""
+        return self.rates[to_currency] / self.rates[from_currency]
+
     def stars_for(self, base_minor: int) -> int:
         """Telegram Stars that buy `base_minor` of the base currency (rounded up, at least 1)."""
         stars = (to_decimal(base_minor, self.base_currency) * self.stars_per_base_unit).quantize(
