@@ -2,12 +2,17 @@
 
 - Token buckets: about 30 messages/s in all, 1/s per chat, 20/minute per group chat.
 - A window, not batches: claimed rows wait in one line per chat (claim order: alerts and
-  relays before broadcasts, oldest first); a call starts for the oldest chat whose turn has
-  come, so a chat that must wait for its interval never holds the others back. At most one call
-  per chat is in flight (a chat's messages go out in their queue order). More rows are claimed
+  relays before broadcasts, oldest first); a call starts for the chat whose turn has come and
+  whose next row comes first in that order, so a chat that must wait for its interval never
+  holds the others back. At most one call per chat is in flight (a chat's messages go out in
+  their queue order). More rows are claimed
   whenever fewer than half of `batch_size` chats have a call in flight or a row at the head of
   their line (rows queued behind a chat's head do not count, at most `max_local` rows are held),
-  and the queue is polled again every `poll_interval` once a claim came back short.
+  and the queue is polled again every `poll_interval` once a claim came back short. A claim
+  takes no row of a chat that still has rows in its line, and at most `per_chat` rows of one
+  chat (what the slowest chat, a group, can send within the claim's lease): a chat with a long
+  queue gets its next rows as soon as its line has run out (a claim then, whatever the window),
+  and never fills a claim by itself.
 - 429: waits exactly `retry_after` (every send pauses), then retries the same message.
 - 5xx, network errors, timeouts: the row goes back to the queue with an exponential backoff;
   after `max_attempts` it is failed.
@@ -18,10 +23,11 @@
   A row that cannot start within 80 % of its claim's lease is given back (with the rest of its
   chat's line, to keep the chat's order).
 - A row is marked sent only after its API call returned, in batches: up to `mark_batch` rows
-  per transaction, flushed at the latest `mark_interval` seconds after the oldest, before every
-  claim and when the sender stops. The rows stay claimed by this sender until then, so nobody
-  else sends them; a crash repeats at most the calls in flight and the calls of the last
-  unflushed batch (≤ `mark_batch` rows of the last `mark_interval` seconds), never loses one.
+  per transaction and statement, flushed at the latest `mark_interval` seconds after the
+  oldest, before every claim and when the sender stops. The rows stay claimed by this sender
+  until then, so nobody else sends them; a crash repeats at most the calls in flight and the
+  calls of the last unflushed batch (≤ `mark_batch` rows of the last `mark_interval` seconds),
+  never loses one.
 - Graceful shutdown: `stop()` starts no new call (a rate-limit or 429 wait is cut short), lets
   the calls in flight finish, records what was sent and gives every claimed row it has not sent
   back; `close()` then gives the sender lease back, so another instance's next tick takes over
@@ -242,6 +248,12 @@ class OutboxSender:
         self.mark_batch, self.mark_interval = max(1, mark_batch), mark_interval
         self.poll_interval = poll_interval
         self.max_local = max_local or 10 * max(1, batch_size)
+        # Rows of one chat per claim: as many as the slowest chat (a group) can start within
+        # the part of the lease a claimed row may wait; the rest would only be given back.
+        slowest = min(
+            self.limiter.limits.group_per_minute / 60, 1 / self.limiter.limits.chat_interval
+        )
+        self.per_chat = max(1, int(lease.total_seconds() * 0.8 * slowest))
         self._reported: dict[int, float] = {}
         self._stopping = False
         self._stopped = asyncio.Event()
@@ -318,10 +330,7 @@ class OutboxSender:
         self._deadline = None if budget is None else self.clock() + budget
         try:
             if not self._stopping and (self._deadline is None or self.clock() < self._deadline):
-                async with self.gateway.transaction() as billing:
-                    items = await billing.claim_outbox(
-                        self.owner, self.now(), self.lease, self.batch_size
-                    )
+                items = await self._claim(self.batch_size, ())
                 if items:
                     report.add(await self.send_batch(items))
                     await self.report_broadcasts()
@@ -362,15 +371,19 @@ class OutboxSender:
         busy: set[int] = set()  # chats with a call in flight: keep per-chat order
         window = max(1, self.batch_size)
         next_poll = 0.0  # the last claim came back short: the queue is polled again then
+        full: set[int] = set()  # chats whose last claim brought `per_chat` rows: maybe more
+        hungry = False  # such a chat's line has run out: claim its next rows now
         self._blocked = set()
         self._wake.clear()
 
         def add(claimed: Iterable[OutboxItem], at: float) -> int:
-            count = 0
+            per_chat: dict[int, int] = {}
             for item in claimed:
                 lines.setdefault(item.chat_id, deque()).append(_Claimed(item, at + share))
-                count += 1
-            return count
+                per_chat[item.chat_id] = per_chat.get(item.chat_id, 0) + 1
+            for chat, count in per_chat.items():
+                (full.add if count >= self.per_chat else full.discard)(chat)
+            return sum(per_chat.values())
 
         async def give_back(chats: Iterable[int]) -> None:
             nonlocal held
@@ -411,14 +424,13 @@ class OutboxSender:
                 idle = not lines and not tasks
                 paused = self.limiter.paused_until > now
                 room = not past and not paused and 2 * active < window and held < self.max_local
-                if room and (idle or now >= next_poll):
+                refill = hungry and not past and not paused and held < self.max_local
+                if (room and (idle or now >= next_poll)) or refill:
+                    hungry = False
                     await self._flush_marks(report)
                     await self.report_broadcasts()
-                    limit = min(window - active, self.max_local - held)
-                    async with self.gateway.transaction() as billing:
-                        claimed = await billing.claim_outbox(
-                            self.owner, self.now(), self.lease, limit
-                        )
+                    limit = max(1, min(window - active, self.max_local - held))
+                    claimed = await self._claim(limit, lines)  # not the chats in line
                     if len(claimed) < limit:
                         next_poll = self.clock() + self.poll_interval
                     held += add(claimed, self.clock())
@@ -429,14 +441,19 @@ class OutboxSender:
                     break  # past the budget, or in a long 429 pause: the next tick goes on
                 wait = math.inf  # until something can start
                 if len(tasks) < self.max_in_flight:
-                    ready = None
-                    for chat in lines:
+                    ready, first = None, (True, math.inf)
+                    for chat, line in lines.items():
                         if chat in busy:
                             continue
                         chat_wait = self.limiter.chat_wait(chat, now)
                         if chat_wait <= 0:
-                            ready = chat
-                            break
+                            # The earliest head in claim order: a chat refilled after its line
+                            # ran out keeps its place (it is at the end of `lines`).
+                            head = line[0].item
+                            key = (head.broadcast_id is not None, float(head.id))
+                            if key < first:
+                                ready, first = chat, key
+                            continue
                         wait = min(wait, chat_wait)
                     if ready is not None:
                         wait = self.limiter.global_wait(now)
@@ -445,6 +462,7 @@ class OutboxSender:
                             item = line.popleft().item
                             if not line:
                                 del lines[ready]
+                                hungry = hungry or ready in full
                             held -= 1
                             self.limiter.take(ready, self.clock())
                             busy.add(ready)
@@ -478,6 +496,17 @@ class OutboxSender:
             await give_back(list(lines))
         return report
 
+    async def _claim(self, limit: int, exclude: Iterable[int]) -> list[OutboxItem]:
+        async with self.gateway.transaction() as billing:
+            return await billing.claim_outbox(
+                self.owner,
+                self.now(),
+                self.lease,
+                limit,
+                exclude_chats=list(exclude),
+                per_chat_limit=self.per_chat,
+            )
+
     async def _flush_marks(self, report: SendReport) -> None:
         """Record the rows sent since the last flush: one transaction for all of them."""
         if not self._marks:
@@ -485,8 +514,9 @@ class OutboxSender:
         marks, self._marks = self._marks, []
         try:
             async with self.gateway.transaction() as billing:
-                for item, started in marks:
-                    await billing.mark_outbox_sent(item.id, self.owner, started)
+                marked = await billing.mark_outbox_sent_many(
+                    self.owner, [(item.id, started) for item, started in marks]
+                )
         except Exception:
             # Still claimed by this sender: tried again at the next flush; if that never comes
             # (a crash), the claims expire and the rows are sent again, as after a crash.
@@ -495,6 +525,12 @@ class OutboxSender:
                 self._marks = marks + self._marks
                 self._marks_since = self.clock()
             return
+        if marked < len(marks):  # their claims had expired and another sender took them
+            log.warning(
+                "Outbox: %s of %s sent rows were no longer claimed by it",
+                len(marks) - marked,
+                len(marks),
+            )
         report.sent += len(marks)
 
     async def _record_sent(self, item: OutboxItem, started: datetime, report: SendReport) -> None:

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import itertools
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -15,6 +15,7 @@ from aiogram import Bot
 from sqlalchemy import select
 
 from bot.factory import create_bot
+from services.contracts.alerts import OutgoingMessage
 from services.embedded import models as m
 from services.embedded.billing import EmbeddedGateway
 from services.embedded.outbox import OutboxMixin
@@ -339,13 +340,13 @@ async def test_a_busy_chat_does_not_hold_the_others_back(
     for i in range(60):
         await enqueue(sqlite_gateway, 50_000 + i, f"alert {i}")
     marks: list[tuple[float, int]] = []  # (time, transaction) of each row marked sent
-    mark_sent = OutboxMixin.mark_outbox_sent
+    mark_sent = OutboxMixin.mark_outbox_sent_many
 
-    async def spy(self: OutboxMixin, item_id: int, owner: str, now: datetime) -> None:
-        marks.append((clock(), id(self.session)))
-        await mark_sent(self, item_id, owner, now)
+    async def spy(self: OutboxMixin, owner: str, sent: Sequence[tuple[int, datetime]]) -> int:
+        marks.extend((clock(), id(self.session)) for _ in sent)
+        return await mark_sent(self, owner, sent)
 
-    monkeypatch.setattr(OutboxMixin, "mark_outbox_sent", spy)
+    monkeypatch.setattr(OutboxMixin, "mark_outbox_sent_many", spy)
     # The first claim (20 rows) is all the busy chat's: the rows behind its head do not fill
     # the window, more rows are claimed and the other chats go out at the global rate.
     out = sender(sqlite_gateway, bot, clock, batch_size=20)
@@ -367,3 +368,127 @@ async def test_a_busy_chat_does_not_hold_the_others_back(
     assert len(marks) == 90
     during = {tx for t, tx in marks if t <= others[-1] + 0.5}
     assert len(during) <= 10
+
+
+async def test_a_chat_with_more_rows_than_the_sender_holds_does_not_block_the_others(
+    gateway: EmbeddedGateway, bot: Bot, fake_telegram: FakeTelegram, clock: FakeClock
+) -> None:
+    # 2,000 rows to one chat queued before 50 others: more than the sender holds at once
+    # (max_local, 1,000 by default). Claims take at most `per_chat` of the chat's rows and none
+    # while its line has some, so the others go out at the global rate right away.
+    fake_telegram.clock = clock
+    fake_telegram.limit_chat_rate(1.0)
+    stamps = stamp_calls(fake_telegram, clock)
+    busy = [OutgoingMessage(901, {"text": f"busy {i}"}) for i in range(2000)]
+    others = [OutgoingMessage(60_000 + i, {"text": f"alert {i}"}) for i in range(50)]
+    async with gateway.transaction() as billing:
+        assert await billing.enqueue_messages(busy + others) == 2050
+    out = sender(gateway, bot, clock)
+    report = await out.drain(budget=9.5)
+    assert fake_telegram.refused() == []
+    other_times = [t for t, chat, _ in stamps if chat != 901]
+    assert len(other_times) == 50
+    assert other_times[-1] - START < 3  # 50 messages at 30/s among the busy chat's
+    busy_times = [t for t, chat, _ in stamps if chat == 901]
+    assert all(b - a >= 1.0 - 1e-9 for a, b in itertools.pairwise(busy_times))
+    # Once a second until the budget is over (the sender wakes at 10 s, the chat's turn).
+    assert [t - START for t in busy_times] == pytest.approx(list(range(11)), abs=1e-3)
+    assert [c.text for c in fake_telegram.sent(901)] == [f"busy {i}" for i in range(11)]
+    # The chat's rows not sent are given back, none stays claimed.
+    assert (report.sent, report.released) == (61, out.per_chat - 11)
+    statuses = [(r.chat_id, r.status, r.locked_until) for r in await rows(gateway)]
+    assert sum(1 for _, status, _ in statuses if status == "sent") == 61
+    assert all(locked is None for _, status, locked in statuses if status == "pending")
+    assert sum(1 for chat, status, _ in statuses if chat == 901 and status == "pending") == 1989
+
+
+async def test_mark_outbox_sent_many_marks_only_the_owners_claimed_rows(
+    gateway: EmbeddedGateway,
+) -> None:
+    now = datetime(2027, 3, 10, 12, 0, tzinfo=UTC)
+    lease = timedelta(seconds=60)
+    for i in range(5):
+        await enqueue(gateway, 40_000 + i, f"m{i}")
+    async with gateway.transaction() as billing:
+        mine = [i.id for i in await billing.claim_outbox("a", now, lease, 3)]
+        theirs = [i.id for i in await billing.claim_outbox("b", now, lease, 1)]
+        # One of mine failed once before: marking it sent clears the error.
+        await billing.mark_outbox_retry(mine[2], "a", now, "timeout")
+        again = await billing.claim_outbox("a", now, lease, 1)
+        assert [i.id for i in again] == [mine[2]]
+    unclaimed = 5
+    assert mine == [1, 2, 3] and theirs == [4]
+    t1, t2, t3 = (now + timedelta(seconds=s) for s in (1, 2, 3))
+    async with gateway.transaction() as billing:
+        assert await billing.mark_outbox_sent_many("a", []) == 0
+        sent = [(mine[0], t1), (mine[1], t2), (mine[2], t3), (theirs[0], t3), (unclaimed, t3)]
+        assert await billing.mark_outbox_sent_many("a", sent) == 3
+    assert [
+        (r.id, r.status, r.sent_at, r.attempts, r.locked_by, r.locked_until, r.error)
+        for r in await rows(gateway)
+    ] == [
+        (1, "sent", t1, 1, "a", None, None),
+        (2, "sent", t2, 1, "a", None, None),
+        (3, "sent", t3, 2, "a", None, None),
+        (4, "pending", None, 0, "b", now + lease, None),
+        (5, "pending", None, 0, None, None, None),
+    ]
+    # The same as mark_outbox_sent row by row.
+    async with gateway.transaction() as billing:
+        await billing.mark_outbox_sent(theirs[0], "b", t1)
+        assert await billing.mark_outbox_sent_many("b", [(theirs[0], t1)]) == 1
+    assert [(r.status, r.sent_at, r.attempts) for r in await rows(gateway)][3] == ("sent", t1, 2)
+
+
+async def test_claim_skips_excluded_chats_and_takes_a_few_rows_per_chat(
+    gateway: EmbeddedGateway,
+) -> None:
+    now = datetime(2027, 3, 10, 12, 0, tzinfo=UTC)
+    lease = timedelta(seconds=60)
+    async with gateway.transaction() as billing:
+        broadcast = m.Broadcast(created_by=1, text="news", status="sending")
+        billing.session.add(broadcast)
+        await billing.session.flush()
+        broadcast_id = broadcast.id
+    # A broadcast row of chat 1 queued before its alerts: the alerts still come first.
+    await enqueue(gateway, 1, "news 1", broadcast_id=broadcast_id)  # id 1
+    for i in range(4):
+        await enqueue(gateway, 1, f"alert 1.{i}")  # ids 2-5
+    await enqueue(gateway, 2, "news 2", broadcast_id=broadcast_id)  # id 6
+    await enqueue(gateway, 3, "alert 3.0")  # id 7
+    await enqueue(gateway, 3, "alert 3.1")  # id 8
+    await enqueue(gateway, 3, "later", not_before=now + timedelta(seconds=5))  # id 9
+    await enqueue(gateway, 4, "alert 4.0")  # id 10
+
+    async def claim(owner: str, limit: int = 100, **kw: Any) -> list[tuple[int, int]]:
+        async with gateway.transaction() as billing:
+            items = await billing.claim_outbox(owner, now, lease, limit, **kw)
+        return [(i.chat_id, i.id) for i in items]
+
+    assert await claim("a", per_chat_limit=2, exclude_chats=[4]) == [
+        (1, 2), (1, 3), (3, 7), (3, 8), (2, 6)
+    ]  # fmt: skip
+    # Claimed rows are not free: the next claim takes each chat's next rows.
+    assert await claim("b", per_chat_limit=1) == [(1, 4), (4, 10)]
+    assert await claim("c", 1, exclude_chats=[1]) == []  # nothing due but chat 1's
+    assert await claim("c", per_chat_limit=5) == [(1, 5), (1, 1)]
+    # The limit holds across chats; exclude alone takes every row of the others.
+    async with gateway.transaction() as billing:
+        await billing.release_outbox(list(range(1, 11)), "a")
+        await billing.release_outbox(list(range(1, 11)), "b")
+        await billing.release_outbox(list(range(1, 11)), "c")
+    assert await claim("d", 3, per_chat_limit=1) == [(1, 2), (3, 7), (4, 10)]
+    assert await claim("e", exclude_chats=[1, 4]) == [(3, 8), (2, 6)]
+    # Two claimers at once never get the same row.
+    for i in range(40):
+        await enqueue(gateway, 20_000 + i % 20, f"m{i}")
+
+    first, second = await asyncio.gather(
+        claim("f", 25, per_chat_limit=1, exclude_chats=[20_000]),
+        claim("g", 25, per_chat_limit=1, exclude_chats=[20_001]),
+    )
+    assert not set(first) & set(second)
+    assert len(first) + len(second) > 0
+    for claimed in (first, second):
+        chats = [chat for chat, _ in claimed]
+        assert len(chats) == len(set(chats)) and len(chats) <= 25  # one row per chat

@@ -50,13 +50,26 @@ class OutboxApi(Protocol):
         before (nothing is added)."""
 
     async def claim_outbox(
-        self, owner: str, now: datetime, lease: timedelta, limit: int = 100
+        self,
+        owner: str,
+        now: datetime,
+        lease: timedelta,
+        limit: int = 100,
+        *,
+        exclude_chats: Sequence[int] = (),
+        per_chat_limit: int | None = None,
     ) -> list[OutboxItem]:
-        """Take up to `limit` due pending rows for `owner` until now + lease, oldest first.
-        Rows claimed by another owner whose lease has not expired are never returned. Rows for
-        chats marked unreachable are closed as unreachable instead."""
+        """Take up to `limit` due pending rows for `owner` until now + lease: alerts and relays
+        before broadcasts, oldest first. Rows claimed by another owner whose lease has not
+        expired are never returned. Rows for chats marked unreachable are closed as unreachable
+        instead. Rows of `exclude_chats` are not claimed; with `per_chat_limit`, at most that
+        many rows of one chat (its first ones in the same order) are claimed."""
 
     async def mark_outbox_sent(self, item_id: int, owner: str, now: datetime) -> None: ...
+
+    async def mark_outbox_sent_many(self, owner: str, sent: Sequence[tuple[int, datetime]]) -> int:
+        """`mark_outbox_sent` for several rows at once: each (row id, when its call was made)
+        still claimed by `owner` is marked sent. Returns how many rows were marked."""
 
     async def mark_outbox_retry(
         self, item_id: int, owner: str, not_before: datetime, error: str

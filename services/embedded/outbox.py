@@ -8,9 +8,11 @@ from typing import Any
 
 from sqlalchemy import (
     and_,
+    case,
     delete,
     func,
     insert,
+    literal,
     or_,
     select,
     update,
@@ -114,20 +116,29 @@ class OutboxMixin(EmbeddedBase):
         return bool(await self.enqueue_messages([message]))
 
     async def claim_outbox(
-        self, owner: str, now: datetime, lease: timedelta, limit: int = 100
+        self,
+        owner: str,
+        now: datetime,
+        lease: timedelta,
+        limit: int = 100,
+        *,
+        exclude_chats: Sequence[int] = (),
+        per_chat_limit: int | None = None,
     ) -> list[dto.OutboxItem]:
+        row = m.OutboxMessage
         free = and_(
-            m.OutboxMessage.status == dto.PENDING,
-            m.OutboxMessage.not_before <= now,
-            or_(m.OutboxMessage.locked_until.is_(None), m.OutboxMessage.locked_until < now),
+            row.status == dto.PENDING,
+            row.not_before <= now,
+            or_(row.locked_until.is_(None), row.locked_until < now),
         )
-        if await self.session.scalar(select(m.OutboxMessage.id).where(free).limit(1)) is None:
+        due = and_(free, row.chat_id.not_in(list(exclude_chats))) if exclude_chats else free
+        if await self.session.scalar(select(row.id).where(due).limit(1)) is None:
             return []  # the idle path writes nothing
         await self.session.execute(
-            update(m.OutboxMessage)
+            update(row)
             .where(
-                m.OutboxMessage.status == dto.PENDING,
-                m.OutboxMessage.chat_id.in_(
+                row.status == dto.PENDING,
+                row.chat_id.in_(
                     select(m.Account.chat_id).where(
                         m.Account.unreachable.is_(True), m.Account.chat_id.is_not(None)
                     )
@@ -136,37 +147,61 @@ class OutboxMixin(EmbeddedBase):
             .values(status=dto.UNREACHABLE, error="chat unreachable", locked_until=None)
             .execution_options(synchronize_session=False)
         )
-        candidates = (
-            select(m.OutboxMessage.id)
-            .where(free)
-            # Alerts and relays before bulk broadcasts, then oldest first.
-            .order_by(m.OutboxMessage.broadcast_id.is_not(None), m.OutboxMessage.id)
-            .limit(limit)
-        )
-        if dialect_name(self.session) == "postgresql":
-            candidates = candidates.with_for_update(skip_locked=True)
-        # The ids first, then the update: as a subquery of the UPDATE, PostgreSQL may run the
-        # LIMIT ... SKIP LOCKED once per row of a semi-join and claim more than `limit`.
-        picked = list(await self.session.scalars(candidates))
+        postgresql = dialect_name(self.session) == "postgresql"
+        # Alerts and relays before bulk broadcasts, then oldest first.
+        order = (row.broadcast_id.is_not(None), row.id)
+        if per_chat_limit is None:
+            candidates = select(row.id).where(due).order_by(*order).limit(limit)
+            if postgresql:
+                candidates = candidates.with_for_update(skip_locked=True)
+            # The ids first, then the update: as a subquery of the UPDATE, PostgreSQL may run
+            # the LIMIT ... SKIP LOCKED once per row of a semi-join and claim more than `limit`.
+            picked = list(await self.session.scalars(candidates))
+        else:
+            # Each chat's first rows in the claim order, numbered per chat.
+            ranked = select(
+                row.id,
+                row.broadcast_id,
+                func.row_number().over(partition_by=row.chat_id, order_by=order).label("rank"),
+            ).where(due)
+            first = ranked.subquery()
+            candidates = (
+                select(first.c.id)
+                .where(first.c.rank <= max(1, per_chat_limit))
+                .order_by(first.c.broadcast_id.is_not(None), first.c.id)
+                .limit(limit)
+            )
+            picked = list(await self.session.scalars(candidates))
+            if picked and postgresql:
+                # FOR UPDATE is not allowed with a window function: lock the picked rows in a
+                # second step; rows another claimer holds are skipped (this claim gets fewer).
+                picked = list(
+                    await self.session.scalars(
+                        select(row.id)
+                        .where(row.id.in_(picked), free)
+                        .order_by(row.id)
+                        .with_for_update(skip_locked=True)
+                    )
+                )
         if not picked:
             return []
         claimed = await self.session.scalars(
-            update(m.OutboxMessage)
-            .where(m.OutboxMessage.id.in_(picked), free)
+            update(row)
+            .where(row.id.in_(picked), free)
             .values(locked_by=owner, locked_until=now + lease)
-            .returning(m.OutboxMessage.id)
+            .returning(row.id)
             .execution_options(synchronize_session=False)
         )
         ids = list(claimed)
         if not ids:
             return []
         rows = await self.session.scalars(
-            select(m.OutboxMessage)
-            .where(m.OutboxMessage.id.in_(ids))
-            .order_by(m.OutboxMessage.broadcast_id.is_not(None), m.OutboxMessage.id)
+            select(row)
+            .where(row.id.in_(ids))
+            .order_by(*order)
             .execution_options(populate_existing=True)
         )
-        return [_item(row) for row in rows]
+        return [_item(item) for item in rows]
 
     def _owned(self, item_id: int, owner: str) -> Any:
         return and_(m.OutboxMessage.id == item_id, m.OutboxMessage.locked_by == owner)
@@ -184,6 +219,30 @@ class OutboxMixin(EmbeddedBase):
             )
             .execution_options(synchronize_session=False)
         )
+
+    async def mark_outbox_sent_many(self, owner: str, sent: Sequence[tuple[int, datetime]]) -> int:
+        # One UPDATE per chunk, the time of each row picked by its id: an executemany would be
+        # one statement too, but asyncpg reports no row count for it.
+        marked = 0
+        for start in range(0, len(sent), INSERT_CHUNK):
+            chunk = {
+                item_id: literal(at, m.OutboxMessage.sent_at.type)  # UTC, as the column keeps it
+                for item_id, at in sent[start : start + INSERT_CHUNK]
+            }
+            result = await self.session.execute(
+                update(m.OutboxMessage)
+                .where(m.OutboxMessage.id.in_(list(chunk)), m.OutboxMessage.locked_by == owner)
+                .values(
+                    status=dto.SENT,
+                    sent_at=case(chunk, value=m.OutboxMessage.id),
+                    attempts=m.OutboxMessage.attempts + 1,
+                    locked_until=None,
+                    error=None,
+                )
+                .execution_options(synchronize_session=False)
+            )
+            marked += result.rowcount or 0  # type: ignore[attr-defined]
+        return marked
 
     async def mark_outbox_retry(
         self, item_id: int, owner: str, not_before: datetime, error: str
