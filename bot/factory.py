@@ -18,6 +18,7 @@ from bot.config import Settings, parse_id_map
 from bot.flow_control import FlowControl
 from bot.fsm_storage import ExpiringMemoryStorage
 from bot.inbox import DurableDispatcher, PaymentInboxMiddleware
+from bot.inline_filters import run_sync_filters_on_loop
 from bot.middlewares import (
     AccountI18nMiddleware,
     AccountMiddleware,
@@ -181,6 +182,7 @@ def create_dispatcher(
     dp["mailer"] = create_mailer_from(settings)
     dp["telephony"] = DevTelephony()
     dp.include_routers(*section_routers())
+    run_sync_filters_on_loop(dp)
     return dp
 
 

@@ -43,7 +43,7 @@ async def show_main_menu(
     billing: Billing | None = None,
 ) -> None:
     await state.clear()
-    if billing is not None and not await billing.is_linked(account.id):
+    if not account.linked:
         # In front of an external billing, a Telegram user not linked to a client yet: the
         # explanation and the linking button instead of an empty cabinet.
         await show(event, not_linked_text(), link_kb(), notice)
@@ -61,8 +61,7 @@ async def cmd_start(
     account_created: bool,
     billing: Billing | None = None,
 ) -> None:
-    linked = billing is None or await billing.is_linked(account.id)
-    if account_created and linked:  # an unlinked one has no billing account to welcome to
+    if account_created and account.linked:  # an unlinked one has no billing account yet
         await message.answer(
             _("👋 Welcome! Your billing account <code>{login}</code> is ready.").format(
                 login=account.login

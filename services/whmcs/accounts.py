@@ -20,7 +20,7 @@ class WhmcsAccountsMixin(WhmcsLinkingMixin):
         reaches its handler; the screens that need WHMCS fail on their own call."""
         client_id = await self.local.billing_client_id(account.id)
         if client_id is None:
-            return replace(account, balance_minor=0)
+            return replace(account, balance_minor=0, linked=False)
         try:
             client = await self._client_details(client_id)
         except (WhmcsUnavailable, WhmcsAuthError):
