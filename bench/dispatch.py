@@ -120,11 +120,15 @@ async def _measure(url: str, updates: int, orders: int) -> dict[str, float]:
     settings = make_settings(url, throttle_rate=1e9, throttle_burst=10**9)
 
     bare_fake = FakeTelegram()
-    bare = Bots(create_bare_dispatcher(), create_bot(settings, RecordingSession(bare_fake)), bare_fake)
+    bare = Bots(
+        create_bare_dispatcher(), create_bot(settings, RecordingSession(bare_fake)), bare_fake
+    )
     gateway = create_gateway(settings)
     await gateway.seed_demo()
     fake = FakeTelegram()
-    full = Bots(create_dispatcher(settings, gateway), create_bot(settings, RecordingSession(fake)), fake)
+    full = Bots(
+        create_dispatcher(settings, gateway), create_bot(settings, RecordingSession(fake)), fake
+    )
 
     customers = _people(10_000, CUSTOMERS)
     heavy = User(id=99_999, language_code="en")
