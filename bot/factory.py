@@ -106,6 +106,12 @@ def create_billing_gateway(settings: Settings, local: EmbeddedGateway) -> Billin
     return create_whmcs_gateway(local, whmcs_config(settings), whmcs_options(settings))
 
 
+async def check_billing_setup(gateway: BillingGateway) -> None:
+    """At start: an external billing's configuration problems are logged (never fatal)."""
+    if isinstance(gateway, WhmcsGateway):
+        await gateway.check_setup()
+
+
 def billing_jobs(
     settings: Settings, gateway: BillingGateway, i18n: I18n
 ) -> list[tuple[str, float, Job]]:

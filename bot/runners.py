@@ -21,6 +21,7 @@ from bot.commands import register_commands
 from bot.config import Settings
 from bot.factory import (
     billing_jobs,
+    check_billing_setup,
     create_billing_gateway,
     create_bot,
     create_dispatcher,
@@ -59,6 +60,7 @@ async def prepare(settings: Settings) -> tuple[Bot, Dispatcher]:
     )
 
     async def on_startup(bot: Bot) -> None:
+        await check_billing_setup(gateway)
         await register_commands(
             bot, dp["i18n"], settings.default_language, linking=settings.billing != "embedded"
         )

@@ -16,7 +16,7 @@ from babel.numbers import get_currency_name
 
 from bot.config import Settings
 from handlers.common import date, locale, money, show
-from handlers.invoices import rate_text, render_invoice, show_payment_blocked
+from handlers.invoices import RESUME_INVOICE, rate_text, render_invoice, show_payment_blocked
 from keyboards.callbacks import MenuCb, TopupCb
 from keyboards.payments import (
     TopupAmountCb,
@@ -30,8 +30,11 @@ from keyboards.payments import (
 from services.billing import Billing
 from services.contracts.common import Account
 from services.contracts.payments import Rates
-from services.errors import LimitReached, PaymentBlocked, ValidationFailed
-from services.money import exponent, parse_amount, to_decimal, to_minor
+from services.errors import LimitReached, NotFound, PaymentBlocked, ValidationFailed
+from services.money import AMOUNT_MINOR_MAX, exponent, parse_amount, to_decimal, to_minor
+from services.validation import parse_id
+
+RESUME_TOPUP = "tu-"  # the payment gate's way back to a top-up (of an amount, 0: any)
 
 
 class TopupStates(StatesGroup):
@@ -165,12 +168,13 @@ async def start_topup(
     account: Account,
     state: FSMContext,
     amount_minor: int = 0,
+    header: str | None = None,
 ) -> None:
     await state.clear()
     try:
         await billing.require_payment_allowed(account.id)
     except PaymentBlocked as error:
-        await show_payment_blocked(event, error)
+        await show_payment_blocked(event, error, f"{RESUME_TOPUP}{max(0, amount_minor)}")
         return
     rates = await billing.get_rates()
     currencies = [(code, currency_label(code)) for code in rates.available()]
@@ -180,7 +184,38 @@ async def start_topup(
         )
     else:
         text = _("➕ <b>Top-up</b>\n\nChoose the currency to pay in:")
+    if header:
+        text = f"{header}\n\n{text}"
     await show(event, text, currency_kb(currencies, max(0, amount_minor)))
+
+
+async def resume_payment(
+    event: Message | CallbackQuery,
+    resume: str,
+    billing: Billing,
+    account: Account,
+    state: FSMContext,
+    settings: Settings,
+    header: str | None = None,
+) -> bool:
+    """After the guided fill-in the payment gate led to: back to the top-up (of the same
+    amount: a saved order's shortfall) or the invoice the customer was paying, with `header`
+    (what was saved) above it. False when `resume` names neither (the caller shows its own
+    screen)."""
+    kind, digits = resume[:3], resume[3:]
+    if kind == RESUME_TOPUP and digits.isascii() and digits.isdigit() and len(digits) <= 12:
+        amount = int(digits) if int(digits) <= AMOUNT_MINOR_MAX else 0
+        await start_topup(event, billing, account, state, amount, header)
+        return True
+    number = parse_id(digits)
+    if kind == RESUME_INVOICE and number is not None:
+        try:
+            invoice = await billing.get_invoice(account.id, number)
+        except NotFound:
+            return False
+        await render_invoice(event, billing, account, settings, invoice, header=header)
+        return True
+    return False
 
 
 async def cmd_topup(

@@ -129,6 +129,7 @@ async def render_invoice(
     invoice: Invoice,
     page: int = 0,
     notice: str | None = None,
+    header: str | None = None,
 ) -> None:
     unpaid = invoice.status == "unpaid"
     card_label = stars_label = None
@@ -155,14 +156,27 @@ async def render_invoice(
         from_balance=from_balance,
         cancellable=unpaid,
     )
-    await show(event, invoice_text(invoice), markup, notice)
+    text = invoice_text(invoice)
+    await show(event, f"{header}\n\n{text}" if header else text, markup, notice)
 
 
-async def show_payment_blocked(event: Message | CallbackQuery, error: PaymentBlocked) -> None:
+async def show_payment_blocked(
+    event: Message | CallbackQuery, error: PaymentBlocked, resume: str = ""
+) -> None:
+    """The payment gate. `resume` (see handlers.balance.resume_payment) is where the guided
+    fill-in it leads to brings the customer back: the top-up or the invoice being paid."""
     text = _("⛔ <b>Payment is not possible yet</b>\n\n{reason}").format(
         reason=domain_error_text(error)
     )
-    await show(event, text, payment_blocked_kb(error.company_unverified))
+    await show(event, text, payment_blocked_kb(error.company_unverified, resume))
+
+
+def invoice_resume(invoice_id: int) -> str:
+    """The payment gate's way back to paying an invoice (see handlers.balance)."""
+    return f"{RESUME_INVOICE}{invoice_id}"
+
+
+RESUME_INVOICE = "iv-"
 
 
 # ---- the list -------------------------------------------------------------------------------
@@ -265,7 +279,7 @@ async def _payable(
     try:
         await billing.require_payment_allowed(account.id)
     except PaymentBlocked as error:
-        await show_payment_blocked(query, error)
+        await show_payment_blocked(query, error, invoice_resume(invoice.id))
         return None
     return invoice
 

@@ -9,9 +9,10 @@ import time
 from html import escape
 
 from aiogram import F, Router
+from aiogram.exceptions import TelegramBadRequest
 from aiogram.filters import Command
 from aiogram.fsm.context import FSMContext
-from aiogram.types import CallbackQuery, Message
+from aiogram.types import CallbackQuery, InlineKeyboardMarkup, Message
 from aiogram.utils.i18n import gettext as _
 
 from handlers.common import date, show
@@ -55,7 +56,7 @@ async def show_start(
     if cart is not None:
         lines.append(_("🧺 Saved order: {order}").format(order=cart_line(cart, fmt)))
     lines += ["", _("Choose a product:")]
-    product_types = await billing.list_product_types()
+    product_types = await billing.list_product_types(account_id=account.id)
     markup = product_types_kb(product_types, has_cart=cart is not None)
     await show(event, "\n".join(lines), markup, notice)
 
@@ -81,8 +82,10 @@ def tariff_block(tariff: Tariff, fmt: PriceFormat) -> str:
     )
 
 
-async def _tariff(query: CallbackQuery, billing: Billing, tariff_id: int) -> Tariff | None:
-    tariffs = await billing.list_tariffs()
+async def _tariff(
+    query: CallbackQuery, billing: Billing, tariff_id: int, account: Account
+) -> Tariff | None:
+    tariffs = await billing.list_tariffs(account_id=account.id)
     tariff = next((t for t in tariffs if t.id == tariff_id and t.prices), None)
     if tariff is None:
         await alert(query, _("This tariff is not available any more."))
@@ -92,11 +95,12 @@ async def _tariff(query: CallbackQuery, billing: Billing, tariff_id: int) -> Tar
 async def new_order_type(
     query: CallbackQuery, callback_data: NewOrderCb, billing: Billing, account: Account
 ) -> None:
-    if callback_data.product not in await billing.list_product_types():
+    if callback_data.product not in await billing.list_product_types(account_id=account.id):
         await alert(query, _("This product is not available."))
         return
     fmt = await price_format(billing, account)
-    tariffs = [t for t in await billing.list_tariffs(callback_data.product) if t.prices]
+    offered = await billing.list_tariffs(callback_data.product, account_id=account.id)
+    tariffs = [t for t in offered if t.prices]
     lines = [f"{product_text(callback_data.product)}", ""]
     lines += [tariff_block(t, fmt) + "\n" for t in tariffs]
     lines.append(_("Choose a tariff:"))
@@ -106,7 +110,7 @@ async def new_order_type(
 async def new_order_tariff(
     query: CallbackQuery, callback_data: NewOrderCb, billing: Billing, account: Account
 ) -> None:
-    tariff = await _tariff(query, billing, callback_data.tariff_id)
+    tariff = await _tariff(query, billing, callback_data.tariff_id, account)
     if tariff is None:
         return
     text = "\n".join(
@@ -126,7 +130,7 @@ async def _offered(
     query: CallbackQuery, callback_data: NewOrderCb, billing: Billing, account: Account
 ) -> tuple[Tariff, Quote] | None:
     """The tariff and the quote of a period button, or None after saying why not."""
-    tariff = await _tariff(query, billing, callback_data.tariff_id)
+    tariff = await _tariff(query, billing, callback_data.tariff_id, account)
     if tariff is None:
         return None
     if tariff.price_for(callback_data.months) is None:
@@ -210,7 +214,7 @@ def shortfall_text(tariff_name: str, quote: Quote, fmt: PriceFormat) -> str:
 
 
 async def show_created(
-    query: CallbackQuery, billing: Billing, order: Order, account: Account
+    event: Message | CallbackQuery, billing: Billing, order: Order, account: Account
 ) -> None:
     fmt = await price_format(billing, account)
     text = "\n".join(
@@ -227,7 +231,7 @@ async def show_created(
             _("Paid until: {date}").format(date=date(order.paid_until)),
         ]
     )
-    await show(query, text, order_created_kb(order), _("The order is placed."))
+    await show(event, text, order_created_kb(order), _("The order is placed."))
 
 
 async def cart_drop(query: CallbackQuery, billing: Billing, account: Account) -> None:
@@ -235,19 +239,50 @@ async def cart_drop(query: CallbackQuery, billing: Billing, account: Account) ->
     await show_start(query, billing, account, _("The saved order was dropped."))
 
 
-async def cart_complete(query: CallbackQuery, billing: Billing, account: Account) -> None:
+async def cart_complete(
+    query: CallbackQuery, callback_data: CartCb, billing: Billing, account: Account
+) -> None:
+    # Pressed on a payment receipt: the answer is a new message and the receipt stays (only
+    # its "complete" button goes once the order is placed or gone).
+    receipt = query.message if callback_data.action == CartAction.RECEIPT else None
+    event: Message | CallbackQuery = receipt if isinstance(receipt, Message) else query
     cart = await billing.get_cart(account.id)
     if cart is None:
-        await show_start(query, billing, account, _("There is no saved order to complete."))
+        if event is query:
+            await show_start(query, billing, account, _("There is no saved order to complete."))
+        else:
+            await alert(query, _("There is no saved order to complete."))
+            await _drop_button(event, callback_data)
         return
     quote = await billing.quote_new_order(account.id, cart.tariff_id, cart.months)
     if quote.missing_minor:
         fmt = await price_format(billing, account)
         markup = shortfall_kb(quote.missing_minor, fmt)
-        await show(query, shortfall_text(cart.tariff_name, quote, fmt), markup)
+        await show(event, shortfall_text(cart.tariff_name, quote, fmt), markup)
+    else:
+        order = await billing.complete_cart(account.id)
+        await show_created(event, billing, order, account)
+    if event is not query:
+        await query.answer(None if quote.missing_minor else _("The order is placed."))
+        if not quote.missing_minor:
+            await _drop_button(event, callback_data)
+
+
+async def _drop_button(message: Message | CallbackQuery, callback_data: CartCb) -> None:
+    """Take the pressed button off a message, leaving its text and other buttons."""
+    if not isinstance(message, Message) or message.reply_markup is None:
         return
-    order = await billing.complete_cart(account.id)
-    await show_created(query, billing, order, account)
+    packed = callback_data.pack()
+    keyboard = message.reply_markup.inline_keyboard
+    rows = [[b for b in row if b.callback_data != packed] for row in keyboard]
+    if rows == keyboard:
+        return
+    markup = InlineKeyboardMarkup(inline_keyboard=[row for row in rows if row])
+    try:
+        await message.edit_reply_markup(reply_markup=markup)
+    except TelegramBadRequest as exc:  # "not modified": an old copy pressed, already taken off
+        if "message is not modified" not in exc.message:
+            raise
 
 
 def create_router() -> Router:
@@ -261,6 +296,7 @@ def create_router() -> Router:
     cb.register(new_order_tariff, NewOrderCb.filter(F.action == NewOrderAction.TARIFF))
     cb.register(new_order_period, NewOrderCb.filter(F.action == NewOrderAction.PERIOD))
     cb.register(new_order_pay, NewOrderCb.filter(F.action == NewOrderAction.PAY))
-    router.callback_query.register(cart_complete, CartCb.filter(F.action == CartAction.COMPLETE))
+    completing = CartCb.filter(F.action.in_({CartAction.COMPLETE, CartAction.RECEIPT}))
+    router.callback_query.register(cart_complete, completing)
     router.callback_query.register(cart_drop, CartCb.filter(F.action == CartAction.DROP))
     return router

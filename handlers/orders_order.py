@@ -53,7 +53,12 @@ async def order_resume(
         await alert(query, _("The order is not set to be cancelled."))
         return
     order = await billing.resume_order(account.id, order.id)
-    await show_details(query, billing, order, account, _("The order will not be cancelled."))
+    notice = (
+        _("The order will not be cancelled. Auto-renew is on again.")
+        if order.auto_renew
+        else _("The order will not be cancelled. Auto-renew stays off.")
+    )
+    await show_details(query, billing, order, account, notice)
 
 
 async def toggle_auto_renew(

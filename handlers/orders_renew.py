@@ -103,6 +103,9 @@ def renew_confirm_text(order: Order, quote: Quote, fmt: PriceFormat) -> str:
             old=date(order.paid_until), new=date(quote.paid_until)
         ),
     ]
+    change = _terms_change(order, quote, fmt)
+    if change:
+        lines.append(change)
     if quote.missing_minor:
         lines += shortfall_lines(quote, fmt)
     else:
@@ -112,6 +115,30 @@ def renew_confirm_text(order: Order, quote: Quote, fmt: PriceFormat) -> str:
             )
         )
     return "\n".join(lines)
+
+
+def _terms_change(order: Order, quote: Quote, fmt: PriceFormat) -> str | None:
+    """What the renewal changes in the order's own period and price (later renewals and
+    auto-renewal use them), or None when they stay as they are."""
+    if quote.months != order.period_months:
+        return _(
+            "⚠️ The order's period changes from {old_months} ({old_price}) to {new_months} "
+            "({new_price}): later renewals are for {new_months}."
+        ).format(
+            old_months=months_text(order.period_months),
+            old_price=fmt(order.price_minor),
+            new_months=months_text(quote.months),
+            new_price=fmt(quote.price_minor),
+        )
+    if quote.price_minor != order.price_minor:
+        return _(
+            "⚠️ The order's price changes from {old_price} to {new_price} per {months}."
+        ).format(
+            old_price=fmt(order.price_minor),
+            new_price=fmt(quote.price_minor),
+            months=months_text(quote.months),
+        )
+    return None
 
 
 async def _show_renew_confirm(

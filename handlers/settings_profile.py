@@ -10,6 +10,8 @@ from aiogram.types import CallbackQuery, Message
 from aiogram.utils.i18n import I18n
 from aiogram.utils.i18n import gettext as _
 
+from bot.config import Settings
+from handlers.balance import resume_payment
 from handlers.common import show
 from handlers.fallback import stale_button
 from handlers.settings_common import (
@@ -158,21 +160,30 @@ async def fill_start(
     billing: Billing,
     account: Account,
     i18n: I18n,
+    settings: Settings,
+    callback_data: SettingsCb | None = None,
 ) -> None:
     await state.clear()
     profile = await billing.get_profile(account.id)
-    if not profile.missing:
-        await render(event, "", profile, i18n)
+    resume = callback_data.value if callback_data is not None else ""  # the payment gate's
+    if not profile.missing:  # filled in meanwhile: straight back to the payment, if any
+        if not await resume_payment(event, resume, billing, account, state, settings):
+            await render(event, "", profile, i18n)
         return
     await state.set_state(SettingsForm.fill)
     total = len(profile.missing)
-    await state.update_data(field=profile.missing[0], total=total)
+    await state.update_data(field=profile.missing[0], total=total, resume=resume)
     intro = _("To pay, we still need: {fields}.").format(fields=missing_names(profile.missing))
     await show(event, join_lines(intro, fill_prompt(profile.missing[0], 1, total)), prompt_kb(""))
 
 
 async def fill_entered(
-    message: Message, state: FSMContext, billing: Billing, account: Account, i18n: I18n
+    message: Message,
+    state: FSMContext,
+    billing: Billing,
+    account: Account,
+    i18n: I18n,
+    settings: Settings,
 ) -> None:
     data = await state.get_data()
     name, total = data.get("field", ""), int(data.get("total", 1))
@@ -192,7 +203,10 @@ async def fill_entered(
         )
         return
     await state.clear()
-    await render(message, "", profile, i18n, line)
+    # Started by the payment gate: back to the top-up or the invoice being paid.
+    resume = str(data.get("resume") or "")
+    if not await resume_payment(message, resume, billing, account, state, settings, line):
+        await render(message, "", profile, i18n, line)
 
 
 def create_router() -> Router:

@@ -73,6 +73,7 @@ class NewTicketCb(CallbackData, prefix="nt"):
 
 class CartAction(StrEnum):
     COMPLETE = "complete"  # pay from the balance and create the order
+    RECEIPT = "receipt"  # the same, pressed on a payment receipt: the receipt is kept
     DROP = "drop"
 
 

@@ -171,12 +171,13 @@ def history_kb(page: int, pages: int) -> InlineKeyboardMarkup:
     return builder.as_markup()
 
 
-def payment_blocked_kb(company_unverified: bool) -> InlineKeyboardMarkup:
+def payment_blocked_kb(company_unverified: bool, resume: str = "") -> InlineKeyboardMarkup:
+    """`resume`: where the guided fill-in returns once everything is filled in."""
     builder = InlineKeyboardBuilder()
     if company_unverified:
         builder.row(menu_button("newticket", _("💬 Write to support")))
     else:
-        builder.row(fill_missing_button())  # the guided flow asks exactly what is missing
+        builder.row(fill_missing_button(resume))  # the guided flow asks exactly what is missing
     builder.row(back_button())
     return builder.as_markup()
 
@@ -187,7 +188,7 @@ def after_payment_kb(cart_waiting: bool) -> InlineKeyboardMarkup:
         builder.row(
             InlineKeyboardButton(
                 text=_("🛒 Complete the order"),
-                callback_data=CartCb(action=CartAction.COMPLETE).pack(),
+                callback_data=CartCb(action=CartAction.RECEIPT).pack(),
             )
         )
     builder.row(

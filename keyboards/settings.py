@@ -74,9 +74,10 @@ def root_kb(profile: Profile) -> InlineKeyboardMarkup:
     return InlineKeyboardMarkup(inline_keyboard=rows)
 
 
-def fill_missing_button() -> InlineKeyboardButton:
-    """For the payment gate: starts the guided flow asking exactly the missing profile fields."""
-    return _button(_("✍️ Fill in the missing data"), SettingsAction.FILL)
+def fill_missing_button(resume: str = "") -> InlineKeyboardButton:
+    """For the payment gate: starts the guided flow asking exactly the missing profile fields;
+    `resume` is the payment to return to afterwards (handlers.balance.resume_payment)."""
+    return _button(_("✍️ Fill in the missing data"), SettingsAction.FILL, resume)
 
 
 def country_button() -> InlineKeyboardButton:

@@ -489,6 +489,8 @@ async def test_renew_debits_once_even_when_pressed_twice(driver: BotDriver) -> N
         f"🔄 <b>Renew order #{order.id}</b> (VPS 2) for 3 months\n"
         "Price: €28.81\n"
         f"Paid until: {d(order.paid_until)} → {d(new_until)}\n"
+        "⚠️ The order's period changes from 1 month (€9.90) to 3 months (€28.81): later "
+        "renewals are for 3 months.\n"
         "The price is debited from the balance (€50.00)."
     )
     assert confirm.button_texts() == ["✅ Pay €28.81", "⬅️ Back"]
@@ -502,6 +504,28 @@ async def test_renew_debits_once_even_when_pressed_twice(driver: BotDriver) -> N
     assert await balance(driver, account_id) == 5000 - 2881
     renewed = await get(driver, account_id, order.id)
     assert (renewed.paid_until, renewed.period_months, renewed.price_minor) == (new_until, 3, 2881)
+
+
+async def test_renew_confirmation_says_when_the_price_changes(driver: BotDriver) -> None:
+    user = driver.user(742, language_code="ru")
+    account_id = await account_with(driver, user)
+    # Bought when VPS 2 cost €8.90; the tariff now costs €9.90 a month.
+    order = await order_for(driver, account_id, VPS_2, price_minor=890)
+    async with driver.gateway.transaction() as billing:
+        await billing.credit(account_id, 6000, kind="topup")
+    details = edited(await driver.press(user, _menu(driver, user), f"od:view:{order.id}"))
+    periods = edited(await driver.click(user, details, "Продлить"))
+    same_period = edited(await driver.click(user, periods, "1 месяц"))
+    assert f"⚠️ Цена заказа меняется: 8,90{NBSP}€ → 9,90{NBSP}€ за 1 месяц.\n" in same_period.text
+    periods = edited(await driver.click(user, same_period, "Назад"))
+    longer = edited(await driver.click(user, periods, "6 месяцев"))
+    assert (
+        f"⚠️ Период заказа меняется: 1 месяц (8,90{NBSP}€) → 6 месяцев (56,43{NBSP}€); "
+        "следующие продления — на 6 месяцев.\n" in longer.text
+    )
+    await driver.click(user, longer, "Оплатить")
+    renewed = await get(driver, account_id, order.id)
+    assert (renewed.period_months, renewed.price_minor) == (6, 5643)
 
 
 async def test_renew_without_money_offers_a_top_up_of_the_shortfall(driver: BotDriver) -> None:
@@ -612,9 +636,12 @@ async def test_change_tariff_upgrade_then_downgrade(driver: BotDriver) -> None:
     async with driver.gateway.transaction() as billing:
         await billing.credit(account_id, 2000, kind="topup")
     period_days = (paid_until - add_months(paid_until, -1)).days
-    up = (1990 - 990) * 10 // period_days
-    down = -(-(1990 - 990) * 11 // period_days)
+    # Both directions count the 11 days left the details show: a charge rounds up, a credit
+    # rounds down.
+    up = -(-(1990 - 990) * 11 // period_days)
+    down = (1990 - 990) * 11 // period_days
     details = edited(await driver.press(user, _menu(driver, user), f"od:view:{order.id}"))
+    assert f"Paid until: {d(paid_until)} (11 days left)\n" in details.text
     options = edited(await driver.click(user, details, "Change tariff"))
     assert options.text == (
         f"🔀 <b>Change the tariff of order #{order.id}</b>\n"
@@ -632,7 +659,7 @@ async def test_change_tariff_upgrade_then_downgrade(driver: BotDriver) -> None:
     assert confirm.text == (
         f"🔀 <b>Order #{order.id}: VPS 2 → VPS 4</b>\n"
         "New price: €19.90 / 1 month, from the next renewal.\n"
-        f"For the 10 days left of the paid period you pay {money_up} now.\n"
+        f"For the 11 days left of the paid period you pay {money_up} now.\n"
         f"Paid until stays {d(paid_until)}."
     )
     assert confirm.button_texts() == ["✅ Confirm", "⬅️ Back"]
@@ -643,7 +670,7 @@ async def test_change_tariff_upgrade_then_downgrade(driver: BotDriver) -> None:
     assert answered(again)["text"] == f"Order #{order.id} already has this tariff."
     assert await balance(driver, account_id) == 2000 - up
 
-    # Downgrade back, in Russian: the credit counts every started day.
+    # Downgrade back, in Russian: the same 11 days, never more than the upgrade cost.
     await driver.press(user, _menu(driver, user), "lang:ru")
     details = edited(await driver.press(user, _menu(driver, user), f"od:view:{order.id}"))
     options = edited(await driver.click(user, details, "Сменить тариф"))
@@ -713,8 +740,12 @@ async def test_cancel_at_period_end_keep_and_cancel_now(driver: BotDriver) -> No
         "⬅️ Back to orders",
     ]
     kept = await driver.click(user, scheduled, "Keep the order")
-    assert answered(kept)["text"] == "The order will not be cancelled."
-    assert (await get(driver, account_id, order.id)).cancel_at_period_end is False
+    # Auto-renew was on before the cancellation: keeping the order turns it back on.
+    assert answered(kept)["text"] == "The order will not be cancelled. Auto-renew is on again."
+    assert edited(kept).text.endswith(f"Next charge: {d(order.paid_until)}, €4.90\nAuto-renew: on")
+    kept_order = await get(driver, account_id, order.id)
+    assert (kept_order.cancel_at_period_end, kept_order.auto_renew) == (False, True)
+    assert kept_order.next_charge() == order.paid_until
     ask = edited(await driver.click(user, edited(kept), "Cancel order"))
     calls = await driver.click(user, ask, "Cancel now")
     assert answered(calls)["text"] == f"Order #{order.id} is cancelled."
@@ -724,6 +755,20 @@ async def test_cancel_at_period_end_keep_and_cancel_now(driver: BotDriver) -> No
     again = await driver.click(user, ask, "Cancel now")
     assert answered(again)["text"] == f"Order #{order.id} is already cancelled."
     assert await balance(driver, account_id) == 0  # no refund
+
+
+async def test_keep_the_order_leaves_auto_renew_off_when_it_was_off(driver: BotDriver) -> None:
+    user = driver.user(772)
+    account_id = await account_with(driver, user)
+    order = await order_for(driver, account_id, VPS_1)
+    details = edited(await driver.press(user, _menu(driver, user), f"od:view:{order.id}"))
+    off = edited(await driver.click(user, details, "Turn auto-renew off"))
+    ask = edited(await driver.click(user, off, "Cancel order"))
+    scheduled = edited(await driver.click(user, ask, "At the end"))
+    kept = await driver.click(user, scheduled, "Keep the order")
+    assert answered(kept)["text"] == "The order will not be cancelled. Auto-renew stays off."
+    kept_order = await get(driver, account_id, order.id)
+    assert (kept_order.cancel_at_period_end, kept_order.auto_renew) == (False, False)
 
 
 async def test_auto_renew_toggle_per_order(driver: BotDriver) -> None:

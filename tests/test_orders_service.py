@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import math
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
+from fractions import Fraction
 
 import pytest
 from sqlalchemy import update
@@ -52,19 +54,34 @@ def test_add_months_clamps_to_the_end_of_a_short_month() -> None:
     assert add_months(datetime(2026, 12, 5, tzinfo=UTC), 12) == datetime(2027, 12, 5, tzinfo=UTC)
 
 
-def test_prorate_rounds_in_the_customers_favour() -> None:
+def test_prorate_counts_the_days_the_screens_show_and_never_pays_a_round_trip() -> None:
     now = datetime(2026, 11, 25, 7, 0, tzinfo=UTC)
     paid_until = datetime(2026, 12, 5, 12, 0, tzinfo=UTC)  # 10 days 5 hours left of 30
-    # Upgrade 7900 -> 12900: 10 full days, 5000 * 10 / 30 = 1666.67 -> charged 1666.
-    assert prorate(7900, 12900, paid_until, 1, now) == (1666, 10, 30)
-    # Downgrade 12900 -> 7900: 11 started days, 5000 * 11 / 30 = 1833.33 -> credited 1834.
-    assert prorate(12900, 7900, paid_until, 1, now) == (-1834, 11, 30)
-    # Less than a day left: an upgrade is free, a downgrade still credits the started day.
+    # Both directions count the 11 started days the order's screen shows.
+    # Upgrade 7900 -> 12900: 5000 * 11 / 30 = 1833.33 -> charged 1834 (rounded up).
+    assert prorate(7900, 12900, paid_until, 1, now) == (1834, 11, 30)
+    # Downgrade 12900 -> 7900: the same 1833.33 -> credited 1833 (rounded down).
+    assert prorate(12900, 7900, paid_until, 1, now) == (-1833, 11, 30)
+    # Less than a day left: one started day, both ways.
     almost = paid_until - timedelta(hours=3)
-    assert prorate(7900, 12900, paid_until, 1, almost) == (0, 0, 30)
-    assert prorate(12900, 7900, paid_until, 1, almost) == (-167, 1, 30)
-    # A three-month period (Sep 5 .. Dec 5 = 91 days).
-    assert prorate(22989, 37539, paid_until, 3, now) == (1598, 10, 91)
+    assert prorate(7900, 12900, paid_until, 1, almost) == (167, 1, 30)
+    assert prorate(12900, 7900, paid_until, 1, almost) == (-166, 1, 30)
+    assert prorate(7900, 12900, paid_until, 1, paid_until) == (0, 0, 30)
+    # An exact amount is not rounded: 5000 * 6 / 30 = 1000 both ways.
+    six = paid_until - timedelta(days=6)
+    assert prorate(7900, 12900, paid_until, 1, six) == (1000, 6, 30)
+    assert prorate(12900, 7900, paid_until, 1, six) == (-1000, 6, 30)
+    # A three-month period (Sep 5 .. Dec 5 = 91 days): 14550 * 11 / 91 = 1758.79.
+    assert prorate(22989, 37539, paid_until, 3, now) == (1759, 11, 91)
+    assert prorate(37539, 22989, paid_until, 3, now) == (-1758, 11, 91)
+    # The days are Order.days_left's figure at any moment, and a charge is never smaller
+    # than the credit straight back.
+    for hours in range(0, 24 * 91, 7):
+        moment = paid_until - timedelta(hours=hours, minutes=13)
+        up, days, _ = prorate(2881, 5731, paid_until, 3, moment)
+        down, back_days, _ = prorate(5731, 2881, paid_until, 3, moment)
+        assert days == back_days == math.ceil((paid_until - moment).total_seconds() / 86400)
+        assert up + down >= 0
 
 
 async def test_place_order_debits_assigns_ips_and_keeps_the_ledger(
@@ -302,13 +319,13 @@ async def test_change_tariff_upgrade_and_downgrade(gateway: EmbeddedGateway) -> 
     paid_until = (datetime.now(UTC) + timedelta(days=10, hours=5)).replace(microsecond=0)
     await set_paid_until(gateway, order.id, paid_until)
     period_days = (paid_until - add_months(paid_until, -1)).days
-    up = 5000 * 10 // period_days
-    down = -(-5000 * 11 // period_days)  # ceil
+    up = -(-5000 * 11 // period_days)  # 11 started days, rounded up
+    down = 5000 * 11 // period_days  # the same days, rounded down
     async with gateway.transaction() as billing:
         options = await billing.change_tariff_options(account_id, order.id)
         assert [(q.tariff_name, q.amount_minor) for q in options] == [
             ("DS Pro", up),
-            ("DS Max", 12000 * 10 // period_days),
+            ("DS Max", -(-12000 * 11 // period_days)),
         ]
         with pytest.raises(NotFound):
             await billing.quote_tariff_change(other_id, order.id, DS_PRO)
@@ -335,6 +352,41 @@ async def test_change_tariff_upgrade_and_downgrade(gateway: EmbeddedGateway) -> 
         downgraded = await billing.change_tariff(account_id, order.id, DS_START)
     assert (downgraded.tariff_name, downgraded.price_minor) == ("DS Start", 7900)
     assert await balance_and_ledger(gateway, account_id) == (22100 - up + down,) * 2
+
+
+async def test_tariff_up_and_straight_back_never_makes_money(gateway: EmbeddedGateway) -> None:
+    """Balance plus what is left of the paid period (at the order's price, for the days left
+    the screens show) never grows however often the customer changes up and back."""
+    account_id = await new_account(gateway, 7034, balance=100000)
+    async with gateway.transaction() as billing:
+        order = await billing.place_order(account_id, VPS_1, 3)
+    # 89 days and 12 hours left of a three-month period: a day boundary is half a day away.
+    paid_until = (datetime.now(UTC) + timedelta(days=89, hours=12)).replace(microsecond=0)
+    await set_paid_until(gateway, order.id, paid_until)
+    period_days = (paid_until - add_months(paid_until, -3)).days
+
+    async def worth() -> Fraction:
+        async with gateway.transaction() as billing:
+            current = await billing.get_order(account_id, order.id)
+            balance = (await billing.get_account(account_id)).balance_minor
+        days = current.days_left(datetime.now(UTC))
+        return balance + Fraction(current.price_minor * days, period_days)
+
+    start_balance, _ = await balance_and_ledger(gateway, account_id)
+    before = await worth()
+    for _cycle in range(10):
+        for tariff in (VPS_2, VPS_1):
+            async with gateway.transaction() as billing:
+                quote = await billing.quote_tariff_change(account_id, order.id, tariff)
+                assert quote.remaining_days == 90
+                await billing.change_tariff(
+                    account_id, order.id, tariff, expected_amount_minor=quote.amount_minor
+                )
+            after = await worth()
+            assert after <= before
+            before = after
+    balance, ledger = await balance_and_ledger(gateway, account_id)
+    assert balance == ledger <= start_balance
 
 
 async def test_change_tariff_needs_an_active_paid_period(gateway: EmbeddedGateway) -> None:
@@ -381,6 +433,18 @@ async def test_cancel_resume_and_auto_renew(gateway: EmbeddedGateway) -> None:
     )
     assert scheduled.next_charge() is None
     assert (resumed.cancel_at_period_end, resumed.status) == (False, "active")
+    assert resumed.auto_renew is True  # as it was before the cancellation
+    async with gateway.transaction() as billing:
+        await billing.cancel_order(account_id, order.id, immediately=False)
+        await billing.set_order_auto_renew(account_id, order.id, False)
+        kept_off = await billing.resume_order(account_id, order.id)
+        await billing.set_order_auto_renew(account_id, order.id, True)
+        await billing.cancel_order(account_id, order.id, immediately=False)
+        await billing.credit(account_id, 490, kind="topup")
+        renewed = await billing.renew_order(account_id, order.id, 1)
+    assert kept_off.auto_renew is False  # switched off while scheduled: stays off
+    # Renewing drops the scheduled cancellation; auto-renew stays off as it was shown.
+    assert (renewed.cancel_at_period_end, renewed.auto_renew) == (False, False)
     async with gateway.transaction() as billing:
         now_cancelled = await billing.cancel_order(account_id, order.id, immediately=True)
         with pytest.raises(InvalidState):

@@ -424,6 +424,58 @@ async def test_gate_lists_what_is_missing_and_leads_there(driver: BotDriver) -> 
     assert shown.button_texts() == ["✍️ Заполнить недостающие данные", "⬅️ Главное меню"]
 
 
+async def fill_in(driver: BotDriver, user: User, gate: Call) -> Call:
+    """Through the guided fill-in the gate leads to (last name, e-mail, address missing)."""
+    asked = screen(await driver.click(user, gate, "Fill in"))
+    assert asked.text.startswith("To pay, we still need: last name, e-mail, address.")
+    await driver.send(user, "Ivanov")
+    await driver.send(user, "ivan@example.com")
+    return screen(await driver.send(user, "Tverskaya 1"))
+
+
+async def test_after_the_gates_fill_in_back_to_the_top_up(driver: BotDriver) -> None:
+    user, account_id = await customer(driver, 644, profile=False, first_name="Ivan", city="Riga")
+    async with driver.gateway.transaction() as billing:
+        await billing.save_cart(account_id, 4, 1)  # VPS 1, €4.90: the shortfall's order
+    menu = screen(await driver.send(user, "/menu"))
+    gate = screen(await driver.press(user, menu, TopupCb(amount_minor=490).pack()))
+    assert gate.text.startswith("⛔ <b>Payment is not possible yet</b>")
+    back = await fill_in(driver, user, gate)
+    assert back.text == (
+        "✅ Address saved: <b>Tverskaya 1</b>\n\n"
+        "➕ <b>Top-up of €4.90</b>\n\nChoose the currency to pay in:"
+    )
+    invoice = screen(await driver.click(user, back, "EUR"))
+    assert "Amount: <b>€4.90</b>\n" in invoice.text
+    # The plain /topup gate comes back to the plain top-up.
+    other, _ = await customer(driver, 645, profile=False, first_name="Ivan", city="Riga")
+    gate = screen(await driver.send(other, "/topup"))
+    back = await fill_in(driver, other, gate)
+    assert back.text == (
+        "✅ Address saved: <b>Tverskaya 1</b>\n\n➕ <b>Top-up</b>\n\nChoose the currency to pay in:"
+    )
+
+
+async def test_after_the_gates_fill_in_back_to_the_invoice(card_driver: BotDriver) -> None:
+    driver = card_driver
+    user, account_id = await customer(driver, 646, profile=False, first_name="Ivan", city="Riga")
+    async with driver.gateway.transaction() as billing:
+        invoice = await billing.create_invoice(account_id, 2500, "EUR")
+    listed = screen(await driver.send(user, "/invoices"))
+    shown = screen(await driver.click(user, listed, invoice.number))
+    gate = screen(await driver.click(user, shown, "by card"))
+    assert gate.text.startswith("⛔ <b>Payment is not possible yet</b>")
+    back = await fill_in(driver, user, gate)
+    assert back.text.startswith(
+        f"✅ Address saved: <b>Tverskaya 1</b>\n\n🧾 <b>Invoice No. {invoice.number}</b>\n"
+    )
+    calls = await driver.click(user, back, "by card")
+    assert len([c for c in calls if c.method == "sendInvoice"]) == 1
+    # An old gate button after everything is filled in goes straight back as well.
+    again = screen(await driver.click(user, gate, "Fill in"))
+    assert again.text.startswith(f"🧾 <b>Invoice No. {invoice.number}</b>\n")
+
+
 async def test_gate_for_an_unverified_company_on_the_pay_button(card_driver: BotDriver) -> None:
     driver = card_driver
     user, account_id = await customer(driver, 643)
@@ -485,7 +537,40 @@ async def test_after_payment_a_waiting_cart_can_be_completed(driver: BotDriver) 
         "🧾 Invoices",
         "⬅️ Main menu",
     ]
-    assert message.callback_data("Complete") == CartCb(action="complete").pack()
+    assert message.callback_data("Complete") == CartCb(action="receipt").pack()
+
+
+async def test_completing_the_order_from_a_receipt_keeps_the_receipt(driver: BotDriver) -> None:
+    user, account_id = await customer(driver, 653)
+    async with driver.gateway.transaction() as billing:
+        await billing.save_cart(account_id, 4, 1)  # VPS 1, €4.90
+        invoice = await billing.create_invoice(account_id, 1000, "EUR")
+    calls = await driver.feed(
+        driver.fake.successful_payment(user, "XTR", 500, invoice.payload, "cart-653")
+    )
+    receipt = only(calls, "sendMessage")
+    receipt_id = receipt.result["message_id"]
+    calls = await driver.click(user, receipt, "Complete the order")
+    assert [c.method for c in calls if c.method == "editMessageText"] == []
+    created = only(calls, "sendMessage")
+    assert created.text.startswith("✅ <b>Order #")
+    assert "VPS 1, 1 month — €4.90 paid from the balance." in created.text
+    assert only(calls, "answerCallbackQuery")["text"] == "The order is placed."
+    kept = driver.fake.messages[(user.id, receipt_id)]
+    assert kept["text"] == receipt.text  # the receipt is still the receipt
+    assert [b["text"] for row in kept["reply_markup"]["inline_keyboard"] for b in row] == [
+        "💰 Balance",
+        "🧾 Invoices",
+        "⬅️ Main menu",
+    ]
+    async with driver.gateway.transaction() as billing:
+        assert (await billing.list_orders(account_id)).total == 1
+        assert await billing.get_cart(account_id) is None
+    # A second press (an old copy of the button) changes nothing and keeps the receipt.
+    again = await driver.press(user, receipt, CartCb(action="receipt").pack())
+    assert only(again, "answerCallbackQuery")["text"] == "There is no saved order to complete."
+    assert [c.method for c in again if c.method in ("sendMessage", "editMessageText")] == []
+    assert driver.fake.messages[(user.id, receipt_id)]["text"] == receipt.text
 
 
 # ---- invoices and history -------------------------------------------------------------------

@@ -5,13 +5,15 @@ from __future__ import annotations
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 
-from sqlalchemy import func, select
+import pytest
+from sqlalchemy import func, select, update
 
 import keyboards.alerts as alert_kb
 from bot.factory import create_i18n
 from services.alerts import AlertPolicy, scan_expiring, scan_low_balance
 from services.billing import per_call
 from services.embedded import models as m
+from services.embedded.billing import EmbeddedBilling
 from services.whmcs.gateway import WhmcsGateway
 from tests.harness.whmcs import WhmcsStandIn
 from tests.whmcs_fixtures import linked_account
@@ -90,3 +92,83 @@ async def test_scan_expiring_queues_one_message_per_account_once(
     assert first.alerts == len(accounts) and await _outbox_rows(whmcs_gateway) == 3
     second = await scan_expiring(whmcs_gateway, I18N, policy, NOW, keyboards=alert_kb)
     assert second.alerts == 0 and await _outbox_rows(whmcs_gateway) == 3
+
+
+async def _set_timezone(gateway: WhmcsGateway, account_id: int, zone: str) -> None:
+    async with gateway.local.transaction() as billing:
+        session = billing.session  # type: ignore[attr-defined]
+        await session.execute(
+            update(m.Account).where(m.Account.id == account_id).values(timezone=zone)
+        )
+
+
+async def _outbox_texts(gateway: WhmcsGateway) -> list[str]:
+    async with gateway.local.transaction(read_only=True) as billing:
+        session = billing.session  # type: ignore[attr-defined]
+        rows = await session.scalars(select(m.OutboxMessage).order_by(m.OutboxMessage.id))
+        return [str(row.payload.get("text")) for row in rows]
+
+
+async def test_due_alerts_are_dated_in_the_accounts_own_timezone(
+    whmcs_gateway: WhmcsGateway, whmcs: WhmcsStandIn
+) -> None:
+    # Due 2027-03-12 (00:00 UTC): still 11 March in New York, where this customer lives.
+    [in_new_york, in_utc] = await _clients_with_services(whmcs_gateway, whmcs, 2, date(2027, 3, 12))
+    await _set_timezone(whmcs_gateway, in_new_york, "America/New_York")
+    page = await per_call(whmcs_gateway).expiring_due(NOW, (7, 3, 1), timedelta(days=3))
+    assert {due.recipient.account_id: due.recipient.timezone for due in page} == {
+        in_new_york: "America/New_York",
+        in_utc: None,
+    }
+    await scan_expiring(whmcs_gateway, I18N, POLICY, NOW, keyboards=alert_kb)
+    new_york, utc = await _outbox_texts(whmcs_gateway)
+    assert "Mar 11, 2027" in new_york and "Mar 12" not in new_york
+    assert "Mar 12, 2027" in utc
+
+
+class Crash(Exception):
+    """The process dies between the low-balance flag and the alert's outbox row."""
+
+
+async def test_a_crash_before_the_outbox_row_loses_no_low_balance_alert(
+    whmcs_gateway: WhmcsGateway, whmcs: WhmcsStandIn, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    client = whmcs.add_client("Alice", "Smith", "a@example.com", credit=Decimal("1.00"))
+    account = await linked_account(whmcs_gateway, 501, client)
+    await per_call(whmcs_gateway.local).set_low_balance_threshold(
+        account.id, 500, whmcs_gateway.local.base_currency
+    )
+
+    async def crash(self: object, messages: object) -> int:
+        raise Crash()
+
+    with monkeypatch.context() as patched:
+        patched.setattr(EmbeddedBilling, "enqueue_messages", crash)
+        with pytest.raises(Crash):
+            await scan_low_balance(whmcs_gateway, I18N, POLICY, NOW, keyboards=alert_kb)
+    assert await _outbox_rows(whmcs_gateway) == 0
+    # The flag went with the lost row: the next run tells this crossing, once.
+    again = await scan_low_balance(whmcs_gateway, I18N, POLICY, NOW, keyboards=alert_kb)
+    assert again.alerts == 1 and await _outbox_rows(whmcs_gateway) == 1
+    last = await scan_low_balance(whmcs_gateway, I18N, POLICY, NOW, keyboards=alert_kb)
+    assert last.alerts == 0 and await _outbox_rows(whmcs_gateway) == 1
+
+
+async def test_the_low_balance_flag_is_written_on_the_blocks_local_transaction(
+    whmcs_gateway: WhmcsGateway, whmcs: WhmcsStandIn
+) -> None:
+    client = whmcs.add_client("Alice", "Smith", "a@example.com", credit=Decimal("1.00"))
+    account = await linked_account(whmcs_gateway, 501, client)
+    await per_call(whmcs_gateway.local).set_low_balance_threshold(
+        account.id, 500, whmcs_gateway.local.base_currency
+    )
+    with pytest.raises(Crash):
+        async with whmcs_gateway.transaction() as billing:
+            [due] = await billing.low_balance_due()
+            assert await billing.mark_low_balance_alerted([account.id]) == [account.id]
+            raise Crash()  # rolled back: the flag with it
+    async with whmcs_gateway.transaction() as billing:
+        [due] = await billing.low_balance_due()
+        assert due.crossing == 1
+        assert await billing.mark_low_balance_alerted([account.id]) == [account.id]
+    assert await per_call(whmcs_gateway).low_balance_due() == []

@@ -4,6 +4,7 @@ e-mail, the deep-link token, unlinking, and WHMCS down while linking."""
 
 from __future__ import annotations
 
+import asyncio
 import re
 from datetime import timedelta
 from decimal import Decimal
@@ -149,6 +150,42 @@ async def test_the_deep_link_token_links_once(whmcs_driver: BotDriver, whmcs: Wh
     assert "invalid, expired or already used" in reused[0]
     assert await client_of(whmcs_driver, other) is None
     assert not whmcs.emails  # no password, no e-mail: the token is the proof
+
+
+async def test_one_token_used_twice_at_once_links_one_account(
+    whmcs_driver: BotDriver, whmcs: WhmcsStandIn
+) -> None:
+    """Both uses are in flight together (WHMCS answers slowly): the token is claimed before
+    WHMCS is asked, so only one of them links."""
+    alice = alice_of(whmcs)
+    token = issue_link_token(LINK_SECRET, alice.id, timedelta(hours=1))
+    users = [whmcs_driver.user(501), whmcs_driver.user(502)]
+    for user in users:
+        await whmcs_driver.send(user, "/start")  # their accounts exist, unlinked
+    whmcs.slow(0.3, "GetClientsDetails")
+    async with whmcs_driver.gateway.local.transaction() as billing:
+        accounts = [await billing.find_account_by_telegram(user.id) for user in users]
+    core = whmcs_driver.gateway.core  # type: ignore[attr-defined]
+    linked = await asyncio.gather(
+        *(core.link_with_token(account.id, token) for account in accounts if account)
+    )
+    assert sorted(linked) == [False, True]
+    clients = [await client_of(whmcs_driver, user) for user in users]
+    assert sorted(clients, key=lambda c: c is None) == [alice.id, None]
+
+
+async def test_a_token_used_while_whmcs_is_down_still_works_afterwards(
+    whmcs_driver: BotDriver, whmcs: WhmcsStandIn
+) -> None:
+    alice = alice_of(whmcs)
+    token = issue_link_token(LINK_SECRET, alice.id, timedelta(hours=1))
+    user = whmcs_driver.user(501)
+    await whmcs.go_down()
+    assert UNAVAILABLE in texts(await whmcs_driver.send(user, f"/start {token}"))[0]
+    assert await client_of(whmcs_driver, user) is None
+    await whmcs.come_back()
+    assert "linked" in texts(await whmcs_driver.send(user, f"/start {token}"))[0]
+    assert await client_of(whmcs_driver, user) == alice.id
 
 
 @pytest.mark.parametrize("kind", ["expired", "forged", "garbage", "unknown_client"])

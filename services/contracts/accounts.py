@@ -116,11 +116,16 @@ class LedgerApi(Protocol):
 
 class CatalogueApi(Protocol):
     @read_only
-    async def list_product_types(self) -> list[str]: ...
+    async def list_product_types(self, *, account_id: int | None = None) -> list[str]:
+        """`account_id`: priced for that customer (an external billing prices its catalogue in
+        each client's currency); None: in the base currency."""
 
     @read_only
-    async def list_tariffs(self, product_type: str | None = None) -> list[Tariff]: ...
+    async def list_tariffs(
+        self, product_type: str | None = None, *, account_id: int | None = None
+    ) -> list[Tariff]:
+        """Prices in the currency of `account_id`'s balance (its base currency)."""
 
     @read_only
-    async def get_tariff(self, tariff_id: int) -> Tariff:
+    async def get_tariff(self, tariff_id: int, *, account_id: int | None = None) -> Tariff:
         """Raise NotFound for an unknown or inactive tariff."""

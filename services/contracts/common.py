@@ -70,6 +70,8 @@ class Account:
     # False when an external billing could not be asked (it is down): balance_minor is then the
     # last one seen, or 0 when none was; screens say the balance is unavailable.
     balance_known: bool = True
+    # The IANA zone alerts are dated and timed in (the bot's own setting); None: the default.
+    timezone: str | None = None
     # False while the Telegram user is not linked to a client of an external billing (the
     # embedded billing's accounts always are): the same answer as `is_linked`, read with the
     # account so that the screens every update shows need no call of their own.

@@ -258,6 +258,12 @@ class AdapterStateApi(Protocol):
     ) -> None:
         """Create or replace the record."""
 
+    async def add_adapter_state(
+        self, kind: str, key: str, value: dict[str, Any], *, expires_at: datetime | None = None
+    ) -> bool:
+        """Create the record unless a live one exists (an expired one is replaced); False when
+        one does, and nothing changes. Of two concurrent adders one gets True."""
+
     async def take_adapter_state(self, kind: str, key: str) -> dict[str, Any] | None:
         """Delete the record and return it: of two concurrent takers one gets it."""
 

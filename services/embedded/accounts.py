@@ -25,6 +25,7 @@ _ACCOUNT_COLUMNS = (
     m.Account.created_at,
     m.Account.telegram_name,
     m.Account.unreachable,
+    m.Account.timezone,
 )
 _ACCOUNT_BY_TELEGRAM = select(*_ACCOUNT_COLUMNS).where(
     m.Account.telegram_id == bindparam("telegram_id")
@@ -250,7 +251,7 @@ class LedgerMixin(EmbeddedBase):
 
 
 class CatalogueMixin(EmbeddedBase):
-    async def list_product_types(self) -> list[str]:
+    async def list_product_types(self, *, account_id: int | None = None) -> list[str]:
         rows = await self.session.execute(
             select(m.Tariff.product_type, func.min(m.Tariff.sort))
             .where(m.Tariff.active)
@@ -259,13 +260,15 @@ class CatalogueMixin(EmbeddedBase):
         )
         return [row[0] for row in rows]
 
-    async def list_tariffs(self, product_type: str | None = None) -> list[dto.Tariff]:
+    async def list_tariffs(
+        self, product_type: str | None = None, *, account_id: int | None = None
+    ) -> list[dto.Tariff]:
         query = select(m.Tariff).where(m.Tariff.active).order_by(m.Tariff.sort, m.Tariff.id)
         if product_type:
             query = query.where(m.Tariff.product_type == product_type)
         return [tariff_dto(row) for row in await self.session.scalars(query)]
 
-    async def get_tariff(self, tariff_id: int) -> dto.Tariff:
+    async def get_tariff(self, tariff_id: int, *, account_id: int | None = None) -> dto.Tariff:
         row = await self.session.get(m.Tariff, tariff_id)
         if row is None or not row.active:
             raise NotFound("tariff")

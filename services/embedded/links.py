@@ -81,6 +81,23 @@ class AdapterStateMixin(EmbeddedBase):
             )
         )
 
+    async def add_adapter_state(
+        self, kind: str, key: str, value: dict[str, Any], *, expires_at: datetime | None = None
+    ) -> bool:
+        now = self.now()
+        table = m.AdapterState.__table__
+        added = await self.session.execute(
+            insert_ignore(self.session, m.AdapterState)
+            .values(kind=kind, key=key, value=value, updated_at=now, expires_at=expires_at)
+            .on_conflict_do_update(  # only over an expired record: a live one stays
+                index_elements=[m.AdapterState.kind, m.AdapterState.key],
+                set_={"value": value, "updated_at": now, "expires_at": expires_at},
+                where=table.c.expires_at.is_not(None) & (table.c.expires_at <= now),
+            )
+            .returning(m.AdapterState.kind)
+        )
+        return added.first() is not None
+
     async def take_adapter_state(self, kind: str, key: str) -> dict[str, Any] | None:
         taken = await self.session.execute(
             delete(m.AdapterState)

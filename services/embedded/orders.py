@@ -7,9 +7,10 @@ ledger with an idempotency key, so repeated or concurrent confirmations debit on
 
 Prorating of a tariff change (also in README.md, "Orders rules"): the difference between the
 new tariff's price for the order's period and the price the customer paid, times the share of
-the paid period that is left, counted in whole days and rounded in the customer's favour:
-an upgrade charges only the full days left, rounded down to the minor unit; a downgrade credits
-every started day, rounded up. Paid-until never moves on a tariff change.
+the paid period that is left. The days left are the ones every screen shows (a started day
+counts as one, `Order.days_left`), the same figure for an upgrade and a downgrade; a charge is
+rounded up to the minor unit and a credit rounded down, so changing up and straight back never
+makes money. Paid-until never moves on a tariff change.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ import calendar
 import ipaddress
 import math
 from datetime import datetime
-from decimal import ROUND_FLOOR, Decimal
+from decimal import ROUND_CEILING, Decimal
 
 from sqlalchemy import and_, case, func, or_, select, update
 from sqlalchemy.exc import IntegrityError
@@ -55,7 +56,9 @@ def order_dto(row: m.Order) -> dto.Order:
         price_minor=row.price_minor,
         created_at=row.created_at,
         paid_until=row.paid_until,
-        auto_renew=row.auto_renew,
+        # The column keeps the customer's auto-renew choice through a cancellation scheduled
+        # for the period end (which stops renewals by itself), so "Keep the order" restores it.
+        auto_renew=row.auto_renew and not row.cancel_at_period_end,
         cancel_at_period_end=row.cancel_at_period_end,
         cancelled_at=row.cancelled_at,
     )
@@ -67,12 +70,12 @@ def prorate(
     """(amount, remaining_days, period_days): amount > 0 is charged, < 0 credited back."""
     period_days = max(1, (paid_until - add_months(paid_until, -period_months)).days)
     seconds = max(0.0, (paid_until - now).total_seconds())
-    difference = new_price - old_price
-    # Upgrade: only the full days left are charged. Downgrade: every started day is credited.
-    days = math.floor(seconds / 86400) if difference >= 0 else math.ceil(seconds / 86400)
-    # Rounding towards minus infinity is the customer's side both ways: a charge rounds down,
-    # a credit (a negative amount) rounds up in size.
-    amount = (Decimal(difference) * days / period_days).to_integral_value(ROUND_FLOOR)
+    # The days left as the screens and lists show them (Order.days_left): a started day is a
+    # day, the same count for both directions.
+    days = math.ceil(seconds / 86400)
+    # Rounding towards plus infinity: a charge rounds up, a credit (a negative amount) rounds
+    # down in size, so an upgrade and the downgrade straight back never leave a gain.
+    amount = (Decimal(new_price - old_price) * days / period_days).to_integral_value(ROUND_CEILING)
     return int(amount), days, period_days
 
 
@@ -231,7 +234,9 @@ class OrdersMixin(LedgerMixin):  # orders are paid from the ledger
         row.price_minor = price
         row.status = dto.ACTIVE
         row.suspended_at = None
-        row.cancel_at_period_end = False
+        if row.cancel_at_period_end:  # renewing keeps the order; auto-renew stays off as shown
+            row.auto_renew = False
+            row.cancel_at_period_end = False
         await self.session.flush()
         return order_dto(row)
 
@@ -343,8 +348,7 @@ class OrdersMixin(LedgerMixin):  # orders are paid from the ledger
         else:
             if row.status != dto.ACTIVE or row.paid_until <= now:
                 raise InvalidState("period_over")
-            row.cancel_at_period_end = True
-            row.auto_renew = False
+            row.cancel_at_period_end = True  # auto_renew is kept for resume_order
         await self.session.flush()
         return order_dto(row)
 
@@ -352,7 +356,7 @@ class OrdersMixin(LedgerMixin):  # orders are paid from the ledger
         row = await self._order_row(account_id, order_id, lock=True)
         if row.status == dto.CANCELLED or not row.cancel_at_period_end:
             raise InvalidState("not_scheduled")
-        row.cancel_at_period_end = False
+        row.cancel_at_period_end = False  # auto-renew is back as it was before the cancellation
         await self.session.flush()
         return order_dto(row)
 

@@ -11,18 +11,28 @@
 - Only `paytype` "recurring" products are tariffs: a "onetime" product has no period to renew
   and a "free" one nothing to pay, and the bot's tariff is a price per period. Services of such
   products still show in the orders list (with period 0, not renewable).
+- Currency: GetProducts prices a product per currency code. The catalogue a customer sees is
+  priced in their linked client's WHMCS currency (GetClientsDetails `currency_code`), the one
+  their orders, upgrades and renewals are invoiced and paid from credit in; without an account
+  (or unlinked) in the base currency, DEFAULT_CURRENCY, which must be WHMCS's default currency
+  (checked at start: `check_default_currency`, GetCurrencies).
 - The catalogue is cached for CATALOGUE_CACHE_SECONDS: the New-order screens read it on
   every press.
 """
 
 from __future__ import annotations
 
+import logging
 import time
 
 from services.contracts.common import Tariff, TariffPrice
 from services.errors import NotFound
 from services.whmcs.base import WhmcsBase
+from services.whmcs.client import WhmcsClient
+from services.whmcs.errors import WhmcsFailure
 from services.whmcs.models import BILLING_CYCLES, Product
+
+log = logging.getLogger(__name__)
 
 CATALOGUE_CACHE_SECONDS = 60.0
 CYCLE_MONTHS = dict(zip(BILLING_CYCLES, (1, 3, 6, 12, 24, 36), strict=True))
@@ -52,6 +62,37 @@ def tariff_of(product: Product, currency: str, *, with_setup_fee: bool = True) -
         specs=product.description,
         prices=prices,
     )
+
+
+async def check_default_currency(client: WhmcsClient, currency: str) -> str | None:
+    """At start: DEFAULT_CURRENCY, the currency of unlinked accounts' catalogue and of the
+    bot's rates, must be WHMCS's default currency. GetCurrencies names no default; its `rate`
+    is from the default currency, so the default one's is 1. Logs a warning and returns it
+    when the check fails or cannot be made; None when the currency is fine."""
+    wanted = currency.upper()
+    try:
+        currencies = await client.get_currencies()
+    except WhmcsFailure as exc:
+        problem = f"DEFAULT_CURRENCY={wanted} could not be checked against WHMCS ({exc})"
+    else:
+        found = next((c for c in currencies if c.code == wanted), None)
+        codes = ", ".join(c.code for c in currencies) or "none"
+        if found is None:
+            problem = (
+                f"DEFAULT_CURRENCY={wanted} is not a currency of WHMCS (it has: {codes}): "
+                "set DEFAULT_CURRENCY to WHMCS's default currency, or unlinked customers see "
+                "no prices in the catalogue"
+            )
+        elif found.rate != 1:
+            problem = (
+                f"DEFAULT_CURRENCY={wanted} does not look like WHMCS's default currency (its "
+                f"rate in WHMCS is {found.rate}, the default currency's is 1; WHMCS has: "
+                f"{codes}): set DEFAULT_CURRENCY to WHMCS's default currency"
+            )
+        else:
+            return None
+    log.warning("%s", problem)
+    return problem
 
 
 class CatalogueCache(WhmcsBase):
@@ -90,13 +131,26 @@ class CatalogueCache(WhmcsBase):
 
 
 class WhmcsCatalogueMixin(CatalogueCache):
-    async def list_product_types(self) -> list[str]:
-        types = [tariff.product_type for tariff in await self._tariffs_in(self.base_currency)]
+    async def _catalogue_currency(self, account_id: int | None) -> str:
+        """The currency the catalogue is shown in: the linked client's WHMCS currency (what
+        its orders are invoiced and paid in), else the base currency (WHMCS's default)."""
+        if account_id is None:
+            return self.base_currency
+        client_id = await self.local.billing_client_id(account_id)
+        if client_id is None:
+            return self.base_currency
+        return (await self._client_details(client_id)).currency_code
+
+    async def list_product_types(self, *, account_id: int | None = None) -> list[str]:
+        currency = await self._catalogue_currency(account_id)
+        types = [tariff.product_type for tariff in await self._tariffs_in(currency)]
         return list(dict.fromkeys(types))  # first seen first, as WHMCS orders its products
 
-    async def list_tariffs(self, product_type: str | None = None) -> list[Tariff]:
-        tariffs = await self._tariffs_in(self.base_currency)
+    async def list_tariffs(
+        self, product_type: str | None = None, *, account_id: int | None = None
+    ) -> list[Tariff]:
+        tariffs = await self._tariffs_in(await self._catalogue_currency(account_id))
         return [t for t in tariffs if product_type is None or t.product_type == product_type]
 
-    async def get_tariff(self, tariff_id: int) -> Tariff:
-        return await self._tariff_in(tariff_id, self.base_currency)
+    async def get_tariff(self, tariff_id: int, *, account_id: int | None = None) -> Tariff:
+        return await self._tariff_in(tariff_id, await self._catalogue_currency(account_id))

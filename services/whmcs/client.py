@@ -16,6 +16,7 @@ from services.whmcs.models import (
     ClientDetails,
     CreditApplied,
     CreditEntry,
+    Currency,
     Department,
     Invoice,
     OrderPlaced,
@@ -28,6 +29,7 @@ from services.whmcs.models import (
     UpgradeQuote,
     parse_client,
     parse_credit,
+    parse_currencies,
     parse_department,
     parse_invoice,
     parse_order,
@@ -115,6 +117,10 @@ class WhmcsClient(WhmcsTransport):
 
     async def get_services(self, client_id: int, currency: str) -> list[Service]:
         return [service async for service in self.iter_services(client_id, currency)]
+
+    async def get_currencies(self) -> list[Currency]:
+        """The currencies configured in WHMCS (GetCurrencies; no paging is documented)."""
+        return parse_currencies(await self.call("GetCurrencies", {}))
 
     async def get_products(
         self, *, pid: int | Sequence[int] | None = None, gid: int | None = None

@@ -10,8 +10,13 @@ due date, credit applied, suspension after the configured days): `renewals_due` 
 `suspension_due` return nothing and `expire_overdue_orders`/`suspend_orders` change nothing.
 The bot only tells: the expiry stages and the low balance.
 
-Timezone: the recipient's timezone is not in the billing interface the adapter can read
-(Account/Profile have none), so it is None and the jobs use the default one.
+Timezone: WHMCS keeps none for a client (getclientsdetails.md has no such field), so the
+recipient's is the bot's own per-account setting (`Account.timezone`, the bot store's accounts
+row), as on the embedded billing; None there means the jobs' default one.
+
+The low-balance flag ("told for this crossing", adapter state "low_balance") is written on the
+local transaction of the job's block (`mark_low_balance_alerted_in`, routed there by
+services/whmcs/gateway.py), so it commits with the job's outbox row or not at all.
 """
 
 from __future__ import annotations
@@ -21,6 +26,7 @@ from dataclasses import replace
 from datetime import datetime, timedelta
 from typing import Any
 
+from services.billing import BotStore
 from services.contracts import alerts as dto
 from services.contracts.common import Account
 from services.contracts.orders import ACTIVE, EXPIRED, Order
@@ -58,7 +64,7 @@ class WhmcsDueScansMixin(WhmcsOrderBase):
             account_id=account.id,
             chat_id=account.chat_id,
             language=account.language,
-            timezone=None,
+            timezone=account.timezone,
             currency=account.currency,
             balance_minor=balance_minor,
         )
@@ -173,20 +179,27 @@ class WhmcsDueScansMixin(WhmcsOrderBase):
         )
 
     async def mark_low_balance_alerted(self, account_ids: Sequence[int]) -> list[int]:
-        # Unlike the embedded billing, this flag and the job's outbox row are not one
-        # transaction: the flag commits here, in its own short local transaction, before the
-        # job's block writes the message. A crash in that window (between this commit and the
-        # job's) loses this crossing's alert until the balance recovers and falls again. Two
-        # concurrent runs may both flag an account (read, then write): the message's
-        # idempotency key (account, crossing) still queues it once.
+        """Outside a gateway block (the core called directly): each flag in its own short
+        local transaction. In a block, the gateway calls `mark_low_balance_alerted_in`."""
+        return await self.mark_low_balance_alerted_in(self.local, account_ids)
+
+    async def mark_low_balance_alerted_in(
+        self, store: BotStore, account_ids: Sequence[int]
+    ) -> list[int]:
+        """Flag the crossings as told on `store`, the block's local transaction: the flag and
+        the job's outbox row commit together, so a crash between the two neither loses the
+        alert nor tells it twice. No WHMCS call is made here (the scan read WHMCS before).
+        Two concurrent runs may both flag an account (read, then write): the message's
+        idempotency key (account, crossing) still queues it once."""
         flagged = []
         for account_id in sorted(set(account_ids)):
-            state = await self._low_balance_state(account_id)
+            key = str(account_id)
+            state = await store.get_adapter_state(LOW_BALANCE_KIND, key) or {}
             if state.get("alerted"):
                 continue
             crossing = int(state.get("crossing", 0)) + 1
             value = {"alerted": True, "crossing": crossing}
-            await self.local.put_adapter_state(LOW_BALANCE_KIND, str(account_id), value)
+            await store.put_adapter_state(LOW_BALANCE_KIND, key, value)
             flagged.append(account_id)
         return flagged
 

@@ -6,7 +6,9 @@ records), a BotStore method to a local transaction opened on first use and commi
 block ends. A WHMCS call must never wait while that local transaction is open (the rule: no
 transaction across a network call), so a block that needs both asks WHMCS first and writes
 its marks and outbox rows after — calling WHMCS once the local transaction is open is refused
-with an error, in tests and in production alike.
+with an error, in tests and in production alike (and the transport refuses any WHMCS call made
+while a billing transaction is open). The few core methods that touch only the bot's records
+(`_LOCAL_CORE_METHODS`) run on the block's local transaction, so their writes commit with it.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ from typing import Any, cast
 
 from services.billing import Billing, BillingCore, BillingGateway, BotStore
 from services.errors import BillingUnavailable
+from services.whmcs.catalogue import check_default_currency
 from services.whmcs.client import WhmcsClient
 from services.whmcs.errors import WhmcsAuthError, WhmcsFailure, WhmcsUnavailable
 
@@ -27,6 +30,13 @@ _STORE_METHODS = frozenset(
     for name, member in vars(klass).items()
     if callable(member) and not name.startswith("_")
 )
+
+
+# Core methods that only read and write the bot's own records (they make no WHMCS call): in a
+# block they run on the block's local transaction, as the core's `<name>_in(store, ...)`, so
+# what they write commits with the block's other store writes or not at all (the low-balance
+# flag with the alert's outbox row: services/whmcs/due.py).
+_LOCAL_CORE_METHODS = frozenset({"mark_low_balance_alerted"})
 
 
 class StoreAfterCoreError(RuntimeError):
@@ -50,12 +60,22 @@ class ComposedBilling:
             raise AttributeError(name)
         if name in _STORE_METHODS:
             return self._store_call(name)
+        if name in _LOCAL_CORE_METHODS:
+            return self._local_core_call(getattr(self._core, f"{name}_in"))
         return self._core_call(name, getattr(self._core, name))
 
     def _store_call(self, name: str) -> Callable[..., Awaitable[Any]]:
         async def call(*args: Any, **kwargs: Any) -> Any:
             store = await self._open_store()
             return await getattr(store, name)(*args, **kwargs)
+
+        return call
+
+    def _local_core_call(
+        self, method: Callable[..., Awaitable[Any]]
+    ) -> Callable[..., Awaitable[Any]]:
+        async def call(*args: Any, **kwargs: Any) -> Any:
+            return await method(await self._open_store(), *args, **kwargs)
 
         return call
 
@@ -110,6 +130,12 @@ class WhmcsGateway:
             await composed._finish(error)
             raise
         await composed._finish(None)
+
+    async def check_setup(self) -> list[str]:
+        """At start, before updates are handled: what is wrong with the configuration, each
+        logged as a warning (the bot still starts; WHMCS may only be down for a while)."""
+        problem = await check_default_currency(self.client, self.base_currency)
+        return [problem] if problem else []
 
     def is_retryable(self, error: BaseException) -> bool:
         """A read that found the local database's connection dropped may run again; WHMCS

@@ -191,22 +191,25 @@ class WhmcsLinkingMixin(WhmcsBase):
             return False
         client_id, expires = found
         used_key = hashlib.sha256(token.encode()).hexdigest()
-        if await self.local.get_adapter_state(USED_TOKEN, used_key) is not None:
-            return False
-        try:
-            await self._client_details(client_id, fresh=True)
-        except WhmcsAuthError:
-            raise
-        except WhmcsError:  # the client is gone (Client Not Found)
-            return False
-        # Not atomic with the check above: two simultaneous uses of one token could both link,
-        # and then the later link wins (link_billing_client moves it). Both proved the token.
-        await self.local.put_adapter_state(
+        # The token is spent before WHMCS is asked: of two simultaneous uses one claims it.
+        claimed = await self.local.add_adapter_state(
             USED_TOKEN,
             used_key,
             {"account_id": account_id},
             expires_at=datetime.fromtimestamp(expires, UTC),
         )
+        if not claimed:
+            return False
+        try:
+            await self._client_details(client_id, fresh=True)
+        except WhmcsAuthError:
+            await self.local.delete_adapter_state(USED_TOKEN, used_key)  # usable once it works
+            raise
+        except WhmcsError:  # the client is gone (Client Not Found): the token is spent
+            return False
+        except BaseException:  # WHMCS down: the token stays usable
+            await self.local.delete_adapter_state(USED_TOKEN, used_key)
+            raise
         await self._link(account_id, client_id)
         return True
 

@@ -9,12 +9,14 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import date, datetime
+from decimal import Decimal
 from typing import Any
 
 from services.whmcs.parse import (
     as_bool,
     as_date,
     as_datetime,
+    as_decimal,
     as_int,
     as_optional_int,
     as_str,
@@ -123,6 +125,27 @@ def parse_service(row: Mapping[str, Any], currency: str) -> Service:
         currency=currency,
         regdate=as_date(row.get("regdate")),
     )
+
+
+@dataclass(frozen=True)
+class Currency:
+    """One of GetCurrencies' `currencies.currency[]` (getcurrencies.md: id, code, prefix,
+    suffix, format, rate). `rate` is the exchange rate from WHMCS's default currency (so the
+    default one has 1; addtransaction.md: "based on the default currency")."""
+
+    id: int
+    code: str
+    rate: Decimal
+
+
+def parse_currencies(body: Mapping[str, Any]) -> list[Currency]:
+    return [
+        Currency(
+            as_int(row.get("id")), as_str(row.get("code")).upper(), as_decimal(row.get("rate"))
+        )
+        for row in nested_list(body, "currencies", "currency")
+        if as_str(row.get("code"))
+    ]
 
 
 @dataclass(frozen=True)

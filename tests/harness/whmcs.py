@@ -137,6 +137,9 @@ class WhmcsStandIn(ClientsMixin, OrdersMixin, MoneyMixin, TicketsMixin):
         self.today = date(2026, 1, 15)
         self.clients: dict[int, Client] = {}
         self.products: dict[int, Product] = {}
+        # GetCurrencies: code → rate from the default currency (USD, rate 1); a currency left
+        # out here is not configured (CURRENCIES names the ids clients refer to).
+        self.currency_rates = {"USD": Decimal("1"), "EUR": Decimal("0.9")}
         self.services: dict[int, Service] = {}
         self.invoices: dict[int, Invoice] = {}
         self.transactions: list[Transaction] = []
@@ -215,6 +218,13 @@ class WhmcsStandIn(ClientsMixin, OrdersMixin, MoneyMixin, TicketsMixin):
         product = Product(self.next_id(), name, pricing={currency: table})
         self.products[product.pid] = product
         return product
+
+    def add_pricing(self, product: Product, currency: str, monthly: str, **cycles: str) -> None:
+        """Price `product` in one more currency (WHMCS prices every product per currency)."""
+        prices = {"monthly": monthly, **cycles}
+        product.pricing[currency] = {
+            cycle: Decimal(prices.get(cycle, "-1.00")) for cycle in CYCLE_MONTHS
+        }
 
     def add_service(self, client: Client, product: Product, **fields: Any) -> Service:
         price = product.pricing[CURRENCIES[client.currency]]["monthly"]

@@ -37,6 +37,7 @@ class StandInBase:
     payment_methods: set[str]
     clients: dict[int, Client]
     products: dict[int, Product]
+    currency_rates: dict[str, Decimal]  # the currencies configured, code → rate
     services: dict[int, Service]
     invoices: dict[int, Invoice]
     transactions: list[Transaction]

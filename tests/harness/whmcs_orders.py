@@ -26,8 +26,8 @@ from tests.harness.whmcs_state import (
 
 
 class OrdersMixin(StandInBase):
-    """GetClientsProducts, GetProducts, AddOrder, AcceptOrder, UpgradeProduct, AddCancelRequest,
-    GenInvoices."""
+    """GetClientsProducts, GetProducts, GetCurrencies, AddOrder, AcceptOrder, UpgradeProduct,
+    AddCancelRequest, GenInvoices."""
 
     # -- services, catalogue, orders -------------------------------------------------------
 
@@ -79,6 +79,18 @@ class OrdersMixin(StandInBase):
             and (not params.get("gid") or p.gid == number(params, "gid"))
         ]
         return {"totalresults": len(rows), "products": {"product": rows} if rows else ""}
+
+    def _a_getcurrencies(self, params: Params) -> Json:
+        # getcurrencies.md's example prints the nested list flattened
+        # ("currencies[currency][0][code]"): as JSON that is currencies.currency[]. Its
+        # totalresults is a string there. `rate` is from the default currency (rate 1).
+        rows = [
+            {"id": str(cid), "code": code, "prefix": "", "suffix": f" {code}", "format": "1",
+             "rate": f"{self.currency_rates[code]:.5f}"}
+            for cid, code in sorted(CURRENCIES.items())
+            if code in self.currency_rates
+        ]  # fmt: skip
+        return {"totalresults": str(len(rows)), "currencies": {"currency": rows} if rows else ""}
 
     def _order_lines(self, client: Client, params: Params) -> list[InvoiceLine]:
         lines = []
