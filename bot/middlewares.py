@@ -20,7 +20,7 @@ from aiogram.utils.i18n import I18n, I18nMiddleware
 
 from services.billing import Billing, BillingGateway, in_transaction, per_call
 from services.contracts.common import Account
-from services.languages import pick_language
+from services.languages import pick_language, supported_language
 
 log = logging.getLogger(__name__)
 
@@ -115,9 +115,13 @@ def _private_user(update: Update) -> User | None:
 
 
 def _needs_refresh(account: Account, user: User) -> bool:
-    """The account's copy of the chat and name is stale (or it was marked unreachable)."""
+    """The account's copy of the chat and name is stale (or it was marked unreachable), or it
+    has no language yet while Telegram says one we speak (then remembered for the alerts)."""
     return (
-        account.chat_id != user.id or account.unreachable or account.telegram_name != user.full_name
+        account.chat_id != user.id
+        or account.unreachable
+        or account.telegram_name != user.full_name
+        or (account.language is None and supported_language(user.language_code) is not None)
     )
 
 
@@ -134,7 +138,11 @@ class AccountMiddleware(BaseMiddleware):
             created = False
             if account is None or _needs_refresh(account, user):
                 account, created = await billing.get_or_create_account(
-                    user.id, user.id, name=user.full_name, username=user.username
+                    user.id,
+                    user.id,
+                    name=user.full_name,
+                    username=user.username,
+                    language=supported_language(user.language_code),
                 )
             context["account"] = account
             context["account_created"] = created

@@ -3,7 +3,7 @@ currency → amount (typed or a preset) → an invoice → "Go to payment" (see 
 
 from __future__ import annotations
 
-from decimal import ROUND_DOWN, ROUND_HALF_UP, ROUND_UP, Decimal
+from decimal import ROUND_DOWN, ROUND_UP
 
 from aiogram import F, Router
 from aiogram.filters import Command, StateFilter
@@ -31,7 +31,14 @@ from services.billing import Billing
 from services.contracts.common import Account
 from services.contracts.payments import Rates
 from services.errors import LimitReached, NotFound, PaymentBlocked, ValidationFailed
-from services.money import AMOUNT_MINOR_MAX, exponent, parse_amount, to_decimal, to_minor
+from services.money import (
+    AMOUNT_MINOR_MAX,
+    exponent,
+    nice_amount,
+    parse_amount,
+    round_significant,
+    to_minor,
+)
 from services.validation import parse_id
 
 RESUME_TOPUP = "tu-"  # the payment gate's way back to a top-up (of an amount, 0: any)
@@ -84,27 +91,21 @@ def topup_limits(settings: Settings, rates: Rates, currency: str) -> tuple[int, 
     if not settings.payment_provider_token:
         stars_cap = rates.base_for_stars(settings.stars_max_per_invoice)
         high = min(high, stars_cap)
+    # Round figures, inside the configured range: what the prompt says is what is checked.
     return (
-        rates.convert(low, base, currency, ROUND_UP),
-        rates.convert(high, base, currency, ROUND_DOWN),
+        round_significant(rates.convert(low, base, currency, ROUND_UP), currency, ROUND_UP),
+        round_significant(rates.convert(high, base, currency, ROUND_DOWN), currency, ROUND_DOWN),
     )
 
 
-def _round_nicely(value: Decimal) -> Decimal:
-    """Two significant digits: 10.8 → 11, 915.64 → 920."""
-    if value <= 0:
-        return value
-    quantum = Decimal(1).scaleb(value.adjusted() - 1)
-    return value.quantize(quantum, rounding=ROUND_HALF_UP)
-
-
 def preset_amounts(settings: Settings, rates: Rates, currency: str) -> list[int]:
+    """The presets (in the base currency) as round amounts of `currency`, within the limits."""
     low, high = topup_limits(settings, rates, currency)
     base = rates.base_currency
     amounts: list[int] = []
     for preset in settings.topup_presets:
         converted = rates.convert(to_minor(preset, base), base, currency)
-        nice = to_minor(_round_nicely(to_decimal(converted, currency)), currency)
+        nice = nice_amount(converted, currency)
         if low <= nice <= high and nice not in amounts:
             amounts.append(nice)
     return amounts
@@ -289,12 +290,19 @@ async def choose_currency(
         await ask_amount(query, state, settings, rates, currency)
         return
     low, high = topup_limits(settings, rates, currency)
-    amount = max(low, rates.convert(shortfall, account.base_currency, currency, ROUND_UP))
-    if amount > high:
+    needed = rates.convert(shortfall, account.base_currency, currency, ROUND_UP)
+    if needed > high:
         note = amount_error_text(ValidationFailed("above_max", limit=high), currency)
         await ask_amount(query, state, settings, rates, currency, note)
         return
-    await issue_invoice(query, billing, account, state, settings, amount, currency)
+    header = None
+    if needed < low:  # the minimum applies: say so rather than bill more without a word
+        header = _(
+            "ℹ️ {needed} is missing, but the minimum top-up is {minimum}: the invoice is for "
+            "{minimum}, and the rest stays on your balance."
+        ).format(needed=money(needed, currency), minimum=money(low, currency))
+    amount = max(low, needed)
+    await issue_invoice(query, billing, account, state, settings, amount, currency, header)
 
 
 async def preset_chosen(
@@ -355,6 +363,7 @@ async def issue_invoice(
     settings: Settings,
     amount: int,
     currency: str,
+    header: str | None = None,
 ) -> None:
     try:
         invoice, created = await billing.topup_invoice(account.id, amount, currency)
@@ -371,7 +380,7 @@ async def issue_invoice(
         return
     await state.clear()
     notice = _("Invoice created.") if created else _("You already have this invoice: here it is.")
-    await render_invoice(event, billing, account, settings, invoice, 0, notice)
+    await render_invoice(event, billing, account, settings, invoice, 0, notice, header=header)
 
 
 def create_router() -> Router:

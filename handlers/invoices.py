@@ -16,7 +16,7 @@ from aiogram.utils.i18n import ngettext
 from babel.numbers import format_decimal
 
 from bot.config import Settings
-from handlers.common import date, locale, money, show
+from handlers.common import date, display_balance, locale, money, show
 from handlers.errors import domain_error_text
 from keyboards.callbacks import MenuCb
 from keyboards.payments import (
@@ -384,7 +384,9 @@ async def show_history(
         page = result.page_count - 1
         result = await billing.list_ledger(account.id, page * HISTORY_PER_PAGE, HISTORY_PER_PAGE)
     balance = (await billing.get_account(account.id)).balance_minor
-    footer = _("Balance: <b>{balance}</b>").format(balance=money(balance, account.base_currency))
+    rates = await billing.get_rates() if account.currency != account.base_currency else None
+    # In the display currency with the base amount beside it, as the main menu shows it.
+    footer = _("Balance: <b>{balance}</b>").format(balance=display_balance(balance, account, rates))
     if not result.items:
         text = _("📜 <b>Payment history</b>\n\nNo payments yet.") + "\n\n" + footer
     else:

@@ -86,11 +86,19 @@ def order_block(order: Order, at: datetime, fmt: PriceFormat) -> str:
                 id=order.id, tariff=escape(order.tariff_name), ip=ip_text(order)
             ),
             " · ".join(parts),
-            _("{price} / {months}").format(
-                price=fmt(order.price_minor), months=months_text(order.period_months)
-            ),
+            price_line(order, fmt),
         ]
     )
+
+
+def price_line(order: Order, fmt: PriceFormat) -> str:
+    """«€14.70 / 3 months · €4.90 a month»: the monthly price too, which the list sorts by."""
+    line = _("{price} / {months}").format(
+        price=fmt(order.price_minor), months=months_text(order.period_months)
+    )
+    if order.period_months > 1:
+        line += " · " + _("{price} a month").format(price=fmt(order.monthly_price_minor))
+    return line
 
 
 def list_text(page: Page[Order], prefs: dict[str, object], fmt: PriceFormat) -> str:

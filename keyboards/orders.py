@@ -199,7 +199,7 @@ def sort_text(key: str) -> str:
     labels = {
         "created": _("creation date"),
         "status": _("status"),
-        "cost": _("cost"),
+        "cost": _("monthly price"),
         "paid_until": _("paid until"),
     }
     return labels.get(key, key)

@@ -99,3 +99,28 @@ def format_money(minor: int, currency: str, locale: str) -> str:
         pattern = f"'{symbol}'#,##0" + (f".{digits}" if digits else "")
         return format_currency(amount, currency, format=pattern, locale=locale)
     return format_currency(amount, currency, locale=locale)
+
+
+def round_significant(minor: int, currency: str, rounding: str, digits: int = 2) -> int:
+    """`minor` rounded to `digits` significant digits, but never finer than the currency's
+    minor unit: a top-up limit shown as $1.10 or $10,000, not $1.08 or $10,800."""
+    value = to_decimal(minor, currency)
+    if value <= 0:
+        return minor
+    minor_unit = Decimal(1).scaleb(-exponent(currency))
+    quantum = max(Decimal(1).scaleb(value.adjusted() - digits + 1), minor_unit)
+    return to_minor(value.quantize(quantum, rounding=rounding), currency)
+
+
+NICE_STEPS = (Decimal(1), Decimal(2), Decimal("2.5"), Decimal(5), Decimal(10))
+
+
+def nice_amount(minor: int, currency: str) -> int:
+    """The round amount (1, 2, 2.5 or 5 times a power of ten) nearest to `minor` by ratio: a
+    preset converted from 25 EUR is $25, not $27, and ₽2,500, not ₽2,462."""
+    value = to_decimal(minor, currency)
+    if value <= 0:
+        return minor
+    steps = [step.scaleb(value.adjusted()) for step in NICE_STEPS]
+    nearest = min(steps, key=lambda step: max(step / value, value / step))
+    return to_minor(nearest, currency)

@@ -94,3 +94,14 @@ def test_every_message_is_valid_telegram_html(lang: str) -> None:
             except ApiError as exc:
                 problems.append(f"{text!r}: {exc.description}")
     assert not problems, "\n".join(problems)
+
+
+def test_no_full_stop_after_a_russian_date() -> None:
+    """Russian dates end in «г.» (1 дек. 2026 г.): a sentence ending in one needs no second
+    full stop, or the customer reads «г..»."""
+    date_then_stop = re.compile(r"\{[a-z_]*(date|until|day|at)\}\.")
+    found = []
+    for message in _catalog("ru"):
+        strings = message.string if isinstance(message.string, tuple) else (message.string,)
+        found += [text for text in strings if text and date_then_stop.search(text)]
+    assert not found

@@ -271,7 +271,7 @@ async def test_list_row_shows_every_field_en_and_ru(driver: BotDriver) -> None:
         "📦 <b>Your orders</b>: 1\nSorted by creation date ↓\n\n"
         f"<b>#{order.id}</b> · DS Pro · <code>203.0.113.10</code>\n"
         f"✅ Active · paid until {d(paid_until)} · 3 days left\n"
-        "€375.39 / 3 months"
+        "€375.39 / 3 months · €125.13 a month"
     )
     ru_user = driver.user(712, language_code="ru")
     ru_account = await account_with(driver, ru_user)
@@ -368,39 +368,43 @@ async def test_sort_choice_sticks_for_the_session(driver: BotDriver) -> None:
     cheap = await order_for(driver, account_id, VPS_1)
     dear = await order_for(driver, account_id, DS_START)
     mid = await order_for(driver, account_id, VPS_4)
+    # A year of VPS 1 costs more than a month of VPS 4, but less a month than a month of VPS 1.
+    yearly = await order_for(driver, account_id, VPS_1, 12)
     listing = (await driver.send(user, "/orders"))[-1]
     menu = edited(await driver.click(user, listing, "Sort"))
     assert menu.text == "↕️ Sort the orders by:"
     assert menu.button_texts() == [
         "✅ Creation date",
         "Status",
-        "Cost",
+        "Monthly price",
         "Paid until",
         "⬆️ Ascending",
         "⬅️ Back to orders",
     ]
-    by_cost = edited(await driver.click(user, menu, "Cost"))
-    assert by_cost.text.startswith("📦 <b>Your orders</b>: 3\nSorted by cost ↓\n")
-    assert by_cost.button_texts()[:3] == [
+    by_cost = edited(await driver.click(user, menu, "Monthly price"))
+    assert by_cost.text.startswith("📦 <b>Your orders</b>: 4\nSorted by monthly price ↓\n")
+    assert by_cost.button_texts()[:4] == [
         f"#{dear.id} · DS Start",
         f"#{mid.id} · VPS 4",
         f"#{cheap.id} · VPS 1",
+        f"#{yearly.id} · VPS 1",
     ]
+    assert f"<b>#{yearly.id}</b>" in by_cost.text and " / 12 months · €4.41 a month" in by_cost.text
     menu = edited(await driver.click(user, by_cost, "Sort"))
     assert menu.button_texts()[:5] == [
         "Creation date",
         "Status",
-        "✅ Cost",
+        "✅ Monthly price",
         "Paid until",
         "⬆️ Ascending",
     ]
     ascending = edited(await driver.click(user, menu, "Ascending"))
-    assert ascending.text.startswith("📦 <b>Your orders</b>: 3\nSorted by cost ↑\n")
+    assert ascending.text.startswith("📦 <b>Your orders</b>: 4\nSorted by monthly price ↑\n")
     # Through the main menu and back: the choice is still there.
     await driver.send(user, "/menu")
     again = (await driver.send(user, "/orders"))[-1]
-    assert again.text.startswith("📦 <b>Your orders</b>: 3\nSorted by cost ↑\n")
-    assert again.button_texts()[0] == f"#{cheap.id} · VPS 1"
+    assert again.text.startswith("📦 <b>Your orders</b>: 4\nSorted by monthly price ↑\n")
+    assert again.button_texts()[:2] == [f"#{yearly.id} · VPS 1", f"#{cheap.id} · VPS 1"]
     forged = await driver.press(user, again, "os:name:1")
     assert answered(forged)["text"].startswith("This button is out of date.")
 
@@ -459,7 +463,7 @@ async def test_details_in_russian_and_of_a_cancelled_order(driver: BotDriver) ->
         f"Оплачен до: {d(order.paid_until, 'ru')}\n"
         "Следующее списание: —\n"
         "Автопродление: выключено\n"
-        f"Отменён {d(cancelled_at, 'ru')}."
+        f"Отменён {d(cancelled_at, 'ru')}"  # the date ends in «г.»: no second full stop
     )
     assert details.button_texts() == ["⬅️ К заказам"]
 
@@ -680,7 +684,7 @@ async def test_change_tariff_upgrade_then_downgrade(driver: BotDriver) -> None:
         f"🔀 <b>Заказ #{order.id}: VPS 4 → VPS 2</b>\n"
         f"Новая цена: 9,90{NBSP}€ / 1 месяц, со следующего продления.\n"
         f"За оставшиеся 11 дней оплаченного периода на баланс вернётся {money_down}.\n"
-        f"Дата «оплачен до» не меняется: {d(paid_until, 'ru')}."
+        f"Дата «оплачен до» не меняется: {d(paid_until, 'ru')}"
     )
     await driver.click(user, confirm, "Подтвердить")
     changed = await get(driver, account_id, order.id)

@@ -173,9 +173,11 @@ async def test_topup_offers_every_currency_then_limits_and_presets(driver: BotDr
     prompt = screen(await driver.click(user, chooser, "USD"))
     # Without a card provider only Stars pay: 10 000 Stars at 50 per euro cap a top-up at €200.
     assert prompt.text == (
-        "➕ <b>Top-up in USD</b>\n\nSend the amount from $1.08 to $216.00, or choose one below."
+        "➕ <b>Top-up in USD</b>\n\nSend the amount from $1.10 to $210.00, or choose one below."
     )
-    assert prompt.button_texts() == ["$11.00", "$27.00", "$54.00", "$110.00", "⬅️ Back"]
+    # Round figures in every currency: €1 and €200 are $1.08 and $216, the presets €10, €25,
+    # €50 and €100 are $10.80, $27, $54 and $108.
+    assert prompt.button_texts() == ["$10.00", "$25.00", "$50.00", "$100.00", "⬅️ Back"]
 
 
 AMOUNT_CASES = [
@@ -246,7 +248,7 @@ async def test_card_topup_end_to_end_credits_once(card_driver: BotDriver) -> Non
     user, account_id = await customer(driver, 621)
     prompt = await open_amount_prompt(driver, user, "USD")
     assert prompt.text == (
-        "➕ <b>Top-up in USD</b>\n\nSend the amount from $1.08 to $10,800.00, or choose one below."
+        "➕ <b>Top-up in USD</b>\n\nSend the amount from $1.10 to $10,000.00, or choose one below."
     )
     invoice = screen(await driver.send(user, "27"))
     assert invoice.text.startswith(f"🧾 <b>Invoice No. {YEAR}-000001</b>\n")
@@ -354,7 +356,7 @@ async def test_stars_topup_with_a_preset_in_russian(driver: BotDriver) -> None:
 # ---- pre-checkout ----------------------------------------------------------------------------
 async def test_pre_checkout_rejections(driver: BotDriver) -> None:
     user, account_id = await customer(driver, 631)
-    _, other_id = await customer(driver, 632)
+    _, other_id = await customer(driver, 632, language="ru")
     async with driver.gateway.transaction() as billing:
         mine = await billing.create_invoice(account_id, 1000, "EUR")
         theirs = await billing.create_invoice(other_id, 1000, "EUR")
@@ -506,10 +508,15 @@ async def test_topup_exactly_the_shortfall(driver: BotDriver) -> None:
     invoice = screen(calls)
     assert "Amount: <b>₽1,234.00</b>\n" in invoice.text
     assert "To the balance: €12.34\n" in invoice.text
-    # a shortfall below the minimum is raised to it; 0 lets the user choose
+    # a shortfall below the minimum is raised to it, and the invoice says so; 0 lets the user
+    # choose
     chooser = screen(await driver.press(user, menu, TopupCb(amount_minor=5).pack()))
     invoice = screen(await driver.click(user, chooser, "USD"))
-    assert "Amount: <b>$1.08</b>\n" in invoice.text and "To the balance: €1.00\n" in invoice.text
+    assert invoice.text.startswith(
+        "ℹ️ $0.06 is missing, but the minimum top-up is $1.10: the invoice is for $1.10, and "
+        "the rest stays on your balance.\n\n🧾 <b>Invoice No. "
+    )
+    assert "Amount: <b>$1.10</b>\n" in invoice.text and "To the balance: €1.01\n" in invoice.text
     chooser = screen(await driver.press(user, menu, TopupCb(amount_minor=0).pack()))
     assert chooser.text == "➕ <b>Top-up</b>\n\nChoose the currency to pay in:"
     # above what one top-up may be: the user is asked for an amount
@@ -678,6 +685,17 @@ async def test_history_pages_the_ledger_with_reasons(driver: BotDriver) -> None:
         "Balance: <b>€6.05</b>"
     )
     assert second.button_texts()[0] == "◀️"
+
+
+async def test_history_shows_the_balance_in_the_chosen_currency(driver: BotDriver) -> None:
+    """Like the main menu: the display currency, with the base amount beside it."""
+    user, account_id = await customer(driver, 666, balance=5000)
+    async with driver.gateway.transaction() as billing:
+        await billing.set_currency(account_id, "USD")
+    menu = screen(await driver.send(user, "/menu"))
+    assert "Balance: <b>$54.00 (€50.00)</b>" in menu.text
+    history = screen(await driver.send(user, "/history"))
+    assert history.text.endswith("\n\nBalance: <b>$54.00 (€50.00)</b>")
 
 
 async def test_order_invoice_paid_from_the_balance(driver: BotDriver) -> None:

@@ -29,9 +29,18 @@ class AccountsApi(Protocol):
     base_currency: str
 
     async def get_or_create_account(
-        self, telegram_id: int, chat_id: int, *, name: str = "", username: str | None = None
+        self,
+        telegram_id: int,
+        chat_id: int,
+        *,
+        name: str = "",
+        username: str | None = None,
+        language: str | None = None,
     ) -> tuple[Account, bool]:
-        """Return the caller's account, creating it on first contact (second item: created)."""
+        """Return the caller's account, creating it on first contact (second item: created).
+        `language` (one of SUPPORTED_LANGUAGES, from Telegram's language_code) becomes the
+        account's language while it has none: pushes sent without an update (alerts) then
+        speak the language the screens do."""
 
     @read_only
     async def find_account_by_telegram(self, telegram_id: int) -> Account | None: ...

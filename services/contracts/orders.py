@@ -65,6 +65,14 @@ class Order:
     def renewable(self) -> bool:
         return self.status in RENEWABLE
 
+    @property
+    def monthly_price_minor(self) -> int:
+        """The price per month (what the lists sort "cost" by: a year's price is not twelve
+        times dearer than a month's); the period's price when the order has no period."""
+        if self.period_months <= 0:
+            return self.price_minor
+        return round(self.price_minor / self.period_months)
+
     def next_charge(self) -> datetime | None:
         """When auto-renewal will charge the balance next, or None when it will not."""
         if self.status == ACTIVE and self.auto_renew and not self.cancel_at_period_end:

@@ -64,7 +64,13 @@ def tariff_dto(row: m.Tariff) -> dto.Tariff:
 
 class AccountsMixin(EmbeddedBase):
     async def get_or_create_account(
-        self, telegram_id: int, chat_id: int, *, name: str = "", username: str | None = None
+        self,
+        telegram_id: int,
+        chat_id: int,
+        *,
+        name: str = "",
+        username: str | None = None,
+        language: str | None = None,
     ) -> tuple[dto.Account, bool]:
         # One statement for a new customer (the common case when this is called): the
         # insert that finds the id taken inserts nothing, and the account is read instead.
@@ -76,6 +82,7 @@ class AccountsMixin(EmbeddedBase):
                 login=f"tg{telegram_id}",
                 telegram_name=name,
                 telegram_username=username,
+                language=language,
                 currency=self.base_currency,
                 balance_minor=0,
             )
@@ -89,9 +96,11 @@ class AccountsMixin(EmbeddedBase):
             select(m.Account).where(m.Account.telegram_id == telegram_id)
         )
         assert row is not None  # the insert did nothing only because this row exists
-        if row.chat_id != chat_id or row.unreachable or row.telegram_name != name:
+        stale = row.chat_id != chat_id or row.unreachable or row.telegram_name != name
+        if stale or (row.language is None and language is not None):
             row.chat_id, row.unreachable, row.telegram_name = chat_id, False, name
             row.telegram_username = username
+            row.language = row.language or language
             await self.session.flush()
         return account_dto(row, self.base_currency), False
 

@@ -21,7 +21,7 @@ import math
 from datetime import datetime
 from decimal import ROUND_CEILING, Decimal
 
-from sqlalchemy import and_, case, func, or_, select, update
+from sqlalchemy import Float, and_, case, cast, func, or_, select, update
 from sqlalchemy.exc import IntegrityError
 
 from services.contracts import orders as dto
@@ -138,7 +138,8 @@ class OrdersMixin(LedgerMixin):  # orders are paid from the ledger
         column = {
             "created": m.Order.created_at,
             "status": case(_STATUS_ORDER, value=m.Order.status, else_=9),
-            "cost": m.Order.price_minor,
+            # per month, as Order.monthly_price_minor (every embedded order has a period)
+            "cost": cast(m.Order.price_minor, Float) / m.Order.period_months,
             "paid_until": m.Order.paid_until,
         }[sort]
         ordering = [column.desc(), m.Order.id.desc()] if descending else [column.asc(), m.Order.id]

@@ -41,10 +41,16 @@ class WhmcsAccountsMixin(WhmcsLinkingMixin):
         )
 
     async def get_or_create_account(
-        self, telegram_id: int, chat_id: int, *, name: str = "", username: str | None = None
+        self,
+        telegram_id: int,
+        chat_id: int,
+        *,
+        name: str = "",
+        username: str | None = None,
+        language: str | None = None,
     ) -> tuple[Account, bool]:
         account, created = await self.local.get_or_create_account(
-            telegram_id, chat_id, name=name, username=username
+            telegram_id, chat_id, name=name, username=username, language=language
         )
         return await self._with_client(account, tolerant=True), created
 

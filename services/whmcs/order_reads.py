@@ -142,7 +142,7 @@ def _sort_value(order: dto.Order, sort: str) -> tuple[Any, int]:
     value: Any = {
         "created": order.created_at,
         "status": _STATUS_ORDER.get(order.status, 9),
-        "cost": order.price_minor,
+        "cost": order.monthly_price_minor,
         "paid_until": order.paid_until,
     }[sort]
     return value, order.id
