@@ -32,6 +32,7 @@ from services import support
 from services.billing import Billing
 from services.contracts.common import Account
 from services.contracts.staff import CodeWordAttempt
+from services.contracts.store import CustomerCopy
 from services.contracts.tickets import AccountSummary, Attachment, Ticket
 from services.languages import pick_language
 from services.support import StaffDesk
@@ -244,6 +245,19 @@ async def post_to_staff(
         log.warning("could not post to the staff topic of ticket %s", ticket.id, exc_info=True)
 
 
+async def sync_topic(
+    bot: Bot, billing: Billing, settings: Settings, i18n: I18n, ticket: Ticket
+) -> None:
+    """The ticket's topic shows its status now (after a staff answer, close, reopen, /take)."""
+    desk = make_desk(bot, billing, settings, i18n)
+    if desk is None:
+        return
+    try:
+        await desk.sync_topic(ticket)
+    except Exception:  # cosmetic: never fails the action that changed the ticket
+        log.warning("could not update the topic of ticket %s", ticket.id, exc_info=True)
+
+
 async def push_to_customer(
     bot: Bot,
     billing: Billing,
@@ -253,8 +267,12 @@ async def push_to_customer(
     build: Callable[[], str],
     markup: Callable[[], InlineKeyboardMarkup] | None,
     attachments: Sequence[Attachment] = (),
+    *,
+    source: Message | None = None,
 ) -> bool:
-    """Send to the ticket's customer in their language; False when they blocked the bot."""
+    """Send to the ticket's customer in their language; False when they blocked the bot. The
+    messages sent are linked to the ticket (a reply to them reaches it) and, with `source` (the
+    staff-group message relayed), to that message (an edit of it is relayed)."""
     account = await billing.get_account(ticket.account_id)
     if account.chat_id is None:
         return False
@@ -262,10 +280,23 @@ async def push_to_customer(
         text = build()
         keyboard = markup() if markup else None
     try:
-        await support.send_content(bot, account.chat_id, text, attachments, markup=keyboard)
+        sent = await support.send_content(bot, account.chat_id, text, attachments, markup=keyboard)
     except TelegramForbiddenError:
         await billing.set_chat_reachable(account.chat_id, False)
         return False
+    for index, message in enumerate(sent):
+        copied = source if index == 0 else None  # the text is in the first message
+        content = "text" if message.text is not None else "caption"
+        await billing.link_customer_message(
+            CustomerCopy(
+                account.chat_id,
+                message.message_id,
+                ticket.id,
+                content,
+                staff_chat_id=copied.chat.id if copied else None,
+                staff_message_id=copied.message_id if copied else None,
+            )
+        )
     return True
 
 
@@ -334,12 +365,19 @@ async def is_staff(message: Message, bot: Bot, settings: Settings, dispatcher: D
         return True
     if message.sender_chat is not None:  # an anonymous admin of the staff group itself
         return message.sender_chat.id == settings.staff_chat_id
-    if message.from_user is None or settings.staff_chat_id is None:
+    if message.from_user is None:
         return False
-    if message.from_user.id in settings.staff_ids:
+    return await is_staff_user(message.from_user.id, bot, settings, dispatcher)
+
+
+async def is_staff_user(user_id: int, bot: Bot, settings: Settings, dispatcher: Dispatcher) -> bool:
+    """The user is staff (a button press in the staff group: the presser, never anonymous)."""
+    if user_id in settings.admin_ids or user_id in settings.staff_ids:
         return True
+    if settings.staff_chat_id is None:
+        return False
     roster = staff_roster(dispatcher)
-    key = (settings.staff_chat_id, message.from_user.id)
+    key = (settings.staff_chat_id, user_id)
     known = roster.known(key)
     if known is not None:
         return known

@@ -6,13 +6,15 @@ This module composes the section's routers, in this order (a command such as /ti
 photo's caption is a command, whatever dialog is open, so the command handlers come first):
 - handlers/tickets_view.py: the list and a ticket's conversation, close and reopen;
 - handlers/tickets_new.py: the new-ticket dialog;
-- handlers/tickets_reply.py: a reply to a ticket."""
+- handlers/tickets_reply.py: a reply to a ticket (with its button, or a Telegram reply to a
+  ticket's message);
+- handlers/tickets_rating.py: the rating asked under the close notice."""
 
 from __future__ import annotations
 
 from aiogram import F, Router
 
-from handlers import tickets_new, tickets_reply, tickets_view
+from handlers import tickets_new, tickets_rating, tickets_reply, tickets_view
 
 
 def create_router() -> Router:
@@ -23,4 +25,5 @@ def create_router() -> Router:
     router.include_router(tickets_view.create_router())
     router.include_router(tickets_new.create_router())
     router.include_router(tickets_reply.create_router())
+    router.include_router(tickets_rating.create_router())
     return router

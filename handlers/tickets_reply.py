@@ -1,5 +1,8 @@
 """Tickets, the customer's side: a reply to a ticket (text, photos, documents, an album),
-which reopens a closed ticket within the reopen window and goes to the staff group too."""
+which reopens a closed ticket within the reopen window and goes to the staff group too. The
+customer replies with the ✍️ Reply button, or with Telegram's reply to a message the bot sent
+for the ticket (a support answer, the close or reopen notice: linked by push_to_customer and
+the outbox)."""
 
 from __future__ import annotations
 
@@ -17,8 +20,7 @@ from aiogram.utils.i18n import gettext as _
 from bot.config import Settings
 from handlers.desk import attachments_of, customer_message_text, post_to_staff, staff_locale
 from handlers.tickets_view import can_reopen, reopen_window, window_passed_text
-from keyboards.menu import back_to_menu_kb
-from keyboards.tickets import TicketAction, TicketCb, cancel_kb, open_ticket_kb
+from keyboards.tickets import TicketAction, TicketCb, cancel_kb, open_ticket_kb, window_passed_kb
 from services.billing import Billing
 from services.contracts.common import Account
 from services.contracts.tickets import TEXT_MAX
@@ -75,7 +77,11 @@ async def enter_reply(
     settings: Settings,
     bot: Bot,
     i18n: I18n,
+    replied_ticket_id: int | None = None,
 ) -> None:
+    """The reply (`replied_ticket_id`: a Telegram reply to that ticket's message)."""
+    if replied_ticket_id is not None:
+        await aim_at(message, state, replied_ticket_id)
     text = (message.text or message.caption or "").strip()
     files = attachments_of(message)
     if not text and not files:
@@ -98,7 +104,7 @@ async def enter_reply(
         )
     except InvalidState:
         await state.clear()
-        await message.answer(window_passed_text(settings), reply_markup=back_to_menu_kb())
+        await message.answer(window_passed_text(settings), reply_markup=window_passed_kb())
         return
     first_part = data.get("album") is None
     if message.media_group_id:  # an album arrives as several messages: take them all
@@ -115,6 +121,27 @@ async def enter_reply(
         )
 
 
+async def replied_ticket(message: Message, billing: Billing) -> dict[str, int] | bool:
+    """Filter: a Telegram reply to a message the bot sent for a ticket (its id injected as
+    `replied_ticket_id`)."""
+    replied = message.reply_to_message
+    if replied is None:
+        return False
+    ticket_id = await billing.ticket_id_of_customer_message(message.chat.id, replied.message_id)
+    return {"replied_ticket_id": ticket_id} if ticket_id is not None else False
+
+
+async def aim_at(message: Message, state: FSMContext, ticket_id: int) -> None:
+    """A Telegram reply to a ticket's message is a reply to that ticket, as if the customer had
+    pressed ✍️ Reply under it (the rest of an album follows its first part)."""
+    data = await state.get_data()
+    album = message.media_group_id
+    if album is None or (data.get("album"), data.get("ticket_id")) != (album, ticket_id):
+        await state.clear()
+        await state.set_state(TicketReply.text)
+        await state.update_data(ticket_id=ticket_id)
+
+
 async def expects_reply(message: Message, state: FSMContext) -> bool:
     """After an album, only the rest of that album still belongs to the reply."""
     album = (await state.get_data()).get("album")
@@ -125,5 +152,9 @@ def create_router() -> Router:
     router = Router(name="tickets_reply")
     router.callback_query.register(ticket_reply, TicketCb.filter(F.action == TicketAction.REPLY))
     not_command = ~F.text.startswith("/")
+    # Outside a dialog, or while replying (to this ticket or another): other dialogs keep theirs.
+    router.message.register(
+        enter_reply, StateFilter(None, TicketReply.text), not_command, replied_ticket
+    )
     router.message.register(enter_reply, StateFilter(TicketReply.text), not_command, expects_reply)
     return router

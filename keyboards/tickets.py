@@ -3,16 +3,21 @@
 from __future__ import annotations
 
 from enum import StrEnum
+from typing import Annotated
 
 from aiogram.filters.callback_data import CallbackData
 from aiogram.types import InlineKeyboardButton, InlineKeyboardMarkup
 from aiogram.utils.i18n import gettext as _
 from aiogram.utils.keyboard import InlineKeyboardBuilder
+from pydantic import Field
 
-from keyboards.callbacks import IdOrZero, PageNumber
+from keyboards.callbacks import Id, IdOrZero, PageNumber
 from keyboards.common import back_button, menu_button
 from services.contracts.common import Page
 from services.contracts.tickets import DEPARTMENTS, Ticket
+
+RATINGS = (1, 2, 3, 4, 5)
+Rating = Annotated[int, Field(ge=1, le=5)]
 
 
 class TicketAction(StrEnum):
@@ -32,6 +37,13 @@ class TicketCb(CallbackData, prefix="tk"):
     action: TicketAction
     ticket_id: IdOrZero = 0
     page: PageNumber = 0
+
+
+class TicketRateCb(CallbackData, prefix="tkr"):
+    """The customer's rating (1-5) of a closed ticket."""
+
+    ticket_id: Id
+    rating: Rating
 
 
 class TicketDeptCb(CallbackData, prefix="tkd"):
@@ -197,6 +209,23 @@ def open_ticket_kb(ticket_id: int) -> InlineKeyboardMarkup:
     )
     builder.row(back_button())
     return builder.as_markup()
+
+
+def closed_ticket_kb(ticket_id: int) -> InlineKeyboardMarkup:
+    """Under the close notice: how the support did (1-5), the ticket, the menu."""
+    builder = InlineKeyboardBuilder()
+    for rating in RATINGS:
+        builder.button(
+            text="⭐" + str(rating), callback_data=TicketRateCb(ticket_id=ticket_id, rating=rating)
+        )
+    builder.adjust(5)
+    builder.attach(InlineKeyboardBuilder.from_markup(open_ticket_kb(ticket_id)))
+    return builder.as_markup()
+
+
+def window_passed_kb() -> InlineKeyboardMarkup:
+    """Under "this ticket cannot be reopened": a new ticket, the main menu."""
+    return InlineKeyboardMarkup(inline_keyboard=[[new_ticket_button()], [back_button()]])
 
 
 def limit_kb() -> InlineKeyboardMarkup:

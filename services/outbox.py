@@ -72,6 +72,7 @@ from aiogram.methods import (
 
 from services.billing import BillingGateway
 from services.contracts.alerts import BroadcastInfo, OutboxItem
+from services.contracts.store import CustomerCopy, ticket_of_outbox_key
 
 log = logging.getLogger(__name__)
 
@@ -264,6 +265,7 @@ class OutboxSender:
         self._blocked: set[int] = set()  # chats that answered 403 (their rows are closed)
         self._deadline: float | None = None  # drain(budget=...): no claim after it
         self._marks: list[tuple[OutboxItem, datetime]] = []  # sent, not yet recorded
+        self._links: list[CustomerCopy] = []  # sent ticket messages, linked with the marks
         self._marks_since = 0.0  # when the oldest of them was sent, by self.clock()
 
     def stop(self) -> None:
@@ -512,17 +514,21 @@ class OutboxSender:
         if not self._marks:
             return
         marks, self._marks = self._marks, []
+        links, self._links = self._links, []
         try:
             async with self.gateway.transaction() as billing:
                 marked = await billing.mark_outbox_sent_many(
                     self.owner, [(item.id, started) for item, started in marks]
                 )
+                for link in links:
+                    await billing.link_customer_message(link)
         except Exception:
             # Still claimed by this sender: tried again at the next flush; if that never comes
             # (a crash), the claims expire and the rows are sent again, as after a crash.
             log.exception("Outbox rows %s: marking them sent failed", [i.id for i, _ in marks])
             if not self._stopping:
                 self._marks = marks + self._marks
+                self._links = links + self._links
                 self._marks_since = self.clock()
             return
         if marked < len(marks):  # their claims had expired and another sender took them
@@ -533,8 +539,16 @@ class OutboxSender:
             )
         report.sent += len(marks)
 
-    async def _record_sent(self, item: OutboxItem, started: datetime, report: SendReport) -> None:
-        """The call succeeded: the row is marked sent at the next flush (see send_batch)."""
+    async def _record_sent(
+        self, item: OutboxItem, started: datetime, report: SendReport, result: Any = None
+    ) -> None:
+        """The call succeeded: the row is marked sent at the next flush (see send_batch); a
+        ticket's message to its customer is linked to the ticket then (a reply to it reaches the
+        ticket: services/contracts/store.py TICKET_MESSAGE_KEY_KINDS)."""
+        ticket_id = ticket_of_outbox_key(item.idempotency_key)
+        message_id = getattr(result, "message_id", None)
+        if ticket_id is not None and isinstance(message_id, int):
+            self._links.append(CustomerCopy(item.chat_id, message_id, ticket_id))
         if not self._marks:
             self._marks_since = self.clock()
         self._marks.append((item, started))
@@ -562,7 +576,7 @@ class OutboxSender:
         while True:
             started = self.now()
             try:
-                await self.bot(self._method(item), request_timeout=self.request_timeout)
+                result = await self.bot(self._method(item), request_timeout=self.request_timeout)
             except TelegramRetryAfter as exc:
                 waits += 1
                 report.retry_after_waits.append(exc.retry_after)
@@ -591,7 +605,7 @@ class OutboxSender:
             except (TelegramBadRequest, TelegramAPIError, ValueError) as exc:
                 await self._failed(item, _error_text(exc), report)
                 return
-            await self._record_sent(item, started, report)
+            await self._record_sent(item, started, report, result)
             return
 
     async def _wait_turn(self, chat_id: int, *, until_stopped: bool = False) -> bool:

@@ -1,7 +1,13 @@
 """The staff desk's Telegram mechanics: where a ticket lives in the staff group (a forum topic
 per ticket, or a header message and replies to it), posting there with the topic recreated
-when staff deleted it. A short 429 is waited by the flow control under every Bot API call
-(bot/flow_control.py); a long one reaches the desk, which hands the post to the outbox.
+when staff deleted it, and the topic showing the ticket's status: its title starts with a
+status mark (🔴 support must answer, 🔵 answered, waiting for the customer, ⚪ closed) and ends
+with who took the ticket, and the topic is closed and reopened with the ticket.
+
+Whether the staff group is a forum is asked once (getChat) and kept in the bot store for
+CHAT_KIND_TTL (adapter state CHAT_KIND), so a plain group never gets createForumTopic. A short
+429 is waited by the flow control under every Bot API call (bot/flow_control.py); a long one
+reaches the desk, which hands the post to the outbox.
 
 Texts are made by the callers (handlers), already translated; this module only delivers.
 """
@@ -14,7 +20,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from aiogram import Bot
-from aiogram.exceptions import TelegramBadRequest, TelegramRetryAfter
+from aiogram.exceptions import TelegramAPIError, TelegramBadRequest, TelegramRetryAfter
 from aiogram.types import InlineKeyboardMarkup, Message, ReplyParameters
 
 from services.billing import Billing
@@ -23,6 +29,10 @@ from services.contracts.tickets import Attachment, Ticket
 log = logging.getLogger(__name__)
 
 CAPTION_LIMIT = 1024
+TOPIC_NAME_MAX = 128
+CHAT_KIND = "tg_chat_kind"  # adapter state: {"forum": bool} per chat id
+CHAT_KIND_TTL = timedelta(hours=1)
+STATUS_MARKS = {"open": "🔴", "customer_replied": "🔴", "answered": "🔵", "closed": "⚪"}
 
 
 def thread_gone(exc: TelegramBadRequest) -> bool:
@@ -77,8 +87,14 @@ async def _send_file(
     )
 
 
-def topic_name(ticket: Ticket) -> str:
-    return f"#{ticket.id} {ticket.subject}"[:128]
+def topic_name(ticket: Ticket, assignee: str | None = None) -> str:
+    """«🔴 #12 Subject · Anna»: the status mark, the ticket and who took it (the subject is
+    shortened to fit Telegram's 128 characters)."""
+    head = f"{STATUS_MARKS.get(ticket.status, '🔴')} #{ticket.id} "
+    tail = f" · {assignee}" if assignee else ""
+    room = max(8, TOPIC_NAME_MAX - len(head) - len(tail))
+    subject = ticket.subject if len(ticket.subject) <= room else ticket.subject[: room - 1] + "…"
+    return (head + subject + tail)[:TOPIC_NAME_MAX]
 
 
 class StaffDesk:
@@ -99,16 +115,83 @@ class StaffDesk:
         self.header = header
         self.recreated_note = recreated_note
 
-    async def create_topic(self, ticket: Ticket) -> int | None:
-        """A new forum topic for the ticket; None where the group is not a forum (getChat is
-        not needed: Telegram says so when asked to create a topic)."""
+    async def is_forum(self) -> bool | None:
+        """Whether the staff group is a forum: asked once (getChat) and kept for CHAT_KIND_TTL;
+        None when Telegram could not say."""
+        key = str(self.chat_id)
+        known = await self.billing.get_adapter_state(CHAT_KIND, key)
+        if known is not None:
+            return bool(known.get("forum"))
         try:
-            topic = await self.bot.create_forum_topic(self.chat_id, topic_name(ticket))
+            chat = await self.bot.get_chat(self.chat_id)
+        except TelegramAPIError:
+            log.warning("getChat of the staff group failed", exc_info=True)
+            return None
+        await self._remember_kind(bool(chat.is_forum))
+        return bool(chat.is_forum)
+
+    async def _remember_kind(self, forum: bool) -> None:
+        await self.billing.put_adapter_state(
+            CHAT_KIND,
+            str(self.chat_id),
+            {"forum": forum},
+            expires_at=datetime.now(UTC) + CHAT_KIND_TTL,
+        )
+
+    async def create_topic(self, ticket: Ticket) -> int | None:
+        """A new forum topic for the ticket; None where the group is not a forum."""
+        if await self.is_forum() is False:
+            return None
+        assignee = (await self.billing.ticket_desk_state(ticket.id)).assignee_name
+        name = topic_name(ticket, assignee)
+        try:
+            topic = await self.bot.create_forum_topic(self.chat_id, name)
         except TelegramBadRequest as exc:
             if "not a forum" in exc.message.lower() or "chat_not_forum" in exc.message.lower():
+                await self._remember_kind(False)  # converted since getChat answered
                 return None
             raise
+        await self.billing.set_topic_state(ticket.id, name, False)
+        if ticket.status == "closed":
+            await self.sync_topic(ticket, topic.message_thread_id)
         return topic.message_thread_id
+
+    async def sync_topic(self, ticket: Ticket, thread_id: int | None = None) -> None:
+        """Make the ticket's topic show its status: the title (status mark, who took it) and
+        closed or open with the ticket. Only what changed is asked, and what Telegram did is
+        recorded; a failure is logged, never raised (the topic is cosmetic, the post that
+        follows matters), and the next change of the ticket tries again."""
+        if thread_id is None:
+            place = await self.billing.ticket_place(ticket.id)
+            if place is None or place.chat_id != self.chat_id or place.thread_id is None:
+                return
+            thread_id = place.thread_id
+        state = await self.billing.ticket_desk_state(ticket.id)
+        title = topic_name(ticket, state.assignee_name)
+        closed = ticket.status == "closed"
+        if title == state.topic_title and closed == state.topic_closed:
+            return
+        if title != state.topic_title and not await self._topic_call(
+            ticket, self.bot.edit_forum_topic(self.chat_id, thread_id, name=title)
+        ):
+            title = state.topic_title or ""
+        if closed != state.topic_closed:
+            change = self.bot.close_forum_topic if closed else self.bot.reopen_forum_topic
+            if not await self._topic_call(ticket, change(self.chat_id, thread_id)):
+                closed = state.topic_closed
+        await self.billing.set_topic_state(ticket.id, title, closed)
+
+    @staticmethod
+    async def _topic_call(ticket: Ticket, call: Awaitable[bool]) -> bool:
+        """True when the topic is as asked (TOPIC_NOT_MODIFIED: it was already)."""
+        try:
+            await call
+        except TelegramAPIError as exc:
+            if "TOPIC_NOT_MODIFIED" in exc.message.upper():
+                return True
+            log.warning("topic of ticket %s not updated: %s", ticket.id, exc.message)
+            return False
+        return True
 
     async def open(
         self, ticket: Ticket, attachments: Sequence[Attachment] = (), recreated: bool = False
@@ -142,6 +225,8 @@ class StaffDesk:
             thread_id = await self.open(ticket)
         else:
             thread_id = place.thread_id
+            if thread_id:
+                await self.sync_topic(ticket, thread_id)
         try:
             return await self._post_now(ticket, thread_id, text, attachments, reply_to)
         except TelegramRetryAfter as exc:

@@ -519,7 +519,7 @@ async def test_a_new_ticket_reaches_the_staff_and_the_answer_reaches_the_custome
     [(ticket_id, subject)] = await seed.tickets(account)
     assert subject == "Server down"
     [topic] = [c for c in calls if c.method == "createForumTopic"]
-    assert (topic["chat_id"], topic["name"]) == (STAFF, f"#{ticket_id} Server down")
+    assert (topic["chat_id"], topic["name"]) == (STAFF, f"🔴 #{ticket_id} Server down")
     [header] = sends(calls, STAFF)
     assert header.text.startswith(f"🎫 <b>Ticket #{ticket_id}</b> · Server down\n")
     assert "\n\nIt &lt;is&gt; down" in header.text

@@ -161,8 +161,13 @@ async def test_a_promoted_member_gains_access_at_once(driver: BotDriver) -> None
 
     await driver.feed(driver.fake.member_changed(group, ANNA, "administrator", by=MIKE))
     calls = await driver.send(ANNA, "We are on it", chat=group, thread_id=100)
-    assert [(c["chat_id"], c.text) for c in calls] == [
-        (CUSTOMER, "💬 <b>Support</b> answered in ticket #1 «Invoice question»:\n\nWe are on it")
+    assert [(c.method, c["chat_id"], c.text) for c in calls] == [
+        (
+            "sendMessage",
+            CUSTOMER,
+            "💬 <b>Support</b> answered in ticket #1 «Invoice question»:\n\nWe are on it",
+        ),
+        ("editForumTopic", STAFF, None),  # the title's mark: answered
     ]
     calls = await driver.send(ANNA, "/close", chat=group, thread_id=100)
     assert replies(calls) == ["✅ Ticket #1 is closed.\nThe customer was notified."]
@@ -210,7 +215,10 @@ async def test_staff_ids_are_staff_without_being_group_admins(staff_driver: BotD
     calls = await driver.send(AGENT, "/info", chat=group, thread_id=100)
     assert replies(calls)[0].startswith("👤 <b>Account #1</b>")
     calls = await driver.send(AGENT, "On it", chat=group, thread_id=100)
-    assert [c["chat_id"] for c in calls] == [CUSTOMER]
+    assert [(c.method, c["chat_id"]) for c in calls] == [
+        ("sendMessage", CUSTOMER),
+        ("editForumTopic", STAFF),  # the title's mark: answered
+    ]
     calls = await driver.send(AGENT, "/credit 1 10 gift", chat=group, thread_id=100)
     assert replies(calls) == ["⛔ Only administrators can use this command."]
     assert driver.fake.calls_of("getChatMember") == []

@@ -32,6 +32,7 @@ ANNA = User(id=77, first_name="Anna", language_code="ru")  # staff texts stay in
 ADMIN = User(id=9001, first_name="Boss")
 STRANGER = User(id=88, first_name="Eve")
 ANSWER_BUTTONS = ["✍️ Reply", "📄 Open ticket"]
+STARS = ["⭐1", "⭐2", "⭐3", "⭐4", "⭐5"]  # the rating asked under the close notice
 
 
 async def forum_ticket(driver: BotDriver, lang: str = "en") -> tuple[Chat, User]:
@@ -51,8 +52,14 @@ async def test_staff_answer_in_topic_reaches_the_customer_and_the_reply_comes_ba
 ) -> None:
     group, customer = await forum_ticket(driver)
     calls = await driver.send(ANNA, "Please check <now>", chat=group, thread_id=100)
-    assert [c.method for c in calls] == ["getChatMember", "sendMessage"]
-    push = calls[-1]
+    # The customer first, then the topic's title: answered (🔵), waiting for the customer.
+    assert [c.method for c in calls] == ["getChatMember", "sendMessage", "editForumTopic"]
+    push, title = calls[1:]
+    assert (title["chat_id"], title["message_thread_id"], title["name"]) == (
+        STAFF,
+        100,
+        "🔵 #1 Invoice question",
+    )
     assert (push["chat_id"], push.text) == (
         CUSTOMER,
         "💬 <b>Support</b> answered in ticket #1 «Invoice question»:\n\nPlease check &lt;now&gt;",
@@ -72,7 +79,8 @@ async def test_staff_answer_in_topic_reaches_the_customer_and_the_reply_comes_ba
 
     # Photos and documents from staff go as files; membership is cached (one getChatMember).
     calls = await driver.send(ANNA, chat=group, thread_id=100, photo="AgADstaff", caption="look")
-    [photo] = calls
+    photo, title = calls  # the customer's reply made the title 🔴 again
+    assert (title.method, title["name"]) == ("editForumTopic", "🔵 #1 Invoice question")
     assert (photo.method, photo["chat_id"], photo["photo"], photo.text) == (
         "sendPhoto",
         CUSTOMER,
@@ -112,7 +120,8 @@ async def test_staff_answer_in_topic_reaches_the_customer_and_the_reply_comes_ba
 async def test_answer_reaches_a_russian_customer_in_russian(driver: BotDriver) -> None:
     group, _customer = await forum_ticket(driver, lang="ru")
     calls = await driver.send(ANNA, "Проверьте сейчас", chat=group, thread_id=100)
-    push = calls[-1]
+    assert [c.method for c in calls] == ["getChatMember", "sendMessage", "editForumTopic"]
+    push = calls[1]
     assert push.text == (
         "💬 <b>Поддержка</b> ответила в тикете #1 «Invoice question»:\n\nПроверьте сейчас"
     )
@@ -123,7 +132,7 @@ async def test_answer_reaches_a_russian_customer_in_russian(driver: BotDriver) -
         "✅ Поддержка закрыла ваш тикет #1 «Invoice question».\nЕсли проблема не решена, "
         "ответьте в течение 7 дней, чтобы открыть тикет снова."
     )
-    assert notice.button_texts() == ["📄 Открыть тикет", "⬅️ Главное меню"]
+    assert notice.button_texts() == [*STARS, "📄 Открыть тикет", "⬅️ Главное меню"]
     assert replies_in_group(calls) == ["✅ Ticket #1 is closed.\nThe customer was notified."]
 
 
@@ -132,8 +141,8 @@ async def test_plain_group_works_by_replies_to_the_ticket_messages(driver: BotDr
     driver.fake.set_member(STAFF, ANNA.id, "administrator")
     customer = driver.user(CUSTOMER)
     calls = await open_ticket(driver, customer)
-    failed = next(c for c in calls if c.method == "createForumTopic")
-    assert failed.error is not None and "not a forum" in failed.error.description
+    # Asked what the group is (getChat), the bot does not try createForumTopic in it.
+    assert [c.method for c in calls if c.get("chat_id") == STAFF] == ["getChat", "sendMessage"]
     [header] = sends(calls, STAFF)
     assert header.get("message_thread_id") is None
     assert header.text.startswith("🎫 <b>Ticket #1</b> · Invoice question\n")
@@ -233,7 +242,7 @@ async def test_close_and_reopen_commands(driver: BotDriver) -> None:
         "✅ Support closed your ticket #1 «Invoice question».\n"
         "If the problem is not solved, reply within 7 days to reopen it."
     )
-    assert notice.button_texts() == ["📄 Open ticket", "⬅️ Main menu"]
+    assert notice.button_texts() == [*STARS, "📄 Open ticket", "⬅️ Main menu"]
     [reply] = sends(calls, STAFF)
     assert (reply.text, reply["message_thread_id"]) == (
         "✅ Ticket #1 is closed.\nThe customer was notified.",
@@ -365,7 +374,7 @@ async def test_deleted_topic_is_recreated_and_the_conversation_continues(
         ("sendMessage", "Bad Request: message thread not found")
     ]
     topic = next(c for c in calls if c.method == "createForumTopic")
-    assert (topic["name"], topic.result["message_thread_id"]) == ("#1 Invoice question", 101)
+    assert (topic["name"], topic.result["message_thread_id"]) == ("🔴 #1 Invoice question", 101)
     staff = sends(calls, STAFF)
     assert [c["message_thread_id"] for c in staff] == [101, 101]
     assert staff[0].text.startswith(

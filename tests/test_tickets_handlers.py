@@ -123,7 +123,7 @@ async def test_new_ticket_dialog_step_by_step_with_files(driver: BotDriver) -> N
 
     calls = await driver.click(user, calls[-1], "Create ticket")
     topic = next(c for c in calls if c.method == "createForumTopic")
-    assert (topic["chat_id"], topic["name"]) == (STAFF, "#1 Invoice <question>")
+    assert (topic["chat_id"], topic["name"]) == (STAFF, "🔴 #1 Invoice <question>")
     staff = sends(calls, STAFF)
     assert [(c.method, c.get("message_thread_id")) for c in staff] == [
         ("sendMessage", 100),
@@ -472,7 +472,7 @@ async def test_prefilled_ticket_from_another_section(driver: BotDriver) -> None:
     calls = await driver.click(user, calls[-1], "Создать тикет")
     [ticket] = await tickets_in_db(driver)
     assert (ticket.department, ticket.subject) == ("billing", "Смена страны")
-    assert next(c for c in calls if c.method == "createForumTopic")["name"] == "#1 Смена страны"
+    assert next(c for c in calls if c.method == "createForumTopic")["name"] == "🔴 #1 Смена страны"
 
     calls = await driver.press(user, menu, NewTicketCb(topic="nonsense").pack())
     answer = next(c for c in calls if c.method == "answerCallbackQuery")

@@ -48,7 +48,7 @@ async def test_ticket_topic_staff_answer_and_a_reply_made_in_whmcs(
     [ticket] = list(whmcs.tickets.values())
     assert (ticket.userid, ticket.deptid, ticket.subject) == (alice.id, 2, "Server down")
     [topic] = driver.fake.calls_of("createForumTopic")
-    assert topic["name"] == f"#{ticket.id} Server down"
+    assert topic["name"] == f"🔴 #{ticket.id} Server down"
     [header] = sends(calls, STAFF)
     assert header.text.startswith(f"🎫 <b>Ticket #{ticket.id}</b> · Server down")
     assert "It &lt;is&gt; down" in header.text
@@ -138,3 +138,30 @@ async def test_the_scheduler_leases_the_sync_job_with_whmcs_only(
     assert await sync_ticket_replies(driver.gateway.local, driver.dp["i18n"], "en", None, NOW) == 0
     await whmcs.go_down()
     assert await sync_once(driver) == 0  # logged, retried by the next run
+
+
+async def test_a_telegram_reply_to_an_answer_written_in_whmcs_goes_into_the_ticket(
+    whmcs_driver: BotDriver, whmcs: WhmcsStandIn
+) -> None:
+    """The sync job's answer reaches the customer through the outbox, which links the message
+    to the ticket: the customer's Telegram reply to it is a reply to the ticket."""
+    driver = whmcs_driver
+    staff_forum(driver)
+    alice = whmcs.add_client("Alice", "Smith", "alice@example.com")
+    await linked_account(driver.gateway, CUSTOMER, alice)
+    customer = driver.user(CUSTOMER)
+    await open_ticket(driver, customer, subject="Server down", text="It is down")
+    [ticket] = list(whmcs.tickets.values())
+    whmcs.admin_reply(ticket, "Demo Admin", "Try now")
+    assert await sync_once(driver) == 1
+    start = len(driver.fake.calls)
+    await deliver(driver)
+    [answer] = sends(driver.fake.calls[start:], CUSTOMER)
+
+    calls = await driver.send(customer, "Works, thanks", reply_to=answer.result)
+    assert [(c["chat_id"], c.text) for c in sends(calls, STAFF) + sends(calls, CUSTOMER)] == [
+        (STAFF, f"👤 <b>Customer</b> · ticket #{ticket.id}:\nWorks, thanks"),
+        (CUSTOMER, f"✅ Your reply is added to ticket #{ticket.id}."),
+    ]
+    reply = whmcs.called("AddTicketReply")[-1].params
+    assert (reply["ticketid"], reply["message"]) == (str(ticket.id), "Works, thanks")

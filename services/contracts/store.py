@@ -31,6 +31,49 @@ class TicketPlace:
     thread_id: int | None  # its forum topic; None where the group is not a forum
 
 
+@dataclass(frozen=True, slots=True)
+class CustomerCopy:
+    """A message the bot sent to a customer for a ticket (see `link_customer_message`); for a
+    relayed staff answer also the staff-group message it copies."""
+
+    chat_id: int
+    message_id: int
+    ticket_id: int
+    content: str = "text"  # text: a text message; caption: a file with the text as caption
+    staff_chat_id: int | None = None
+    staff_message_id: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class TicketDeskState:
+    """How the ticket's forum topic looks now, and who of the staff took the ticket."""
+
+    topic_title: str | None = None  # None: never set by the bot
+    topic_closed: bool = False
+    assignee_id: int | None = None
+    assignee_name: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class CannedAnswer:
+    name: str
+    text: str
+
+
+# Outbox rows whose idempotency key is "<kind>:<ticket id>:..." with one of these kinds carry a
+# ticket's message to its customer: once sent, the sender links the message to the ticket
+# (`link_customer_message`), so that a reply to it reaches the ticket.
+TICKET_MESSAGE_KEY_KINDS = ("whmcs_reply",)
+
+
+def ticket_of_outbox_key(key: str | None) -> int | None:
+    """The ticket an outbox row's idempotency key names (see TICKET_MESSAGE_KEY_KINDS)."""
+    parts = (key or "").split(":")
+    if len(parts) < 2 or parts[0] not in TICKET_MESSAGE_KEY_KINDS or not parts[1].isdigit():
+        return None
+    return int(parts[1])
+
+
 class OutboxApi(Protocol):
     async def enqueue_messages(self, messages: Sequence[OutgoingMessage]) -> int:
         """Queue several calls in one statement; keys queued before are skipped. Returns how
@@ -213,6 +256,55 @@ class StaffDeskApi(Protocol):
     ) -> bool:
         """Record the reminder about the wait that began at `waiting_since`; False when another
         run has reminded about this wait already (it is sent once)."""
+
+    async def link_customer_message(self, copy: CustomerCopy) -> None:
+        """Remember that a message the bot sent to a customer's chat belongs to a ticket, and
+        which staff-group message it copies, if any (idempotent: linked once, kept)."""
+
+    @read_only
+    async def ticket_id_of_customer_message(self, chat_id: int, message_id: int) -> int | None:
+        """The ticket a message in a customer's chat was linked to with
+        `link_customer_message`."""
+
+    @read_only
+    async def customer_copies(
+        self, staff_chat_id: int, staff_message_id: int
+    ) -> list[CustomerCopy]:
+        """The messages the bot sent to customers as copies of this staff-group message."""
+
+    @read_only
+    async def ticket_desk_state(self, ticket_id: int) -> TicketDeskState:
+        """The defaults until something was recorded."""
+
+    async def set_topic_state(self, ticket_id: int, title: str, closed: bool) -> None:
+        """Record how the ticket's topic looks after the bot changed it."""
+
+    async def assign_ticket(self, ticket_id: int, staff_user_id: int, staff_name: str) -> None:
+        """The staff member takes the ticket (replacing whoever had it)."""
+
+    @read_only
+    async def assignees(self, ticket_ids: Sequence[int]) -> dict[int, str]:
+        """The name of whoever took each of these tickets (tickets nobody took are left out)."""
+
+    @read_only
+    async def canned_answers(self) -> list[CannedAnswer]:
+        """By name."""
+
+    @read_only
+    async def canned_answer(self, name: str) -> CannedAnswer | None: ...
+
+    async def save_canned_answer(self, name: str, text: str, updated_by: int) -> bool:
+        """Create or replace; True when it is new."""
+
+    async def delete_canned_answer(self, name: str) -> bool:
+        """False when there was none."""
+
+    async def rate_ticket(self, ticket_id: int, account_id: int, rating: int) -> bool:
+        """The customer's rating (1-5) of the ticket, kept once: False when the ticket was
+        rated already (nothing changes). Of two concurrent ratings one is kept."""
+
+    @read_only
+    async def ticket_rating(self, ticket_id: int) -> int | None: ...
 
     async def take_code_word_attempt(
         self, account_id: int, staff_user_id: int, *, limit: int, window: timedelta

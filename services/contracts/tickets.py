@@ -204,6 +204,11 @@ class TicketsApi(Protocol):
         does); `mark_ticket_reminded` decides."""
 
     @read_only
+    async def staff_queue(self, limit: int = 50) -> list[Ticket]:
+        """Tickets not closed (waiting for the support or for the customer), the longest
+        untouched first (`updated_at`, then id); at most `limit`."""
+
+    @read_only
     async def account_summary(self, account_id: int) -> AccountSummary: ...
 
     @read_only

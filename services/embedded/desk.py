@@ -1,5 +1,5 @@
 """The staff desk's part of the embedded bot store: where tickets live in the staff group,
-reminders, and the limit on code-word checks."""
+reminders, and the limit on code-word checks (its tools: services/embedded/desk_tools.py)."""
 
 from __future__ import annotations
 
@@ -12,10 +12,11 @@ from services.contracts.staff import CodeWordAttempt
 from services.contracts.store import TicketPlace
 from services.embedded import models as m
 from services.embedded.base import EmbeddedBase, insert_ignore
+from services.embedded.desk_tools import DeskToolsMixin
 from services.errors import NotFound
 
 
-class StaffDeskMixin(EmbeddedBase):
+class StaffDeskMixin(DeskToolsMixin, EmbeddedBase):
     async def ticket_id_of_thread(self, chat_id: int, thread_id: int) -> int | None:
         return await self.session.scalar(
             select(m.TicketPlace.ticket_id)
@@ -45,14 +46,8 @@ class StaffDeskMixin(EmbeddedBase):
         return TicketPlace(chat_id=row.chat_id, thread_id=row.thread_id)
 
     async def set_ticket_thread(self, ticket_id: int, chat_id: int, thread_id: int | None) -> None:
-        await self.session.execute(
-            insert_ignore(self.session, m.TicketPlace)
-            .values(ticket_id=ticket_id, chat_id=chat_id, thread_id=thread_id)
-            .on_conflict_do_update(
-                index_elements=[m.TicketPlace.ticket_id],
-                set_={"chat_id": chat_id, "thread_id": thread_id},
-            )
-        )
+        key = {"ticket_id": ticket_id}
+        await self.upsert(m.TicketPlace, key, chat_id=chat_id, thread_id=thread_id)
 
     async def link_staff_message(self, chat_id: int, message_id: int, ticket_id: int) -> None:
         await self.session.execute(

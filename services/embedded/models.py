@@ -294,6 +294,63 @@ class StaffMessageLink(Base):
     ticket_id: Mapped[int] = mapped_column(BigInteger, index=True)  # no FK: see TicketPlace
 
 
+class CustomerMessageLink(Base):
+    """Bot store: a message the bot sent to a customer's private chat for a ticket (a relayed
+    answer, a close or reopen notice), so that a reply to it reaches that ticket; for a relayed
+    staff answer also the staff-group message it copies, so that an edit of it is relayed."""
+
+    __tablename__ = "customer_message_links"
+
+    chat_id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
+    message_id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
+    ticket_id: Mapped[int] = mapped_column(BigInteger, index=True)  # no FK: see TicketPlace
+    staff_chat_id: Mapped[int | None] = mapped_column(BigInteger)
+    staff_message_id: Mapped[int | None] = mapped_column(BigInteger)
+    content: Mapped[str] = mapped_column(String(8), default="text")  # text, caption
+
+    __table_args__ = (
+        Index("ix_customer_message_links_staff", "staff_chat_id", "staff_message_id"),
+    )
+
+
+class TicketDesk(Base):
+    """Bot store: how a ticket's forum topic looks now (its title with the status mark, closed
+    or not) and who of the staff took the ticket. No FK: see TicketPlace."""
+
+    __tablename__ = "ticket_desk"
+
+    ticket_id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
+    topic_title: Mapped[str | None] = mapped_column(String(128))
+    topic_closed: Mapped[bool] = mapped_column(Boolean, default=False)
+    assignee_id: Mapped[int | None] = mapped_column(BigInteger)
+    assignee_name: Mapped[str | None] = mapped_column(String(128))
+
+
+class CannedAnswer(Base):
+    """Bot store: a prepared answer staff insert with /canned <name>; admins manage them."""
+
+    __tablename__ = "canned_answers"
+
+    name: Mapped[str] = mapped_column(String(32), primary_key=True)
+    text: Mapped[str] = mapped_column(Text)
+    updated_by: Mapped[int] = mapped_column(BigInteger)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class TicketRating(Base):
+    """Bot store: the customer's satisfaction rating (1-5) of a closed ticket; the first one
+    stays (a ticket is rated once). No FK: see TicketPlace."""
+
+    __tablename__ = "ticket_ratings"
+
+    ticket_id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
+    account_id: Mapped[int] = mapped_column(BigInteger)
+    rating: Mapped[int] = mapped_column(Integer)
+    rated_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+    __table_args__ = (CheckConstraint("rating BETWEEN 1 AND 5", name="rating_range"),)
+
+
 class Verification(Base):
     """One-time codes: e-mail confirmation, phone call-password."""
 

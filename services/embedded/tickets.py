@@ -304,6 +304,15 @@ class TicketsMixin(EmbeddedBase):
         )
         return [ticket_dto(r) for r in rows]
 
+    async def staff_queue(self, limit: int = 50) -> list[Ticket]:
+        rows = await self.session.scalars(
+            select(m.Ticket)
+            .where(m.Ticket.status != "closed")
+            .order_by(m.Ticket.updated_at, m.Ticket.id)
+            .limit(limit)
+        )
+        return [ticket_dto(r) for r in rows]
+
     async def account_summary(self, account_id: int) -> AccountSummary:
         row = await self._account_row(account_id)
         orders = (

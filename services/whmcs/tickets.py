@@ -30,6 +30,7 @@ from services.errors import AlreadyDone, NotFound, PermissionDenied
 from services.validation import parse_id
 from services.whmcs import models as wm
 from services.whmcs.ticket_texts import (
+    ALL_ACTIVE,
     AWAITING_REPLY,
     ECHO_KIND,
     WHMCS_CLOSED,
@@ -158,6 +159,22 @@ class WhmcsTicketsMixin(WhmcsCustomerTicketsMixin):
                 due.append(replace(dto, account_id=account_id))
         due.sort(key=lambda t: (t.updated_at, t.id))
         return due
+
+    async def staff_queue(self, limit: int = 50) -> list[Ticket]:
+        """GetTickets "All Active Tickets" of linked clients (the staff desk's /queue)."""
+        queue: list[Ticket] = []
+        accounts: dict[int, int | None] = {}
+        async for ticket in self.client.iter_tickets(status=ALL_ACTIVE):
+            if ticket.userid not in accounts:
+                accounts[ticket.userid] = await self.local.account_id_of_billing_client(
+                    ticket.userid
+                )
+            account_id = accounts[ticket.userid]
+            dto = self._dto(ticket, 0, {})
+            if account_id is not None and dto.status != "closed":
+                queue.append(replace(dto, account_id=account_id))
+        queue.sort(key=lambda t: (t.updated_at, t.id))
+        return queue[:limit]
 
     async def account_summary(self, account_id: int) -> AccountSummary:
         """The local account (Telegram identity) with the WHMCS client's name, contacts,

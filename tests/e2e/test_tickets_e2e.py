@@ -30,7 +30,7 @@ async def test_ticket_round_trip_through_a_forum_topic(live_bot: LiveBot) -> Non
     start = await live_bot.press(customer, draft, "Create ticket")
 
     topic = await live_bot.reply(lambda c: c.method == "createForumTopic", start)
-    assert (topic["chat_id"], topic["name"]) == (STAFF, "#1 Server is down")
+    assert (topic["chat_id"], topic["name"]) == (STAFF, "🔴 #1 Server is down")
     thread_id = topic.result["message_thread_id"]
     header = await live_bot.reply(
         lambda c: c.method == "sendMessage" and c["chat_id"] == STAFF, start

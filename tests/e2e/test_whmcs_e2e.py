@@ -180,7 +180,7 @@ async def test_support_answers_from_the_staff_group_and_from_whmcs(
     start = await bot.press(user, draft, "Create ticket")
     topic = await bot.reply(lambda c: c.method == "createForumTopic", start)
     [ticket] = whmcs.tickets.values()
-    assert topic["name"] == f"#{ticket.id} Server is down"
+    assert topic["name"] == f"🔴 #{ticket.id} Server is down"
     assert whmcs.called("OpenTicket")[0].params["deptid"] == "1"
     await bot.reply(to(CUSTOMER_ID, "editMessageText", f"Ticket #{ticket.id} is created"), start)
 

@@ -293,6 +293,7 @@ class FakeTelegram:
     chats: dict[int, Chat] = field(default_factory=dict)
     messages: dict[tuple[int, int], dict[str, Any]] = field(default_factory=dict)
     topics: dict[tuple[int, int], str] = field(default_factory=dict)
+    closed_topics: set[tuple[int, int]] = field(default_factory=set)
     blocked: set[int] = field(default_factory=set)
     chat_members: dict[tuple[int, int], str] = field(default_factory=dict)
     webhook: dict[str, Any] = field(default_factory=dict)
@@ -397,6 +398,7 @@ class FakeTelegram:
 
     def delete_topic(self, chat_id: int, thread_id: int) -> None:
         self.topics.pop((chat_id, thread_id), None)
+        self.closed_topics.discard((chat_id, thread_id))
 
     def calls_of(self, method: str) -> list[Call]:
         return [c for c in self.calls if c.method == method and c.error is None]
@@ -827,16 +829,26 @@ class FakeTelegram:
 
     def _m_editForumTopic(self, params: dict[str, Any]) -> bool:
         key = self._topic(params)
-        if params.get("name"):
-            self.topics[key] = params["name"]
+        name = params.get("name")
+        if name is not None and not 1 <= len(str(name)) <= 128:
+            raise bad_request("TOPIC_NAME_INVALID")
+        if name is None or self.topics[key] == name:  # Telegram refuses an edit changing nothing
+            raise bad_request("TOPIC_NOT_MODIFIED")
+        self.topics[key] = str(name)
         return True
 
     def _m_closeForumTopic(self, params: dict[str, Any]) -> bool:
-        self._topic(params)
+        key = self._topic(params)
+        if key in self.closed_topics:
+            raise bad_request("TOPIC_NOT_MODIFIED")
+        self.closed_topics.add(key)
         return True
 
     def _m_reopenForumTopic(self, params: dict[str, Any]) -> bool:
-        self._topic(params)
+        key = self._topic(params)
+        if key not in self.closed_topics:
+            raise bad_request("TOPIC_NOT_MODIFIED")
+        self.closed_topics.discard(key)
         return True
 
     def _m_getChat(self, params: dict[str, Any]) -> dict[str, Any]:
