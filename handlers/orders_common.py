@@ -30,7 +30,11 @@ def now() -> datetime:
 
 # ---- texts ----
 def ip_text(order: Order) -> str:
-    return f"<code>{escape(order.ip_address)}</code>" if order.ip_address else "—"
+    if order.ip_address:
+        return f"<code>{escape(order.ip_address)}</code>"
+    if order.released_ip:  # a cancelled order's last address, in its history
+        return _("<code>{ip}</code> (released)").format(ip=escape(order.released_ip))
+    return "—"
 
 
 def details_text(order: Order, fmt: PriceFormat) -> str:

@@ -754,6 +754,8 @@ async def test_cancel_at_period_end_keep_and_cancel_now(driver: BotDriver) -> No
     calls = await driver.click(user, ask, "Cancel now")
     assert answered(calls)["text"] == f"Order #{order.id} is cancelled."
     assert edited(calls).button_texts() == ["⬅️ Back to orders"]
+    # The address went back to the pool, but the details still say which one it was.
+    assert "\nIP address: <code>203.0.113.10</code> (released)\n" in edited(calls).text
     cancelled = await get(driver, account_id, order.id)
     assert (cancelled.status, cancelled.ip_address) == ("cancelled", None)
     again = await driver.click(user, ask, "Cancel now")

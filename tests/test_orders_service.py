@@ -148,8 +148,12 @@ async def test_ip_pool_first_free_address_and_release_on_cancel(
     async with small.transaction() as billing:
         cancelled = await billing.cancel_order(account_id, a.id, immediately=True)
         assert (cancelled.status, cancelled.ip_address) == ("cancelled", None)
+        assert cancelled.released_ip == "10.0.0.1"  # kept in the order's history
         c = await billing.place_order(account_id, VPS_1, 1)
     assert c.ip_address == "10.0.0.1"
+    async with small.transaction() as billing:
+        history = await billing.get_order(account_id, a.id)
+    assert (history.ip_address, history.released_ip) == (None, "10.0.0.1")
 
 
 async def test_list_search_sort_and_paging(gateway: EmbeddedGateway) -> None:

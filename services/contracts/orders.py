@@ -48,6 +48,8 @@ class Order:
     auto_renew: bool
     cancel_at_period_end: bool
     cancelled_at: datetime | None = None
+    # A cancelled order's last address, given back to the pool (ip_address is then None).
+    released_ip: str | None = None
 
     def days_left(self, now: datetime) -> int:
         """Whole days until paid-until, a started day counting as one; 0 once it has passed."""

@@ -167,12 +167,16 @@ class TariffPrice(Base):
 
 class Order(Base):
     __tablename__ = "orders"
+    # The orders list's default page (newest first) read off the index, without a sort.
+    __table_args__ = (Index("ix_orders_account_created", "account_id", "created_at", "id"),)
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     account_id: Mapped[int] = mapped_column(ForeignKey("accounts.id"), index=True)
     tariff_id: Mapped[int] = mapped_column(ForeignKey("tariffs.id"))
     status: Mapped[str] = mapped_column(String(16), index=True)
     ip_address: Mapped[str | None] = mapped_column(String(45), unique=True)
+    # The address a cancellation gave back to the pool, still shown in the order's details.
+    released_ip: Mapped[str | None] = mapped_column(String(45))
     period_months: Mapped[int] = mapped_column(Integer)
     price_minor: Mapped[int] = mapped_column(BigInteger)  # per period, base currency
     created_at: Mapped[datetime] = mapped_column(default=utcnow)

@@ -21,8 +21,9 @@ import math
 from datetime import datetime
 from decimal import ROUND_CEILING, Decimal
 
-from sqlalchemy import Float, and_, case, cast, func, or_, select, update
+from sqlalchemy import Float, case, cast, func, or_, select, update
 from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import contains_eager
 
 from services.contracts import orders as dto
 from services.contracts.common import Page
@@ -52,6 +53,7 @@ def order_dto(row: m.Order) -> dto.Order:
         product_type=row.tariff.product_type,
         status=row.status,
         ip_address=row.ip_address,
+        released_ip=row.released_ip,
         period_months=row.period_months,
         price_minor=row.price_minor,
         created_at=row.created_at,
@@ -134,7 +136,6 @@ class OrdersMixin(LedgerMixin):  # orders are paid from the ledger
             if number is not None:
                 matches.append(m.Order.id == number)
             where.append(or_(*matches))
-        base = select(m.Order).join(m.Tariff, m.Order.tariff_id == m.Tariff.id).where(and_(*where))
         column = {
             "created": m.Order.created_at,
             "status": case(_STATUS_ORDER, value=m.Order.status, else_=9),
@@ -144,23 +145,29 @@ class OrdersMixin(LedgerMixin):  # orders are paid from the ledger
         }[sort]
         ordering = [column.desc(), m.Order.id.desc()] if descending else [column.asc(), m.Order.id]
         offset = max(0, offset)
-        # The page and the total in one statement (the total rides on every row).
-        found = (
-            await self.session.execute(
-                base.add_columns(func.count().over())
-                .order_by(*ordering)
-                .offset(offset)
-                .limit(limit)
-            )
-        ).all()
+        matching = select(func.count()).select_from(m.Order).where(*where)
+        if text:
+            matching = matching.join(m.Order.tariff)
+        # One statement: the page (the (account, created) index serves the default order
+        # without sorting every order), its tariffs joined once, and the count of all matches
+        # as an uncorrelated subquery, computed once.
+        page = (
+            select(m.Order, matching.correlate(None).scalar_subquery())
+            .join(m.Order.tariff)
+            .options(contains_eager(m.Order.tariff).lazyload(m.Tariff.prices))
+            .where(*where)
+            .order_by(*ordering)
+            .offset(offset)
+            .limit(limit)
+        )
+        found = (await self.session.execute(page)).all()
         if found:
             total = int(found[0][1])
         elif offset == 0:
             total = 0
         else:  # past the end: the total still tells the caller where the last page is
-            counted = await self.session.scalar(select(func.count()).select_from(base.subquery()))
-            total = int(counted or 0)
-        return Page([order_dto(row) for row, _ in found], int(total or 0), offset, limit)
+            total = int(await self.session.scalar(matching) or 0)
+        return Page([order_dto(row) for row, _ in found], total, offset, limit)
 
     async def get_order(self, account_id: int, order_id: int) -> dto.Order:
         return order_dto(await self._order_row(account_id, order_id))
@@ -343,7 +350,7 @@ class OrdersMixin(LedgerMixin):  # orders are paid from the ledger
         if immediately:
             row.status = dto.CANCELLED
             row.cancelled_at = now
-            row.ip_address = None  # back to the pool
+            row.released_ip, row.ip_address = row.ip_address, None  # back to the pool
             row.auto_renew = False
             row.cancel_at_period_end = False
         else:
