@@ -79,6 +79,7 @@ async def header_text(billing: Billing, ticket: Ticket) -> str:
         _("Balance: {balance} · Active orders: {orders}").format(
             balance=money(summary.balance_minor, summary.currency), orders=summary.active_orders
         ),
+        money_line(summary),
     ]
     text = "\n".join(lines)
     if first is not None and first.text:
@@ -86,6 +87,26 @@ async def header_text(billing: Billing, ticket: Ticket) -> str:
     if first is not None and first.attachments:
         text += "\n" + files_line(len(first.attachments))
     return text
+
+
+def money_line(summary: AccountSummary) -> str:
+    """«Unpaid invoices: 2 (€15.00) · Last payment: €25.00, Dec 1, 2026»."""
+    unpaid = (
+        _("Unpaid invoices: {count} ({amount})").format(
+            count=summary.unpaid_invoices, amount=money(summary.unpaid_minor, summary.currency)
+        )
+        if summary.unpaid_invoices
+        else _("Unpaid invoices: none")
+    )
+    last = summary.last_payment
+    paid = (
+        _("Last payment: {amount}, {date}").format(
+            amount=money(last.amount_minor, last.currency), date=date(last.at)
+        )
+        if last
+        else _("Last payment: none")
+    )
+    return f"{unpaid} · {paid}"
 
 
 def files_line(count: int) -> str:

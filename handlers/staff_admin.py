@@ -1,22 +1,59 @@
 """Admin commands in the staff group (ADMIN_IDS only): /credit and /debit (a manual ledger
 line with its author, keyed by the message so a redelivered update changes nothing) and
-/approve_company."""
+/approve_company. The customer is told what was done to their account, in their language."""
 
 from __future__ import annotations
 
 import html
+from collections.abc import Callable
 
-from aiogram import Router
+from aiogram import Bot, Router
 from aiogram.filters import Command, CommandObject
 from aiogram.types import Message
+from aiogram.utils.i18n import I18n
 from aiogram.utils.i18n import gettext as _
 
-from handlers.common import money
+from bot.config import Settings
+from handlers.common import answer_or_queue, display_balance, money
 from handlers.desk import is_admin
 from services.billing import Billing
 from services.contracts.common import Account
 from services.errors import InsufficientFunds, ValidationFailed
+from services.languages import pick_language
 from services.money import parse_amount
+
+
+async def tell_customer(
+    bot: Bot,
+    billing: Billing,
+    i18n: I18n,
+    settings: Settings,
+    account: Account,
+    build: Callable[[], str],
+    *,
+    key: str,
+) -> None:
+    """A notice to the account's customer in their language: sent now, or queued under `key`
+    when Telegram does not take it (the change it tells of is committed already)."""
+    if account.chat_id is None:
+        return
+    with (
+        i18n.context(),
+        i18n.use_locale(pick_language(account.language, None, settings.default_language)),
+    ):
+        text = build()
+    await answer_or_queue(bot, billing, account.chat_id, text, key=key)
+
+
+def adjustment_notice(name: str, amount: str, reason: str, balance: str) -> str:
+    text = (
+        _("💰 Our support credited {amount} to your balance: {reason}\nBalance: <b>{balance}</b>")
+        if name == "credit"
+        else _(
+            "💸 Our support debited {amount} from your balance: {reason}\nBalance: <b>{balance}</b>"
+        )
+    )
+    return text.format(amount=amount, reason=html.escape(reason), balance=balance)
 
 
 async def _account_arg(message: Message, billing: Billing, reference: str) -> Account | None:
@@ -53,7 +90,14 @@ async def _adjust_args(
     return account, amount, reason
 
 
-async def cmd_adjust(message: Message, command: CommandObject, billing: Billing) -> None:
+async def cmd_adjust(
+    message: Message,
+    command: CommandObject,
+    billing: Billing,
+    bot: Bot,
+    i18n: I18n,
+    settings: Settings,
+) -> None:
     """/credit|/debit <account> <amount> <reason>: a manual ledger line, recorded with its
     author; the message id keys it, so a redelivered update changes nothing."""
     name = command.command.lower()
@@ -97,9 +141,31 @@ async def cmd_adjust(message: Message, command: CommandObject, billing: Billing)
             balance=money(account.balance_minor, account.base_currency),
         )
     )
+    rates = await billing.get_rates() if account.currency != account.base_currency else None
+    await tell_customer(
+        bot,
+        billing,
+        i18n,
+        settings,
+        account,
+        lambda: adjustment_notice(  # formatted in the customer's locale
+            name,
+            money(amount, account.base_currency),
+            reason,
+            display_balance(account.balance_minor, account, rates),
+        ),
+        key=f"staff_notice:{message.chat.id}:{message.message_id}",
+    )
 
 
-async def cmd_approve_company(message: Message, command: CommandObject, billing: Billing) -> None:
+async def cmd_approve_company(
+    message: Message,
+    command: CommandObject,
+    billing: Billing,
+    bot: Bot,
+    i18n: I18n,
+    settings: Settings,
+) -> None:
     reference = (command.args or "").strip()
     if not reference:
         await message.reply(_("Usage: /approve_company &lt;account&gt;"))
@@ -112,6 +178,15 @@ async def cmd_approve_company(message: Message, command: CommandObject, billing:
         _(
             "✅ The company profile of account #{id} ({login}) is approved: payments are unblocked."
         ).format(id=account.id, login=html.escape(account.login))
+    )
+    await tell_customer(
+        bot,
+        billing,
+        i18n,
+        settings,
+        account,
+        lambda: _("✅ Your company details are verified: payments are unblocked."),
+        key=f"staff_notice:{message.chat.id}:{message.message_id}",
     )
 
 

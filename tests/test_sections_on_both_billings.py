@@ -505,6 +505,29 @@ async def test_an_unpaid_invoice_is_listed_and_paid_from_the_balance_once(
 
 # ---- tickets ----------------------------------------------------------------------------------
 ANNA = User(id=7001, first_name="Anna", language_code="en")  # WHMCS admin "anna" (fixtures)
+UNPAID_AND_LAST = {
+    "embedded": "Unpaid invoices: 2 (€7.00) · Last payment: €2.00, {}",
+    "whmcs": "Unpaid invoices: 2 ($7.00) · Last payment: $2.00, {}",
+}
+
+
+async def test_the_ticket_header_shows_unpaid_invoices_and_the_last_payment(
+    cabinet: Cabinet,
+) -> None:
+    driver, seed = cabinet.driver, cabinet.seed
+    staff_forum(driver)
+    account = await seed.customer(501, 300)
+    paid_id = await seed.invoice(account, 200)
+    for amount in (500, 200):
+        await seed.invoice(account, amount)
+    async with driver.gateway.transaction() as billing:
+        await billing.pay_invoice_from_balance(account.id, paid_id)
+    calls = await open_ticket(driver, driver.user(501), subject="Invoices", text="Which one?")
+    [header] = sends(calls, STAFF)
+    line = UNPAID_AND_LAST[cabinet.kind].format(d(date.today()))
+    assert f"Active orders: 0\n{line}\n\nWhich one?" in header.text
+
+
 
 
 async def test_a_new_ticket_reaches_the_staff_and_the_answer_reaches_the_customer_once(

@@ -161,10 +161,13 @@ async def test_the_right_secret_is_handled(
         webhook.credit_update("/credit 1 10 Goodwill"), webhook.secret
     )
     assert status == 200
-    [reply] = [c for c in webhook.fake.calls if c.method == "sendMessage"]
+    reply, notice = [c for c in webhook.fake.calls if c.method == "sendMessage"]
     assert (reply["chat_id"], reply.text) == (
         STAFF,
         "✅ Credited €10.00 to account #1 (tg501). Balance: €10.00.",
+    )
+    assert notice.text == (  # the customer is told
+        "💰 Our support credited €10.00 to your balance: Goodwill\nBalance: <b>€10.00</b>"
     )
     assert await webhook.balance() == 1000
     assert_quiet_log(caplog, webhook.secret)

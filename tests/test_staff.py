@@ -322,13 +322,23 @@ async def test_admin_credit_debit_and_company_approval(driver: BotDriver) -> Non
     calls = await driver.feed(update)
     assert replies_in_group(calls) == ["✅ Credited €25.50 to account #1 (tg501). Balance: €25.50."]
     assert driver.fake.calls_of("getChatMember") == []  # ADMIN_IDS need no lookup
-    # Telegram delivers the same message again: nothing changes.
+    assert [c.text for c in calls if c.get("chat_id") == CUSTOMER] == [
+        "💰 Our support credited €25.50 to your balance: Goodwill for downtime\n"
+        "Balance: <b>€25.50</b>"
+    ]
+    # Telegram delivers the same message again: nothing changes, the customer is not told again.
     calls = await driver.feed({**update, "update_id": update["update_id"] + 1000})
     assert replies_in_group(calls) == ["This adjustment is already recorded; nothing was changed."]
+    assert [c for c in calls if c.get("chat_id") == CUSTOMER] == []
     calls = await driver.send(ADMIN, "/debit tg501 100 too much", chat=group)
     assert replies_in_group(calls) == ["Not enough money on account #1: the balance is €25.50."]
-    calls = await driver.send(ADMIN, "/debit #1 5 Manual fee", chat=group, thread_id=100)
+    async with driver.gateway.transaction() as billing:
+        await billing.set_language(1, "ru")  # the customer is told in their language
+    calls = await driver.send(ADMIN, "/debit #1 5 Manual <fee>", chat=group, thread_id=100)
     assert replies_in_group(calls) == ["✅ Debited €5.00 from account #1 (tg501). Balance: €20.50."]
+    assert [c.text for c in calls if c.get("chat_id") == CUSTOMER] == [
+        "💸 Поддержка списала с баланса 5,00\xa0€: Manual &lt;fee&gt;\nБаланс: <b>20,50\xa0€</b>"
+    ]
     for text, answer in [
         ("/credit 1 abc reason", "Invalid amount: abc."),
         ("/credit 1 -5 reason", "Invalid amount: -5."),
@@ -344,7 +354,7 @@ async def test_admin_credit_debit_and_company_approval(driver: BotDriver) -> Non
         lines = await billing.list_ledger(1)
         assert await billing.ledger_sum(1) == 2050
     assert [(x.amount_minor, x.kind, x.description, x.actor) for x in lines.items] == [
-        (-500, "adjustment", "Manual fee", "tg:9001"),
+        (-500, "adjustment", "Manual <fee>", "tg:9001"),
         (2550, "adjustment", "Goodwill for downtime", "tg:9001"),
     ]
 
@@ -355,6 +365,9 @@ async def test_admin_credit_debit_and_company_approval(driver: BotDriver) -> Non
     calls = await driver.send(ADMIN, "/approve_company tg501", chat=group)
     assert replies_in_group(calls) == [
         "✅ The company profile of account #1 (tg501) is approved: payments are unblocked."
+    ]
+    assert [c.text for c in calls if c.get("chat_id") == CUSTOMER] == [
+        "✅ Данные компании проверены: оплата разблокирована."
     ]
     async with driver.gateway.transaction() as billing:
         row = await billing.session.get(m.Account, 1)

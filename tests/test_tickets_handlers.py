@@ -133,7 +133,7 @@ async def test_new_ticket_dialog_step_by_step_with_files(driver: BotDriver) -> N
     assert staff[0].text == (
         "🎫 <b>Ticket #1</b> · Invoice &lt;question&gt;\nDepartment: Billing\n"
         "Customer: Test (Telegram id 501)\nAccount: #1 <code>tg501</code>\n"
-        "Balance: €0.00 · Active orders: 0\n\n"
+        "Balance: €0.00 · Active orders: 0\nUnpaid invoices: none · Last payment: none\n\n"
         "The amount is &lt;wrong&gt;\n\ninvoice scan\n📎 2 files"
     )
     assert (staff[1]["photo"], staff[2]["document"]) == ("AgADphoto1", "BQADdoc1")
@@ -210,7 +210,8 @@ async def test_new_ticket_in_russian_and_header_for_staff_in_default_language(
     assert header.text == (
         "🎫 <b>Ticket #1</b> · Сервер не отвечает\nDepartment: Technical support\n"
         "Customer: Test (Telegram id 502)\nAccount: #1 <code>tg502</code>\n"
-        "Balance: €0.00 · Active orders: 0\n\nПинг не проходит\n📎 1 file"
+        "Balance: €0.00 · Active orders: 0\nUnpaid invoices: none · Last payment: none\n\n"
+        "Пинг не проходит\n📎 1 file"
     )
     [ticket] = await tickets_in_db(driver)
     assert ticket.language == "ru"

@@ -65,6 +65,15 @@ class OrderLine:
 
 
 @dataclass(frozen=True, slots=True)
+class LastPayment:
+    """The customer's last paid invoice, for the ticket header."""
+
+    amount_minor: int
+    currency: str
+    at: datetime
+
+
+@dataclass(frozen=True, slots=True)
 class AccountSummary:
     """What staff see about a customer (never the code word or password)."""
 
@@ -88,6 +97,9 @@ class AccountSummary:
     unreachable: bool
     active_orders: int
     orders: list[OrderLine] = field(default_factory=list)
+    unpaid_invoices: int = 0
+    unpaid_minor: int = 0  # what they still ask for, in `currency`
+    last_payment: LastPayment | None = None
 
 
 def checked_subject(subject: str) -> str:

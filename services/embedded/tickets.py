@@ -13,6 +13,7 @@ from services.contracts.tickets import (
     DEPARTMENTS,
     AccountSummary,
     Attachment,
+    LastPayment,
     OrderLine,
     Ticket,
     TicketMessage,
@@ -313,8 +314,35 @@ class TicketsMixin(EmbeddedBase):
         )
         return [ticket_dto(r) for r in rows]
 
+    async def _money_state(self, account_id: int) -> tuple[int, int, LastPayment | None]:
+        """Unpaid invoices (how many, their total in the base currency) and the last payment:
+        the last paid invoice, as on WHMCS."""
+        count, total = (
+            await self.session.execute(
+                select(func.count(), func.coalesce(func.sum(m.Invoice.credit_minor), 0)).where(
+                    m.Invoice.account_id == account_id, m.Invoice.status == "unpaid"
+                )
+            )
+        ).one()
+        last = (
+            await self.session.execute(
+                select(m.Invoice.amount_minor, m.Invoice.currency, m.Invoice.paid_at)
+                .where(
+                    m.Invoice.account_id == account_id,
+                    m.Invoice.status == "paid",
+                    m.Invoice.paid_at.is_not(None),
+                )
+                .order_by(m.Invoice.paid_at.desc(), m.Invoice.id.desc())
+                .limit(1)
+            )
+        ).first()
+        if last is None or last.paid_at is None:
+            return int(count), int(total), None
+        return int(count), int(total), LastPayment(last.amount_minor, last.currency, last.paid_at)
+
     async def account_summary(self, account_id: int) -> AccountSummary:
         row = await self._account_row(account_id)
+        unpaid, unpaid_minor, last_payment = await self._money_state(account_id)
         orders = (
             await self.session.scalars(
                 select(m.Order)
@@ -348,6 +376,9 @@ class TicketsMixin(EmbeddedBase):
                 )
                 for o in orders
             ],
+            unpaid_invoices=unpaid,
+            unpaid_minor=unpaid_minor,
+            last_payment=last_payment,
         )
 
     async def staff_find_account(self, reference: str) -> int | None:

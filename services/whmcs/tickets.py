@@ -17,10 +17,12 @@ from __future__ import annotations
 import logging
 from dataclasses import replace
 from datetime import UTC, date, datetime
+from typing import Any
 
 from services.contracts.tickets import (
     AccountSummary,
     Attachment,
+    LastPayment,
     OrderLine,
     Ticket,
     TicketMessage,
@@ -205,7 +207,23 @@ class WhmcsTicketsMixin(WhmcsCustomerTicketsMixin):
             currency=client.currency_code,
             active_orders=sum(s.status == ACTIVE_SERVICE for s in services),
             orders=orders,
+            **await self._money_state(client.id, client.currency_code),
         )
+
+    async def _money_state(self, client_id: int, currency: str) -> dict[str, Any]:
+        """The client's unpaid invoices (GetInvoices status Unpaid: how many, the balance
+        they still ask for) and the last paid one, as the last payment."""
+        unpaid = [i async for i in self.client.iter_invoices(client_id, currency, status="Unpaid")]
+        last = None
+        async for paid in self.client.iter_invoices(client_id, currency, status="Paid"):
+            if paid.datepaid is not None:
+                last = LastPayment(paid.total_minor, paid.currency, paid.datepaid)
+            break  # newest first: the first one is the last payment
+        return {
+            "unpaid_invoices": len(unpaid),
+            "unpaid_minor": sum(i.balance_minor for i in unpaid),
+            "last_payment": last,
+        }
 
     async def staff_find_account(self, reference: str) -> int | None:
         """'#12' / '12': the account linked to WHMCS client 12; else the local lookup (a local
