@@ -1,11 +1,12 @@
 """`python -m bot` runs the bot; `python -m bot migrate` only applies migrations;
 `python -m bot link-token <client_id> [hours]` prints a one-time deep link that links a
-Telegram user to that WHMCS client (services/whmcs/linking.py)."""
+Telegram user to that WHMCS client (services/whmcs/linking.py); `python -m bot check`
+validates the configuration and connects to the database, Redis and the Bot API (exit 0/1);
+`python -m bot healthcheck` asks the running bot's /healthz (the image's HEALTHCHECK)."""
 
 from __future__ import annotations
 
 import asyncio
-import os
 import sys
 from collections.abc import Callable
 from datetime import timedelta
@@ -22,6 +23,10 @@ def main(argv: list[str]) -> int:
         return 0
     if argv[:1] == ["link-token"]:
         return link_token(argv[1:])
+    if argv[:1] == ["check"]:
+        return check()
+    if argv[:1] == ["healthcheck"]:
+        return healthcheck()
     try:
         settings = load_settings()
     except ConfigError as exc:
@@ -66,10 +71,47 @@ def link_token(args: list[str]) -> int:
         print(exc, file=sys.stderr)
         return 2
     print(token)
-    username = os.environ.get("BOT_USERNAME", "").strip().lstrip("@")
+    username = (settings.bot_username or "").strip().lstrip("@")
     if username:
         print(f"https://t.me/{username}?start={token}")
     return 0
+
+
+def check() -> int:
+    """For a deploy pipeline: each line says what was found; exit 0, or 1 on any failure."""
+    try:
+        settings = load_settings()
+    except ConfigError as exc:
+        print(f"FAIL configuration: {exc}")
+        return 1
+    print(
+        f"ok   configuration: {'webhook' if settings.webhook_mode else 'polling'} mode, "
+        f"billing {settings.billing}"
+    )
+    from bot.checks import run_checks
+
+    results = asyncio.run(run_checks(settings))
+    for ok, line in results:
+        print(f"{'ok  ' if ok else 'FAIL'} {line}")
+    return 0 if all(ok for ok, _line in results) else 1
+
+
+def healthcheck() -> int:
+    """Exit 0 when the running bot's /healthz answers 200 (on the address the settings give
+    it), else 1. Silent: Docker keeps what it prints with each probe."""
+    from urllib.request import urlopen
+
+    try:
+        host, port = load_settings().ops_address
+    except ConfigError:
+        return 1
+    host = {"0.0.0.0": "127.0.0.1", "": "127.0.0.1", "::": "::1"}.get(host, host)
+    netloc = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+    try:
+        with urlopen(f"http://{netloc}/healthz", timeout=3) as response:
+            return 0 if response.status == 200 else 1
+    except OSError:
+        return 1
 
 
 def event_loop_factory() -> Callable[[], asyncio.AbstractEventLoop] | None:

@@ -89,6 +89,9 @@ class Settings(BaseSettings):
     # client (services/whmcs/linking.py; issued by `python -m bot link-token` or a WHMCS hook).
     # Unset: deep links are off, linking by an e-mailed code still works.
     link_token_secret: SecretStr | None = None
+    # The bot's @username, for the t.me link `python -m bot link-token` prints (offline, it
+    # cannot ask getMe).
+    bot_username: str | None = None
 
     # Payments and rates. Top-up limits and presets are in the base currency.
     rates_ecb_url: str = "https://www.ecb.europa.eu/stats/eurofxref/eurofxref-daily.xml"
@@ -150,6 +153,12 @@ class Settings(BaseSettings):
 
     log_level: str = "INFO"
     log_sql: bool = False  # log SQL statements (never their values) at INFO
+    log_format: Literal["text", "json"] = "text"  # json: one JSON object per line
+
+    # /healthz, /readyz and /metrics are served on WEB_HOST:WEB_PORT in both modes; with
+    # METRICS_PORT set, on METRICS_HOST:METRICS_PORT instead (e.g. kept off the webhook port).
+    metrics_host: str | None = None  # default: WEB_HOST
+    metrics_port: int | None = Field(default=None, ge=1, le=65535)
 
     @field_validator("bot_token")
     @classmethod
@@ -244,11 +253,19 @@ class Settings(BaseSettings):
         "whmcs_access_key",
         "whmcs_default_admin",
         "link_token_secret",
+        "bot_username",
+        "metrics_host",
+        "metrics_port",
         mode="before",
     )
     @classmethod
     def _empty_is_none(cls, value: object) -> object:
         return None if value == "" else value
+
+    @field_validator("log_format", mode="before")
+    @classmethod
+    def _log_format(cls, value: object) -> object:
+        return value.strip().lower() if isinstance(value, str) else value
 
     @field_validator("whmcs_departments")
     @classmethod
@@ -280,6 +297,13 @@ class Settings(BaseSettings):
     @property
     def webhook_mode(self) -> bool:
         return bool(self.webhook_url)
+
+    @property
+    def ops_address(self) -> tuple[str, int]:
+        """Where /healthz, /readyz and /metrics are served."""
+        if self.metrics_port is None:
+            return self.web_host, self.web_port
+        return self.metrics_host or self.web_host, self.metrics_port
 
 
 def parse_id_map(

@@ -19,6 +19,7 @@ from bot.flow_control import FlowControl
 from bot.fsm_storage import ExpiringMemoryStorage
 from bot.inbox import DurableDispatcher, PaymentInboxMiddleware
 from bot.inline_filters import run_sync_filters_on_loop
+from bot.metrics import TelegramMetrics, UpdateMetrics
 from bot.middlewares import (
     AccountI18nMiddleware,
     AccountMiddleware,
@@ -144,6 +145,7 @@ def create_bot(settings: Settings, session: BaseSession | None = None) -> Bot:
     )
     bot.session.middleware(TransactionGuard())
     bot.session.middleware(FlowControl(max_wait=settings.telegram_max_retry_wait_seconds))
+    bot.session.middleware(TelegramMetrics())  # innermost: every attempt, each 429 counted
     return bot
 
 
@@ -173,6 +175,7 @@ def create_dispatcher(
     dp = DurableDispatcher(
         storage=storage or create_storage(settings), settings=settings, gateway=gateway, i18n=i18n
     )
+    UpdateMetrics().setup(dp)  # outermost: counts, times and sets the log context
     inflight = InFlightUpdates()
     dp["inflight"] = inflight
     dp.update.outer_middleware(inflight)

@@ -1,4 +1,6 @@
-"""Runners: long polling (default) or webhook on aiohttp; graceful shutdown in both."""
+"""Runners: long polling (default) or webhook on aiohttp; graceful shutdown in both. Both run
+the aiohttp server with /healthz, /readyz and /metrics (bot/health.py) on WEB_HOST:WEB_PORT,
+or on METRICS_HOST:METRICS_PORT when that is set."""
 
 from __future__ import annotations
 
@@ -17,6 +19,7 @@ from aiogram.types import Update
 from aiogram.webhook.aiohttp_server import SimpleRequestHandler, setup_application
 from aiohttp import web
 
+from bot import metrics
 from bot.commands import register_commands
 from bot.config import Settings
 from bot.factory import (
@@ -27,9 +30,11 @@ from bot.factory import (
     create_dispatcher,
     create_gateway,
 )
+from bot.health import OpsState, add_ops_routes, create_ops_app, use_redis
 from bot.inbox import replay_payment_updates
 from bot.scheduler import add_jobs, create_scheduler
-from services.embedded.db import migrate
+from services.embedded.billing import EmbeddedGateway
+from services.embedded.db import alembic_config, migrate
 
 log = logging.getLogger(__name__)
 
@@ -37,9 +42,33 @@ WEBHOOK_REPLAY_GRACE_SECONDS = 60
 SECRET_HEADER = "X-Telegram-Bot-Api-Secret-Token"
 
 
+def migration_heads(database_url: str) -> frozenset[str]:
+    from alembic.script import ScriptDirectory
+
+    return frozenset(ScriptDirectory.from_config(alembic_config(database_url)).get_heads())
+
+
+def create_ops_state(settings: Settings, local: EmbeddedGateway) -> OpsState:
+    """What /readyz checks: the bot's own database (its read-only pool: a check never waits
+    for the write lock), its schema against the migrations' head, and Redis when configured."""
+    state = OpsState(engine=local.read_engine, heads=migration_heads(settings.database_url))
+    if settings.redis_url:
+        use_redis(state, settings.redis_url)
+    return state
+
+
+async def start_site(app: web.Application, host: str, port: int) -> web.AppRunner:
+    runner = web.AppRunner(app)
+    await runner.setup()
+    await web.TCPSite(runner, host, port).start()
+    return runner
+
+
 async def prepare(settings: Settings) -> tuple[Bot, Dispatcher]:
     await migrate(settings.database_url)
     local = create_gateway(settings)
+    metrics.install("webhook" if settings.webhook_mode else "polling", settings.billing)
+    ops = create_ops_state(settings, local)
     if settings.seed_demo_catalogue and settings.billing == "embedded":
         added = await local.seed_demo()
         if added:
@@ -49,6 +78,7 @@ async def prepare(settings: Settings) -> tuple[Bot, Dispatcher]:
     dp = create_dispatcher(settings, gateway)
     scheduler = create_scheduler(settings)
     dp["scheduler"] = scheduler
+    dp["ops"] = ops
     jobs = add_jobs(
         scheduler,
         settings,
@@ -69,6 +99,7 @@ async def prepare(settings: Settings) -> tuple[Bot, Dispatcher]:
             scheduler.start()
 
     async def on_shutdown(bot: Bot) -> None:
+        ops.shutting_down = True  # /readyz answers 503 from now on
         if not await dp["inflight"].wait_idle(timeout=10):
             log.warning("Shutting down with updates still being handled")
         await jobs.stop(scheduler)  # lets running jobs finish their transaction first
@@ -99,10 +130,17 @@ async def replay_unanswered_payments(dp: Dispatcher, bot: Bot, settings: Setting
 
 async def run_polling(settings: Settings) -> None:
     bot, dp = await prepare(settings)
-    me = await bot.get_me()
-    log.info("Starting long polling as @%s", me.username)
-    await bot.delete_webhook(drop_pending_updates=False)
-    await dp.start_polling(bot, handle_signals=True)
+    host, port = settings.ops_address
+    ops = await start_site(create_ops_app(dp["ops"]), host, port)
+    log.info("Serving /healthz, /readyz and /metrics on %s:%s", host, port)
+    try:
+        me = await bot.get_me()
+        log.info("Starting long polling as @%s", me.username)
+        await bot.delete_webhook(drop_pending_updates=False)
+        await dp.start_polling(bot, handle_signals=True)
+    finally:
+        await ops.cleanup()
+        await dp["ops"].close()
 
 
 class _RefusalLog:
@@ -190,10 +228,16 @@ async def set_webhook(bot: Bot, dp: Dispatcher, settings: Settings, secret: str)
 async def run_webhook(settings: Settings) -> None:
     bot, dp = await prepare(settings)
     secret, generated = webhook_secret(settings)
-    runner = web.AppRunner(create_webhook_app(dp, bot, settings, secret))
-    await runner.setup()
-    site = web.TCPSite(runner, settings.web_host, settings.web_port)
-    await site.start()
+    state: OpsState = dp["ops"]
+    app = create_webhook_app(dp, bot, settings, secret)
+    ops: web.AppRunner | None = None
+    if settings.metrics_port is None:
+        add_ops_routes(app, state)
+    else:
+        ops = await start_site(create_ops_app(state), *settings.ops_address)
+    runner = await start_site(app, settings.web_host, settings.web_port)
+    host, port = settings.ops_address
+    log.info("Serving /healthz, /readyz and /metrics on %s:%s", host, port)
     # Only now that the port accepts connections may Telegram be told where to deliver.
     url = await set_webhook(bot, dp, settings, secret)
     log.info("Webhook set to %s", url)
@@ -214,4 +258,12 @@ async def run_webhook(settings: Settings) -> None:
         loop.add_signal_handler(sig, stop.set)
     await stop.wait()
     log.info("Shutting down")
+    # /readyz answers 503 while the updates being handled finish (the port stays open, so a
+    # load balancer sees it); then aiohttp's graceful shutdown and the dispatcher's.
+    state.shutting_down = True
+    if not await dp["inflight"].wait_idle(timeout=10):
+        log.warning("Updates still being handled after 10 s")
     await runner.cleanup()
+    if ops is not None:
+        await ops.cleanup()
+    await state.close()

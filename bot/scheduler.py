@@ -22,6 +22,7 @@ from apscheduler.schedulers.asyncio import AsyncIOScheduler
 import keyboards.alerts
 from bot.config import Settings
 from bot.inbox import replay_when_reachable
+from bot.metrics import instrument_job
 from services.alerts import AlertPolicy, run_alert_jobs
 from services.billing import BillingGateway
 from services.outbox import OutboxSender, SendLimits, default_owner
@@ -230,7 +231,14 @@ def add_jobs(
     def every(name: str, seconds: float, job: Job) -> None:
         scheduler.add_job(
             jobs.running.track(
-                leased(gateway, name, owner, seconds, job, in_progress=jobs.in_progress)
+                leased(
+                    gateway,
+                    name,
+                    owner,
+                    seconds,
+                    instrument_job(name, job),  # counted, timed, its log lines carry job=
+                    in_progress=jobs.in_progress,
+                )
             ),
             "interval",
             seconds=seconds,
@@ -260,7 +268,7 @@ def add_jobs(
     if dispatcher is not None and settings.billing != "embedded":
         every("payment_replay", PAYMENT_REPLAY_SECONDS, partial(replay_job, dispatcher, bot))
     scheduler.add_job(
-        jobs.running.track(sender.tick),
+        jobs.running.track(instrument_job("outbox", sender.tick)),
         "interval",
         seconds=settings.sender_interval_seconds,
         id="outbox",

@@ -34,6 +34,7 @@ from services.errors import (
     PaymentBlocked,
     ValidationFailed,
 )
+from services.observers import observer
 
 log = logging.getLogger(__name__)
 
@@ -110,6 +111,8 @@ async def successful_payment(
         )
         await _answer_payment(bot, billing, message.chat.id, charge_id, text)
         return
+    if result.credited:
+        observer().payment_credited(result.payment.provider)  # the metrics (bot/metrics.py)
     answered_before = await billing.payment_update_answered(charge_id)
     text, markup = await _receipt(billing, account, paid, result, repeat=answered_before)
     await _answer_payment(bot, billing, message.chat.id, charge_id, text, markup)

@@ -190,3 +190,12 @@ async def test_the_lean_lookup_by_telegram_id_gives_the_full_account(
         await billing.credit(created.id, 1234, kind="topup", idempotency_key="lean-1")
     async with gateway.transaction(read_only=True) as billing:
         assert await billing.find_account_by_telegram(4343) == await billing.get_account(created.id)
+
+
+async def test_sqlite_runs_wal_with_normal_synchronous(sqlite_gateway: EmbeddedGateway) -> None:
+    """WAL with synchronous=NORMAL (1): no fsync per commit, durable across a killed process;
+    on writers and readers alike."""
+    for engine in (sqlite_gateway.engine, sqlite_gateway.read_engine):
+        async with engine.connect() as conn:
+            assert (await conn.exec_driver_sql("PRAGMA journal_mode")).scalar() == "wal"
+            assert (await conn.exec_driver_sql("PRAGMA synchronous")).scalar() == 1

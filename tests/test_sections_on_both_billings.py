@@ -528,8 +528,6 @@ async def test_the_ticket_header_shows_unpaid_invoices_and_the_last_payment(
     assert f"Active orders: 0\n{line}\n\nWhich one?" in header.text
 
 
-
-
 async def test_a_new_ticket_reaches_the_staff_and_the_answer_reaches_the_customer_once(
     cabinet: Cabinet,
 ) -> None:

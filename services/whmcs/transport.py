@@ -22,6 +22,7 @@ from typing import Self
 import aiohttp
 
 from services.billing import in_transaction
+from services.observers import billing_call_done
 from services.whmcs.errors import (
     WhmcsAuthError,
     WhmcsError,
@@ -150,12 +151,15 @@ class WhmcsTransport:
         try:
             body = await self._post(action, self._form(action, params))
         except WhmcsUnavailable as exc:
+            billing_call_done("whmcs", action, started, "unavailable")
             log.warning("whmcs %s unavailable: %s", action, exc.message)
             raise
         except WhmcsError as exc:
+            billing_call_done("whmcs", action, started, "error")
             kind = "refused us" if isinstance(exc, WhmcsAuthError) else "error"
             log.warning("whmcs %s %s: %s", action, kind, exc.message)
             raise
+        billing_call_done("whmcs", action, started, "ok")
         log.info("whmcs %s ok in %.0f ms", action, (time.monotonic() - started) * 1000)
         return body
 

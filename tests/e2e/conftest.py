@@ -136,6 +136,10 @@ def _env(tmp_path: Path, server: TelegramServer, **extra: str) -> dict[str, str]
         # The scripted users type and press far faster than people; the per-user throttle is
         # tested in-process (tests/test_throttle.py).
         "THROTTLE_RATE": "100",
+        # The ops endpoints (/healthz, /readyz, /metrics) are served in polling mode too: each
+        # process on a free loopback port of its own.
+        "WEB_HOST": "127.0.0.1",
+        "WEB_PORT": str(free_port()),
         **extra,
     }
 
