@@ -141,8 +141,22 @@ def low_balance_payload(
 
 
 # ---- expiring orders -------------------------------------------------------------------------
-def _expiring_soon_part(orders: Sequence[dto.DueOrder], now: datetime, r: Render) -> str:
+def _renewal_line(order: dto.DueOrder, covered: bool, missing: int, r: Render) -> str:
+    """What auto-renewal will do: charge the price, or (the balance does not cover it, so the
+    renewal would fail) how much to top up and by when — never "will charge" for a charge the
+    balance cannot pay."""
+    if covered:
+        return _("auto-renewal will charge {price}").format(price=r.money(order.price_minor))
+    return _("auto-renewal needs {price}: top up {missing} by {date}, or it will not renew").format(
+        price=r.money(order.price_minor), missing=r.money(missing), date=r.date(order.paid_until)
+    )
+
+
+def _expiring_soon_part(
+    orders: Sequence[dto.DueOrder], balance_minor: int, now: datetime, r: Render
+) -> str:
     lines = []
+    left_over = balance_minor  # spent on the renewals in their order, as the renewal job does
     for order in orders:
         days = _days_left(order, now)
         left = ngettext("{count} day left", "{count} days left", days).format(count=days)
@@ -150,9 +164,10 @@ def _expiring_soon_part(orders: Sequence[dto.DueOrder], now: datetime, r: Render
             order=r.order(order), date=r.date(order.paid_until), left=left
         )
         if order.auto_renew:
-            line += "\n  " + _("auto-renewal will charge {price}").format(
-                price=r.money(order.price_minor)
-            )
+            covered = left_over >= order.price_minor
+            missing = order.price_minor - max(0, left_over)
+            left_over -= order.price_minor if covered else 0
+            line += "\n  " + _renewal_line(order, covered, missing, r)
         lines.append(line)
     title = ngettext(
         "⏳ <b>Your order expires soon</b>", "⏳ <b>Your orders expire soon</b>", len(orders)
@@ -176,14 +191,18 @@ def _expired_part(orders: Sequence[dto.DueOrder], grace: timedelta, r: Render) -
 
 
 def expiring_text(
-    orders: Sequence[dto.DueOrder], now: datetime, grace: timedelta, r: Render
+    orders: Sequence[dto.DueOrder],
+    balance_minor: int,
+    now: datetime,
+    grace: timedelta,
+    r: Render,
 ) -> str:
     """Orders of stage > 0 expire soon; stage 0 has expired and is suspended after `grace`."""
-    soon = [o for o in orders if o.stage > 0]
+    soon = sorted((o for o in orders if o.stage > 0), key=lambda o: (o.paid_until, o.order_id))
     expired = [o for o in orders if o.stage == 0]
     parts: list[str] = []
     if soon:
-        parts.append(_expiring_soon_part(soon, now, r))
+        parts.append(_expiring_soon_part(soon, balance_minor, now, r))
     if expired:
         parts.append(_expired_part(expired, grace, r))
     parts.append(_("Renew in time to keep your services running."))
@@ -200,7 +219,7 @@ def expiring_payload(
 ) -> dict[str, Any]:
     missing = sum(o.price_minor for o in orders) - balance_minor
     return _payload(
-        expiring_text(orders, now, grace, r),
+        expiring_text(orders, balance_minor, now, grace, r),
         keyboards.orders_alert_kb([o.order_id for o in orders], max(0, missing)),
     )
 

@@ -41,14 +41,13 @@ from services.alert_texts import (
 from services.billing import Billing, BillingGateway
 from services.contracts import alerts as dto
 from services.contracts.orders import renewal_key
-from services.errors import DomainError, InsufficientFunds
 
 log = logging.getLogger(__name__)
 
 URGENT_WITHIN = timedelta(days=1)
-# Renewals run per order (each is a debit); a few accounts share a transaction so the write
-# lock is held briefly and a crash or an unexpected error rolls back only these.
-RENEWALS_PER_TRANSACTION = 20
+# Renewals of a chunk of accounts are one billing call (a few statements, set-based) in one
+# transaction: the write lock is held briefly and an unexpected error rolls back only these.
+RENEWALS_PER_TRANSACTION = 100
 
 
 @dataclass(frozen=True)
@@ -308,51 +307,53 @@ def _failure_key(order: dto.DueOrder) -> str:
     return f"failed:{renewal_key(order.order_id, order.paid_until)}"
 
 
-async def _renew_account(
-    billing: Billing, due: dto.AccountDue
+def _renewal_mark(order: dto.DueOrder) -> dto.AlertMarkSpec:
+    key = renewal_key(order.order_id, order.paid_until)
+    return dto.AlertMarkSpec(dto.MARK_RENEWAL, key, order.order_id, order.paid_until)
+
+
+async def _renew_orders(
+    billing: Billing, orders: list[dto.DueOrder]
+) -> dict[int, dto.RenewalResult]:
+    """Renew the batch's orders in one call under their renewal marks; by order id. An order
+    whose mark is taken is left out (an overlapping run renews this period); the mark of one
+    that was not renewed is given back, so the next run tries it again."""
+    marks = {order.order_id: _renewal_mark(order) for order in orders}
+    taken = await billing.add_alert_marks(list(marks.values()))
+    mine = [o for o in orders if (dto.MARK_RENEWAL, marks[o.order_id].key) in taken]
+    results = {result.order_id: result for result in await billing.renew_due_orders(mine)}
+    for order_id, result in results.items():
+        if result.outcome != dto.RENEWAL_DONE:
+            await billing.remove_alert_mark(dto.MARK_RENEWAL, marks[order_id].key)
+        if result.outcome == dto.RENEWAL_FAILED:
+            log.warning("Auto-renewal of order %s failed: %s", order_id, result.error)
+    return results
+
+
+def _outcomes(
+    due: dto.AccountDue, results: dict[int, dto.RenewalResult]
 ) -> tuple[list[RenewedOrder], list[FailedRenewal]]:
     renewed: list[RenewedOrder] = []
     failed: list[FailedRenewal] = []
     for order in due.orders:
-        current = await billing.get_order(order.account_id, order.order_id)
-        if (
-            current.paid_until != order.paid_until
-            or current.status != order.status
-            or not current.auto_renew
-            or current.cancel_at_period_end
-        ):
-            continue  # changed since the scan (renewed by hand, auto-renewal switched off)
-        key = renewal_key(order.order_id, order.paid_until)
-        if not await billing.add_alert_mark(
-            dto.MARK_RENEWAL, key, order_id=order.order_id, period=order.paid_until
-        ):
-            continue  # an overlapping run renews this period
-        try:
-            result = await billing.renew_order(
-                order.account_id,
-                order.order_id,
-                order.period_months,
-                idempotency_key=key,
-                period_start=order.paid_until,
-            )
-        except DomainError as exc:
-            await billing.remove_alert_mark(dto.MARK_RENEWAL, key)  # retried on the next run
-            if isinstance(exc, InsufficientFunds):
-                balance = (await billing.get_account(order.account_id)).balance_minor
-                failed.append(FailedRenewal(order, exc.missing_minor, exc.missing_minor + balance))
-            else:
-                log.warning("Auto-renewal of order %s failed: %r", order.order_id, exc)
-                failed.append(FailedRenewal(order, None))
-            continue
-        if result.paid_until != order.paid_until:
+        result = results.get(order.order_id)
+        if result is None or result.outcome == dto.RENEWAL_SKIPPED:
+            continue  # changed since the scan, or an overlapping run renews it
+        if result.outcome == dto.RENEWAL_DONE:
+            assert result.paid_until is not None
             renewed.append(RenewedOrder(order, result.paid_until, result.price_minor))
+        elif result.outcome == dto.RENEWAL_SHORT:
+            failed.append(FailedRenewal(order, result.missing_minor, result.price_minor))
+        else:
+            failed.append(FailedRenewal(order, None))
     return renewed, failed
 
 
-async def _not_told_yet(billing: Billing, failed: list[FailedRenewal]) -> list[FailedRenewal]:
-    """A failure is told once per renewal cycle (the renewal itself is retried every run)."""
+async def _not_told_yet(billing: Billing, failed: list[FailedRenewal]) -> set[str]:
+    """The failure keys of `failed` not told yet: a failure is told once per renewal cycle
+    (the renewal itself is retried every run). One statement for the whole batch."""
     if not failed:
-        return failed
+        return set()
     told = await billing.add_alert_marks(
         [
             dto.AlertMarkSpec(
@@ -361,29 +362,35 @@ async def _not_told_yet(billing: Billing, failed: list[FailedRenewal]) -> list[F
             for i in failed
         ]
     )
-    return [i for i in failed if (dto.MARK_RENEWAL_TOLD, _failure_key(i.order)) in told]
+    return {key for kind, key in told if kind == dto.MARK_RENEWAL_TOLD}
 
 
 async def _renew_and_tell(
     run: _JobRun, billing: Billing, batch: Sequence[dto.AccountDue], done: ScanReport
 ) -> Messages:
+    results = await _renew_orders(billing, [o for due in batch for o in due.orders])
+    outcomes = {due.recipient.account_id: _outcomes(due, results) for due in batch}
+    told = await _not_told_yet(billing, [f for _, failed in outcomes.values() for f in failed])
     messages: Messages = []
     for due in batch:
-        renewed, failed = await _renew_account(billing, due)
-        failed = await _not_told_yet(billing, failed)
+        renewed, failed = outcomes[due.recipient.account_id]
+        failed = [item for item in failed if _failure_key(item.order) in told]
         done.renewed += [item.order.order_id for item in renewed]
         done.failed += [item.order.order_id for item in failed]
         if not renewed and not failed:
             continue
-        balance = None  # read only when the message has to say how much is missing
-        if any(item.missing_minor is not None for item in failed):
-            balance = (await billing.get_account(due.recipient.account_id)).balance_minor
-        told = _digest(
+        balance = None  # given only when the message has to say how much is missing
+        short = [results[i.order.order_id] for i in failed if i.missing_minor is not None]
+        if short:
+            balance = short[0].balance_minor
+        told_key = _digest(
             [f"ok:{i.order.order_id}:{i.order.paid_until}" for i in renewed]
             + [f"failed:{i.order.order_id}:{i.order.paid_until}" for i in failed]
         )
         payload = partial(renewal_payload, renewed, failed, balance)
-        messages.append(run.message(due.recipient, "renewal", told, payload, urgent=bool(failed)))
+        messages.append(
+            run.message(due.recipient, "renewal", told_key, payload, urgent=bool(failed))
+        )
         done.alerts += 1
     return messages
 

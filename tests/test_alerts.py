@@ -255,7 +255,8 @@ async def test_expiry_stages_each_once_and_orders_of_one_account_grouped(
         "⏳ <b>Your orders expire soon</b>\n"
         "• #1 VPS 2 (198.51.100.1): paid until Mar 12, 2027, 3 days left\n"
         "• #2 DS Start: paid until Mar 12, 2027, 3 days left\n"
-        "  auto-renewal will charge €79.00\n\n"
+        # the balance (0) cannot pay it: the alert says so instead of "will charge"
+        "  auto-renewal needs €79.00: top up €79.00 by Mar 12, 2027, or it will not renew\n\n"
         "Renew in time to keep your services running."
     )
     assert buttons(rows[0]) == [
@@ -290,6 +291,26 @@ async def test_expiry_stages_each_once_and_orders_of_one_account_grouped(
     )
     assert (await expiring(gateway, NOW + timedelta(days=2, hours=11))).alerts == 0
     assert len(rows) == 4  # 2 first stage + stage 1 + expiry
+
+
+async def test_expiry_says_which_auto_renewals_the_balance_covers(
+    gateway: EmbeddedGateway,
+) -> None:
+    """The balance is spent on the renewals in paid-until order, as the renewal job spends it:
+    the first is covered, the second lacks what is left after it — before the charge date."""
+    account = await new_account(gateway, 8211, balance=8000)
+    await add_order(gateway, account, NOW + timedelta(days=2, hours=6), price=7900, auto_renew=True)
+    await add_order(gateway, account, NOW + timedelta(days=2, hours=9), auto_renew=True)
+    await expiring(gateway, NOW)
+    [row] = await outbox(gateway)
+    assert row.payload["text"] == (
+        "⏳ <b>Your orders expire soon</b>\n"
+        "• #1 VPS 2: paid until Mar 12, 2027, 3 days left\n"
+        "  auto-renewal will charge €79.00\n"
+        "• #2 VPS 2: paid until Mar 12, 2027, 3 days left\n"
+        "  auto-renewal needs €9.90: top up €8.90 by Mar 12, 2027, or it will not renew\n\n"
+        "Renew in time to keep your services running."
+    )
 
 
 async def test_a_late_scan_tells_only_the_current_stage_and_a_renewal_starts_a_new_cycle(

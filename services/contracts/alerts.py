@@ -35,6 +35,12 @@ MARK_RENEWAL_TOLD = "renewal_told"  # the customer was told about this renewal c
 MARK_SUSPENDED = "suspended"
 MARK_LOW_BALANCE = "low_balance"
 
+# Outcomes of the renewal of one due order (DueScansApi.renew_due_orders).
+RENEWAL_DONE = "renewed"  # charged and extended
+RENEWAL_SKIPPED = "skipped"  # changed since the scan, or this period is paid already
+RENEWAL_SHORT = "short"  # the balance does not cover the price
+RENEWAL_FAILED = "failed"  # refused for another reason (e.g. the period is not sold any more)
+
 
 @dataclass(frozen=True, slots=True)
 class Recipient:
@@ -86,6 +92,19 @@ class AlertMarkSpec:
     order_id: int | None = None
     period: datetime | None = None
     stage: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class RenewalResult:
+    """What `renew_due_orders` did with one due order."""
+
+    order_id: int
+    outcome: str  # RENEWAL_DONE, RENEWAL_SKIPPED, RENEWAL_SHORT or RENEWAL_FAILED
+    paid_until: datetime | None = None  # done: the new paid-until
+    price_minor: int = 0  # done: what was charged; short: what the renewal would charge
+    missing_minor: int = 0  # short: what the balance lacked for this order
+    balance_minor: int | None = None  # short: the account's balance once the batch is done
+    error: str | None = None  # failed: what refused it (the DomainError's detail or code)
 
 
 @dataclass(frozen=True, slots=True)
@@ -178,6 +197,17 @@ class DueScansApi(Protocol):
         paid-until is within `lead` from now, grouped per account. An order whose failed
         renewal was already told for this period is left out until the balance covers its
         price (nothing would change)."""
+
+    async def renew_due_orders(self, orders: Sequence[DueOrder]) -> list[RenewalResult]:
+        """Renew due orders (as `renewals_due` returned them) by their period from the
+        balance, in the caller's transaction; one result per order, in the order given, which
+        is also the order an account's balance is spent in (each order while it covers the
+        price; one it does not cover is RENEWAL_SHORT and the next may still fit). An order
+        changed since the scan (paid-until, status, period, auto-renew off, cancellation at
+        period end) is RENEWAL_SKIPPED, and so is one whose period is paid already: each
+        renewal is posted under renewal_key(order, paid-until), so a period is charged once,
+        whoever renews it and however many instances run. The new paid-until is counted like
+        `renew_order`'s (from paid-until while it is ahead, else from now)."""
 
     async def expire_overdue_orders(self, now: datetime) -> int:
         """Active orders past paid-until become expired (cancelled when set to be cancelled at

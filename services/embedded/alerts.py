@@ -24,7 +24,8 @@ from sqlalchemy import (
 from services.contracts import alerts as dto
 from services.contracts.orders import ACTIVE, CANCELLED, EXPIRED, SUSPENDED
 from services.embedded import models as m
-from services.embedded.base import REACHABLE, EmbeddedBase
+from services.embedded.base import REACHABLE
+from services.embedded.renewals import RenewalsMixin
 
 _ORDER_COLUMNS = (
     m.Order.id,
@@ -73,7 +74,7 @@ def _recipient(row: Any) -> dto.Recipient:
     )
 
 
-class DueScansMixin(EmbeddedBase):
+class DueScansMixin(RenewalsMixin):  # the renewal of what is due: services/embedded/renewals.py
     # ---- low balance ---------------------------------------------------------------------
     async def rearm_low_balance(self) -> int:
         result = await self.session.execute(

@@ -22,10 +22,19 @@ services/whmcs/due.py; this module composes them for services/whmcs/core.py.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import datetime
 
 from services.contracts import orders as dto
-from services.errors import InvalidState, ValidationFailed
+from services.contracts.alerts import (
+    RENEWAL_DONE,
+    RENEWAL_FAILED,
+    RENEWAL_SHORT,
+    RENEWAL_SKIPPED,
+    DueOrder,
+    RenewalResult,
+)
+from services.errors import DomainError, InsufficientFunds, InvalidState, ValidationFailed
 from services.whmcs.carts import WhmcsNewOrdersMixin
 from services.whmcs.catalogue import MONTHS_CYCLE, WhmcsCatalogueMixin, tariff_of
 from services.whmcs.client import CANCEL_END_OF_PERIOD, CANCEL_IMMEDIATE
@@ -113,6 +122,46 @@ class WhmcsOrdersMixin(WhmcsNewOrdersMixin):
             RENEWAL_KIND, key, record, expires_at=state_expiry(self.now())
         )
         return placed.invoice_id
+
+    async def renew_due_orders(self, orders: Sequence[DueOrder]) -> list[RenewalResult]:
+        """One by one through renew_order (WHMCS has no batch renewal; its cron renews, and
+        renewals_due finds nothing here)."""
+        return [await self._renew_due(due) for due in orders]
+
+    async def _renew_due(self, due: DueOrder) -> RenewalResult:
+        current = await self.get_order(due.account_id, due.order_id)
+        if (
+            current.paid_until != due.paid_until
+            or current.status != due.status
+            or not current.auto_renew
+            or current.cancel_at_period_end
+        ):
+            return RenewalResult(due.order_id, RENEWAL_SKIPPED)  # changed since the scan
+        try:
+            renewed = await self.renew_order(
+                due.account_id,
+                due.order_id,
+                due.period_months,
+                idempotency_key=dto.renewal_key(due.order_id, due.paid_until),
+                period_start=due.paid_until,
+            )
+        except InsufficientFunds as exc:
+            return await self._short(due, exc.missing_minor)
+        except DomainError as exc:
+            return RenewalResult(due.order_id, RENEWAL_FAILED, error=exc.detail or exc.code)
+        if renewed.paid_until == due.paid_until:
+            return RenewalResult(due.order_id, RENEWAL_SKIPPED)  # this period is paid already
+        return RenewalResult(due.order_id, RENEWAL_DONE, renewed.paid_until, due.price_minor)
+
+    async def _short(self, due: DueOrder, missing_minor: int) -> RenewalResult:
+        balance = (await self._client_of(due.account_id)).credit_minor  # as renew_order saw it
+        return RenewalResult(
+            due.order_id,
+            RENEWAL_SHORT,
+            price_minor=missing_minor + balance,
+            missing_minor=missing_minor,
+            balance_minor=balance,
+        )
 
     # ---- tariff change --------------------------------------------------------------------
     def _check_changeable(self, order: dto.Order) -> None:
