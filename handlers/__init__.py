@@ -26,6 +26,7 @@ def section_routers() -> list[Router]:
     return [
         errors.create_router(),
         linking.create_router(),  # before the menu: `/start <token>` is a deep link
+        settings.create_cancel_router(),  # before the menu: /cancel returns to the screen edited
         menu.create_router(),
         tickets.create_router(),
         staff.create_router(),

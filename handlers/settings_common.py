@@ -23,6 +23,7 @@ from keyboards.settings import SettingsAction, SettingsCb
 from services.billing import Billing
 from services.contracts.common import Account
 from services.contracts.profile import Profile
+from services.email import Mailer, UnconfiguredMailer
 from services.errors import ValidationFailed
 
 log = logging.getLogger(__name__)
@@ -59,7 +60,40 @@ class SettingsForm(StatesGroup):
     ip_confirm = State()  # data: ip (normalised entries)
     password_new = State()
     password_confirm = State()  # data: password_hash (never the password itself)
-    fill = State()  # the guided flow; data: field, total
+    fill = State()  # the guided flow; data: field, total, resume
+    country = State()  # data: group (the screen to return to)
+
+
+# The screen each dialog edits: /cancel goes back to it ("" is the settings root).
+DIALOG_GROUP = {
+    SettingsForm.threshold.state: "general",
+    SettingsForm.email_code.state: "profile",
+    SettingsForm.phone.state: "profile",
+    SettingsForm.phone_code.state: "profile",
+    SettingsForm.company_name.state: "profile",
+    SettingsForm.company_tax.state: "profile",
+    SettingsForm.code_word.state: "security",
+    SettingsForm.ip_list.state: "security",
+    SettingsForm.ip_confirm.state: "security",
+    SettingsForm.password_new.state: "security",
+    SettingsForm.password_confirm.state: "security",
+    SettingsForm.fill.state: "",
+}
+
+
+def dialog_group(state: str | None, data: dict[str, object]) -> str:
+    """The screen the dialog in `state` edits (a text field's own group; the country's is
+    where it was started from)."""
+    if state == SettingsForm.value.state:
+        return FIELD_GROUP.get(str(data.get("field", "")), "")
+    if state == SettingsForm.country.state:
+        return str(data.get("group", "address"))
+    return DIALOG_GROUP.get(state or "", "")
+
+
+def email_confirmable(mailer: Mailer | None) -> bool:
+    """Can the bot send the confirmation code? Not without SMTP (None: not known here)."""
+    return not isinstance(mailer, UnconfiguredMailer)
 
 
 async def render(
@@ -69,8 +103,11 @@ async def render(
     i18n: I18n,
     header: str | None = None,
     notice: str | None = None,
+    *,
+    mailer: Mailer | None = None,
 ) -> None:
-    text, markup = screen(group, profile, i18n.current_locale)
+    """`mailer` decides whether the profile screen offers to confirm the e-mail."""
+    text, markup = screen(group, profile, i18n.current_locale, email_confirmable(mailer))
     await show(event, f"{header}\n\n{text}" if header else text, markup, notice)
 
 
@@ -137,6 +174,7 @@ def create_router() -> Router:
         SettingsForm.ip_list,
         SettingsForm.ip_confirm,
         SettingsForm.fill,
+        SettingsForm.country,
     )
     router.message.register(command_in_dialog, dialog_states, F.text.startswith("/"))
     router.message.register(not_text, StateFilter(SettingsForm), ~F.text)

@@ -61,9 +61,8 @@ async def send_email_code(
         text = _("⚠️ A new code can be sent in {seconds} s: press «Confirm e-mail» then.").format(
             seconds=exc.retry_after
         )
-        await render(
-            event, "profile", await billing.get_profile(account.id), i18n, join_lines(header, text)
-        )
+        profile = await billing.get_profile(account.id)
+        await render(event, "profile", profile, i18n, join_lines(header, text), mailer=mailer)
         return
     profile = await billing.get_profile(account.id)
     email = profile.email or ""
@@ -83,7 +82,8 @@ async def send_email_code(
                 email=esc(email)
             )
         await state.clear()
-        await render(event, "profile", profile, i18n, join_lines(header, "⚠️ " + text))
+        line = join_lines(header, "⚠️ " + text)
+        await render(event, "profile", profile, i18n, line, mailer=mailer)
         return
     await state.set_state(SettingsForm.email_code)
     text = _(
@@ -105,11 +105,16 @@ async def email_code_button(
 
 
 async def email_code_entered(
-    message: Message, state: FSMContext, billing: Billing, account: Account, i18n: I18n
+    message: Message,
+    state: FSMContext,
+    billing: Billing,
+    account: Account,
+    i18n: I18n,
+    mailer: Mailer,
 ) -> None:
     await delete_quietly(message)  # a one-time code is a secret too
     check = await billing.confirm_code(account.id, "email", message.text or "")
-    if await code_checked(message, state, billing, account, i18n, check, "email"):
+    if await code_checked(message, state, billing, account, i18n, mailer, check, "email"):
         return
     await message.answer(code_result_text(check), reply_markup=email_code_kb())
 
@@ -120,6 +125,7 @@ async def code_checked(
     billing: Billing,
     account: Account,
     i18n: I18n,
+    mailer: Mailer,
     check: CodeCheck,
     kind: str,
 ) -> bool:
@@ -136,7 +142,7 @@ async def code_checked(
         line = _("✅ E-mail confirmed: <b>{email}</b>").format(email=esc(check.target))
     else:
         line = _("✅ Phone verified: <b>{phone}</b>").format(phone=esc(check.target))
-    await render(message, "profile", profile, i18n, line)
+    await render(message, "profile", profile, i18n, line, mailer=mailer)
     return True
 
 
@@ -159,7 +165,12 @@ async def edit_phone(
 
 
 async def phone_entered(
-    message: Message, state: FSMContext, billing: Billing, account: Account, i18n: I18n
+    message: Message,
+    state: FSMContext,
+    billing: Billing,
+    account: Account,
+    i18n: I18n,
+    mailer: Mailer,
 ) -> None:
     verified = False
     if message.contact is not None:
@@ -181,7 +192,8 @@ async def phone_entered(
             await message.answer(
                 _("Cancelled. Nothing was changed."), reply_markup=ReplyKeyboardRemove()
             )
-            await render(message, "profile", await billing.get_profile(account.id), i18n)
+            profile = await billing.get_profile(account.id)
+            await render(message, "profile", profile, i18n, mailer=mailer)
             return
     try:
         profile = await billing.set_phone(account.id, text, verified=verified)
@@ -196,7 +208,7 @@ async def phone_entered(
         ),
         reply_markup=ReplyKeyboardRemove(),
     )
-    await render(message, "profile", profile, i18n)
+    await render(message, "profile", profile, i18n, mailer=mailer)
 
 
 async def phone_call_button(
@@ -223,7 +235,12 @@ async def phone_call_button(
 
 
 async def phone_code_entered(
-    message: Message, state: FSMContext, billing: Billing, account: Account, i18n: I18n
+    message: Message,
+    state: FSMContext,
+    billing: Billing,
+    account: Account,
+    i18n: I18n,
+    mailer: Mailer,
 ) -> None:
     digits = (message.text or "").strip()
     await delete_quietly(message)  # the call-password is a secret too
@@ -231,10 +248,10 @@ async def phone_code_entered(
         await message.answer(_("❌ Send exactly 4 digits."))
         return
     check = await billing.confirm_code(account.id, "phone_call", digits)
-    if await code_checked(message, state, billing, account, i18n, check, "phone_call"):
+    if await code_checked(message, state, billing, account, i18n, mailer, check, "phone_call"):
         return
     profile = await billing.get_profile(account.id)
-    await render(message, "profile", profile, i18n, code_result_text(check))
+    await render(message, "profile", profile, i18n, code_result_text(check), mailer=mailer)
 
 
 def create_router() -> Router:

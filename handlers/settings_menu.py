@@ -4,9 +4,9 @@ General group's values (low-balance alert, currency, language)."""
 from __future__ import annotations
 
 from aiogram import F, Router
-from aiogram.filters import Command
+from aiogram.filters import Command, StateFilter
 from aiogram.fsm.context import FSMContext
-from aiogram.types import CallbackQuery, InlineKeyboardMarkup, Message
+from aiogram.types import CallbackQuery, InlineKeyboardMarkup, Message, ReplyKeyboardRemove
 from aiogram.utils.i18n import I18n
 from aiogram.utils.i18n import gettext as _
 
@@ -18,6 +18,7 @@ from handlers.settings_common import (
     VALUE_TEXT,
     SettingsForm,
     ask_again,
+    dialog_group,
     edit_filter,
     render,
     start_editing,
@@ -43,6 +44,7 @@ from keyboards.settings import (
 from services.billing import Billing
 from services.contracts.common import Account
 from services.contracts.profile import FLAGS, OPTIONAL_FIELDS
+from services.email import Mailer
 from services.errors import ValidationFailed
 from services.money import parse_amount
 
@@ -82,12 +84,14 @@ async def open_group(
     billing: Billing,
     account: Account,
     i18n: I18n,
+    mailer: Mailer,
 ) -> None:
     await state.clear()
     if not callback_data.value:
         await render_root(query, billing, account, i18n)
         return
-    await render(query, callback_data.value, await billing.get_profile(account.id), i18n)
+    profile = await billing.get_profile(account.id)
+    await render(query, callback_data.value, profile, i18n, mailer=mailer)
 
 
 async def cancel_edit(
@@ -97,10 +101,33 @@ async def cancel_edit(
     billing: Billing,
     account: Account,
     i18n: I18n,
+    mailer: Mailer,
 ) -> None:
     await state.clear()
     profile = await billing.get_profile(account.id)
-    await render(query, callback_data.value, profile, i18n, _("Cancelled. Nothing was changed."))
+    cancelled = _("Cancelled. Nothing was changed.")
+    await render(query, callback_data.value, profile, i18n, cancelled, mailer=mailer)
+
+
+async def cancel_command(
+    message: Message,
+    state: FSMContext,
+    billing: Billing,
+    account: Account,
+    i18n: I18n,
+    mailer: Mailer,
+) -> None:
+    """/cancel in a settings dialog: back to the screen being edited, not the main menu."""
+    current = await state.get_state()
+    group = dialog_group(current, await state.get_data())
+    await state.clear()
+    # The phone dialog put up the "share my contact" keyboard: take it down.
+    remove = ReplyKeyboardRemove() if current == SettingsForm.phone.state else None
+    await message.answer(_("Cancelled. Nothing was changed."), reply_markup=remove)
+    if group:
+        await render(message, group, await billing.get_profile(account.id), i18n, mailer=mailer)
+    else:
+        await render_root(message, billing, account, i18n)
 
 
 async def toggle(
@@ -259,6 +286,15 @@ async def language_chosen(
     with i18n.use_locale(code):
         line = _("✅ Language saved: {language}").format(language=LANGUAGE_NAMES[code])
         await render(query, "general", profile, i18n, line, notice=_("Language: English"))
+
+
+def create_cancel_router() -> Router:
+    """/cancel in a settings dialog; included before the main menu's /cancel, which leaves
+    any other dialog for the main menu."""
+    router = Router(name="settings.cancel")
+    router.message.filter(F.chat.type == "private")
+    router.message.register(cancel_command, Command("cancel"), StateFilter(SettingsForm))
+    return router
 
 
 def create_router() -> Router:

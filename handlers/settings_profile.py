@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from aiogram import F, Router
 from aiogram.fsm.context import FSMContext
-from aiogram.types import CallbackQuery, Message
+from aiogram.types import CallbackQuery, InlineKeyboardButton, Message, User
 from aiogram.utils.i18n import I18n
 from aiogram.utils.i18n import gettext as _
 
@@ -33,16 +33,41 @@ from handlers.settings_texts import (
     profile_type_text,
     saved_line,
 )
-from keyboards.settings import SettingsAction, SettingsCb, profile_type_kb, prompt_kb
+from keyboards.settings import (
+    SettingsAction,
+    SettingsCb,
+    profile_type_kb,
+    prompt_kb,
+    telegram_name_button,
+)
 from services.billing import Billing
 from services.contracts.common import Account
-from services.contracts.profile import OPTIONAL_FIELDS, TEXT_FIELDS
+from services.contracts.profile import OPTIONAL_FIELDS, TEXT_FIELDS, Profile
 from services.email import Mailer
 from services.errors import ValidationFailed
-from services.validation import validate_text
+from services.validation import validate_name, validate_text
+
+NAME_FIELDS = ("last_name", "first_name")
 
 
 # ---- text fields ------------------------------------------------------------------------------
+def telegram_name(user: User | None, name: str) -> str | None:
+    """The customer's own first or last name in Telegram, when it is a valid name."""
+    if user is None or name not in NAME_FIELDS:
+        return None
+    raw = user.first_name if name == "first_name" else user.last_name
+    try:
+        return validate_name(raw or "")
+    except ValidationFailed:
+        return None  # empty, or emoji and digits a profile name may not have
+
+
+def name_offer(user: User | None, name: str, profile: Profile) -> InlineKeyboardButton | None:
+    """While the profile's name is empty: a button taking it from Telegram with one tap."""
+    value = telegram_name(user, name) if not getattr(profile, name, None) else None
+    return telegram_name_button(name, value) if value else None
+
+
 async def edit_text_field(
     query: CallbackQuery,
     callback_data: SettingsCb,
@@ -56,7 +81,8 @@ async def edit_text_field(
     await state.update_data(field=name)
     current = getattr(profile, name)
     clear = name if name in OPTIONAL_FIELDS and current else None
-    await show(query, edit_prompt(name, current), prompt_kb(FIELD_GROUP[name], clear))
+    offer = name_offer(query.from_user, name, profile)
+    await show(query, edit_prompt(name, current), prompt_kb(FIELD_GROUP[name], clear, offer))
 
 
 async def value_entered(
@@ -82,7 +108,35 @@ async def value_entered(
         line = saved_line(name, value)
         await send_email_code(message, state, billing, account, mailer, i18n, line)
         return
-    await render(message, FIELD_GROUP[name], profile, i18n, saved_line(name, value))
+    await render(message, FIELD_GROUP[name], profile, i18n, saved_line(name, value), mailer=mailer)
+
+
+async def telegram_name_taken(
+    query: CallbackQuery,
+    callback_data: SettingsCb,
+    state: FSMContext,
+    billing: Billing,
+    account: Account,
+    i18n: I18n,
+    settings: Settings,
+    mailer: Mailer,
+) -> None:
+    """The one-tap answer to the name prompt (an edit or a step of the guided flow)."""
+    name = callback_data.value
+    value = telegram_name(query.from_user, name)
+    current = await state.get_state()
+    data = await state.get_data()
+    asked = current in (SettingsForm.value.state, SettingsForm.fill.state)
+    if value is None or not asked or data.get("field") != name:
+        await stale_button(query)
+        return
+    profile = await billing.set_profile_field(account.id, name, value)
+    line = saved_line(name, getattr(profile, name))
+    if current == SettingsForm.fill.state:
+        await fill_next(query, state, billing, account, i18n, settings, profile, line)
+        return
+    await state.clear()
+    await render(query, FIELD_GROUP[name], profile, i18n, line, notice=_("✅ Saved"), mailer=mailer)
 
 
 # ---- profile type -----------------------------------------------------------------------------
@@ -104,12 +158,13 @@ async def profile_type_chosen(
     billing: Billing,
     account: Account,
     i18n: I18n,
+    mailer: Mailer,
 ) -> None:
     await state.clear()
     if callback_data.value == "individual":
         profile = await billing.set_individual(account.id)
         line = _("✅ Profile type saved: <b>{ptype}</b>").format(ptype=profile_type_text(profile))
-        await render(query, "profile", profile, i18n, line, notice=_("✅ Saved"))
+        await render(query, "profile", profile, i18n, line, notice=_("✅ Saved"), mailer=mailer)
         return
     if callback_data.value != "company":
         await stale_button(query)
@@ -137,7 +192,12 @@ async def company_name_entered(message: Message, state: FSMContext) -> None:
 
 
 async def company_tax_entered(
-    message: Message, state: FSMContext, billing: Billing, account: Account, i18n: I18n
+    message: Message,
+    state: FSMContext,
+    billing: Billing,
+    account: Account,
+    i18n: I18n,
+    mailer: Mailer,
 ) -> None:
     name = (await state.get_data()).get("company_name", "")
     try:
@@ -150,7 +210,7 @@ async def company_tax_entered(
         "✅ Profile type saved: <b>{ptype}</b>\n"
         "⏳ Payments are blocked until our staff verify your company details."
     ).format(ptype=profile_type_text(profile))
-    await render(message, "profile", profile, i18n, line)
+    await render(message, "profile", profile, i18n, line, mailer=mailer)
 
 
 # ---- the guided flow for missing required fields ----------------------------------------------
@@ -174,7 +234,9 @@ async def fill_start(
     total = len(profile.missing)
     await state.update_data(field=profile.missing[0], total=total, resume=resume)
     intro = _("To pay, we still need: {fields}.").format(fields=missing_names(profile.missing))
-    await show(event, join_lines(intro, fill_prompt(profile.missing[0], 1, total)), prompt_kb(""))
+    first = profile.missing[0]
+    offer = name_offer(event.from_user, first, profile)
+    await show(event, join_lines(intro, fill_prompt(first, 1, total)), prompt_kb("", None, offer))
 
 
 async def fill_entered(
@@ -185,28 +247,45 @@ async def fill_entered(
     i18n: I18n,
     settings: Settings,
 ) -> None:
-    data = await state.get_data()
-    name, total = data.get("field", ""), int(data.get("total", 1))
+    name = (await state.get_data()).get("field", "")
     try:
         profile = await save_text_field(billing, account.id, name, message.text or "")
     except ValidationFailed as exc:
         await ask_again(message, exc)
         return
     line = saved_line(name, getattr(profile, name))
+    await fill_next(message, state, billing, account, i18n, settings, profile, line)
+
+
+async def fill_next(
+    event: Message | CallbackQuery,
+    state: FSMContext,
+    billing: Billing,
+    account: Account,
+    i18n: I18n,
+    settings: Settings,
+    profile: Profile,
+    line: str,
+) -> None:
+    """After a step of the guided flow: the next missing field, or the end of the flow."""
+    data = await state.get_data()
+    total = int(data.get("total", 1))
     if profile.missing:
         following = profile.missing[0]
         await state.update_data(field=following)
         step = max(1, total - len(profile.missing) + 1)
-        await message.answer(
-            join_lines(line, fill_prompt(following, step, max(total, step))),
-            reply_markup=prompt_kb(""),
-        )
+        text = join_lines(line, fill_prompt(following, step, max(total, step)))
+        markup = prompt_kb("", None, name_offer(event.from_user, following, profile))
+        if isinstance(event, CallbackQuery):
+            await show(event, text, markup, notice=_("✅ Saved"))
+        else:
+            await event.answer(text, reply_markup=markup)
         return
     await state.clear()
     # Started by the payment gate: back to the top-up or the invoice being paid.
     resume = str(data.get("resume") or "")
-    if not await resume_payment(message, resume, billing, account, state, settings, line):
-        await render(message, "", profile, i18n, line)
+    if not await resume_payment(event, resume, billing, account, state, settings, line):
+        await render(event, "", profile, i18n, line)
 
 
 def create_router() -> Router:
@@ -216,6 +295,7 @@ def create_router() -> Router:
     cb.register(edit_profile_type, edit_filter("profile_type"))
     cb.register(profile_type_chosen, SettingsCb.filter(F.action == SettingsAction.PROFILE_TYPE))
     cb.register(fill_start, SettingsCb.filter(F.action == SettingsAction.FILL))
+    cb.register(telegram_name_taken, SettingsCb.filter(F.action == SettingsAction.TG_NAME))
     msg.register(value_entered, SettingsForm.value, VALUE_TEXT)
     msg.register(company_name_entered, SettingsForm.company_name, VALUE_TEXT)
     msg.register(company_tax_entered, SettingsForm.company_tax, VALUE_TEXT)

@@ -118,6 +118,9 @@ def invalid_text(error: ValidationFailed) -> str:
         "ip_list_too_long": lambda: _("Too many entries: at most {limit}.").format(
             limit=params.get("limit")
         ),
+        "country_invalid": lambda: _(
+            "This is not a country we know. Send its two-letter code (e.g. DE) or its name."
+        ),
     }
     make = texts.get(error.detail)
     return "❌ " + (make() if make else _("The value was rejected."))
@@ -188,7 +191,7 @@ def general_text(profile: Profile, language: str) -> str:
         "Currency: <b>{currency}</b> (balance: {balance})\n"
         "Payment without authorization: <b>{pay}</b>\n"
         "Language: <b>{language}</b>\n"
-        "Country: <b>{country}</b> — to change it, open a ticket."
+        "{country_line}"
     ).format(
         newsletter=on_off(profile.newsletter),
         threshold=threshold_text(profile),
@@ -197,7 +200,13 @@ def general_text(profile: Profile, language: str) -> str:
         balance=balance_shown(profile),
         pay=on_off(profile.pay_without_auth),
         language=LANGUAGE_NAMES.get(profile.language or language, language),
-        country=country_name(profile.country),
+        country_line=(
+            _("Country: <b>{country}</b> — to change it, open a ticket.").format(
+                country=country_name(profile.country)
+            )
+            if profile.country
+            else _("Country: <b>not specified</b> — set it once with the button below.")
+        ),
     )
 
 
@@ -224,8 +233,8 @@ def phone_status(profile: Profile) -> str:
     return f"{esc(profile.phone)} ({status})"
 
 
-def profile_text(profile: Profile) -> str:
-    return _(
+def profile_text(profile: Profile, email_confirmable: bool = True) -> str:
+    text = _(
         "👤 <b>Profile and contacts</b>\n"
         "Profile type: <b>{ptype}</b>\n"
         "Last name: <b>{last_name}</b>{last_req}\n"
@@ -242,6 +251,9 @@ def profile_text(profile: Profile) -> str:
         email_req=required_mark(profile, "email"),
         phone=phone_status(profile),
     )
+    if profile.email and not profile.email_confirmed and not email_confirmable:
+        text += "\n" + _("ℹ️ E-mail confirmation is not available: the bot cannot send e-mail.")
+    return text
 
 
 def mails_text(profile: Profile) -> str:
@@ -269,17 +281,21 @@ def ip_list_text(entries: list[str]) -> str:
 
 
 def security_text(profile: Profile) -> str:
+    # Whole lines, not "set"/"not set" words: Russian agrees them with each noun.
     text = _(
-        "🔐 <b>Security</b>\n"
-        "Code word: <b>{code_word}</b>\n"
-        "IP allow-list: <b>{ips}</b>\n"
-        "Show last IP: <b>{show_ip}</b>\n"
-        "Password: <b>{password}</b>"
+        "🔐 <b>Security</b>\n{code_word_line}\nIP allow-list: <b>{ips}</b>\n"
+        "Show last IP: <b>{show_ip}</b>\n{password_line}"
     ).format(
-        code_word=_("set (cannot be viewed or changed)") if profile.code_word_set else _("not set"),
+        code_word_line=(
+            _("Code word: <b>set (cannot be viewed or changed)</b>")
+            if profile.code_word_set
+            else _("Code word: <b>not set</b>")
+        ),
         ips=ip_list_text(profile.ip_allowlist),
         show_ip=on_off(profile.show_last_ip),
-        password=_("set") if profile.password_set else _("not set"),
+        password_line=_("Password: <b>set</b>")
+        if profile.password_set
+        else _("Password: <b>not set</b>"),
     )
     if profile.show_last_ip:
         text += "\n" + _("Last IP: <b>{ip}</b>").format(
@@ -291,13 +307,19 @@ def security_text(profile: Profile) -> str:
 def address_text(profile: Profile) -> str:
     return _(
         "🏠 <b>Postal address</b>\n"
-        "Country: <b>{country}</b> (change it through a ticket)\n"
+        "{country_line}\n"
         "Region: <b>{region}</b>\n"
         "City: <b>{city}</b>{city_req}\n"
         "Postcode: <b>{postcode}</b>\n"
         "Address: <b>{address}</b>{address_req}"
     ).format(
-        country=country_name(profile.country),
+        country_line=(
+            _("Country: <b>{country}</b> (change it through a ticket)").format(
+                country=country_name(profile.country)
+            )
+            if profile.country
+            else _("Country: <b>not specified</b> (set it once with the button below)")
+        ),
         region=esc(profile.region),
         city=esc(profile.city),
         city_req=required_mark(profile, "city"),
@@ -307,17 +329,20 @@ def address_text(profile: Profile) -> str:
     )
 
 
-def screen(group: str, profile: Profile, language: str) -> tuple[str, InlineKeyboardMarkup]:
+def screen(
+    group: str, profile: Profile, language: str, email_confirmable: bool = True
+) -> tuple[str, InlineKeyboardMarkup]:
+    """`email_confirmable`: e-mail can be sent (SMTP is configured)."""
     if group == "general":
-        return general_text(profile, language), general_kb()
+        return general_text(profile, language), general_kb(profile)
     if group == "profile":
-        return profile_text(profile), profile_kb(profile)
+        return profile_text(profile, email_confirmable), profile_kb(profile, email_confirmable)
     if group == "mails":
         return mails_text(profile), mails_kb()
     if group == "security":
         return security_text(profile), security_kb(profile)
     if group == "address":
-        return address_text(profile), address_kb()
+        return address_text(profile), address_kb(profile)
     return root_text(profile), root_kb(profile)
 
 
@@ -361,3 +386,21 @@ def fill_prompt(name: str, step: int, total: int) -> str:
     return _("✍️ Step {step} of {total}. {prompt}\n\n/cancel — stop here.").format(
         step=step, total=total, prompt=field_prompt(name)
     )
+
+
+def country_prompt() -> str:
+    return _(
+        "🌍 Send your country: its two-letter code (e.g. DE, US, GB) or its name. You can set "
+        "it once; later changes go through a ticket.\n\n/cancel — leave without changes."
+    )
+
+
+def country_confirm_text(code: str) -> str:
+    return _(
+        "🌍 Country: <b>{country}</b> ({code}). It can be set only once: later changes go "
+        "through a ticket. Save it?"
+    ).format(country=html.escape(country_name(code)), code=code)
+
+
+def country_saved_line(code: str) -> str:
+    return _("✅ Country saved: <b>{country}</b>").format(country=html.escape(country_name(code)))

@@ -36,6 +36,9 @@ class SettingsAction(StrEnum):
     IP_SAVE = "ip_save"
     CANCEL = "cancel"  # value = group to return to
     FILL = "fill"  # the guided flow for missing required fields (the payment gate links here)
+    TG_NAME = "tg_name"  # value = last_name/first_name: take it from the Telegram profile
+    COUNTRY = "country"  # value = group to return to: set the empty country (once)
+    COUNTRY_SAVE = "cset"  # value = ISO code, as shown for confirmation
 
 
 class SettingsCb(CallbackData, prefix="st"):
@@ -86,7 +89,14 @@ def country_button() -> InlineKeyboardButton:
     )
 
 
-def general_kb() -> InlineKeyboardMarkup:
+def country_edit_button(profile: Profile, group: str) -> InlineKeyboardButton:
+    """An empty country the customer sets once; a set one changes through a ticket only."""
+    if profile.country:
+        return country_button()
+    return _button(_("✏️ Country"), SettingsAction.COUNTRY, group)
+
+
+def general_kb(profile: Profile) -> InlineKeyboardMarkup:
     rows = [
         [_button(_("🔁 Newsletter"), SettingsAction.TOGGLE, "newsletter")],
         [_button(_("✏️ Low-balance alert"), SettingsAction.EDIT, "threshold")],
@@ -94,20 +104,21 @@ def general_kb() -> InlineKeyboardMarkup:
         [_button(_("✏️ Currency"), SettingsAction.EDIT, "currency")],
         [_button(_("🔁 Payment without authorization"), SettingsAction.TOGGLE, "pay_without_auth")],
         [_button(_("✏️ Language"), SettingsAction.EDIT, "language")],
-        [country_button()],
+        [country_edit_button(profile, "general")],
         [_back_to("general")],
     ]
     return InlineKeyboardMarkup(inline_keyboard=rows)
 
 
-def profile_kb(profile: Profile) -> InlineKeyboardMarkup:
+def profile_kb(profile: Profile, email_confirmable: bool = True) -> InlineKeyboardMarkup:
+    """`email_confirmable`: e-mail can be sent (SMTP is configured); otherwise no button."""
     rows = [
         [_button(_("✏️ Profile type"), SettingsAction.EDIT, "profile_type")],
         [_button(_("✏️ Last name"), SettingsAction.EDIT, "last_name")],
         [_button(_("✏️ First name"), SettingsAction.EDIT, "first_name")],
         [_button(_("✏️ E-mail"), SettingsAction.EDIT, "email")],
     ]
-    if profile.email and not profile.email_confirmed:
+    if profile.email and not profile.email_confirmed and email_confirmable:
         rows.append([_button(_("📨 Confirm e-mail"), SettingsAction.EMAIL_CODE)])
     rows.append([_button(_("✏️ Mobile phone"), SettingsAction.EDIT, "phone")])
     if profile.phone and not profile.phone_verified:
@@ -139,25 +150,43 @@ def security_kb(profile: Profile) -> InlineKeyboardMarkup:
     return InlineKeyboardMarkup(inline_keyboard=rows)
 
 
-def address_kb() -> InlineKeyboardMarkup:
+def address_kb(profile: Profile) -> InlineKeyboardMarkup:
     rows = [
         [_button(_("✏️ Region"), SettingsAction.EDIT, "region")],
         [_button(_("✏️ City"), SettingsAction.EDIT, "city")],
         [_button(_("✏️ Postcode"), SettingsAction.EDIT, "postcode")],
         [_button(_("✏️ Address"), SettingsAction.EDIT, "address")],
-        [country_button()],
+        [country_edit_button(profile, "address")],
         [_back_to("address")],
     ]
     return InlineKeyboardMarkup(inline_keyboard=rows)
 
 
-def prompt_kb(group: str, clear_field: str | None = None) -> InlineKeyboardMarkup:
-    """Under a question: an optional "clear" and a way back without changes."""
-    rows = []
+def prompt_kb(
+    group: str, clear_field: str | None = None, offer: InlineKeyboardButton | None = None
+) -> InlineKeyboardMarkup:
+    """Under a question: an optional answer to take with one tap (`offer`), an optional
+    "clear" and a way back without changes."""
+    rows = [[offer]] if offer else []
     if clear_field:
         rows.append([_button(clear_text(clear_field), SettingsAction.CLEAR, clear_field)])
     rows.append([_button(_("✖️ Cancel"), SettingsAction.CANCEL, group)])
     return InlineKeyboardMarkup(inline_keyboard=rows)
+
+
+def telegram_name_button(field: str, value: str) -> InlineKeyboardButton:
+    """One tap takes the name from the customer's Telegram profile (`value` is only shown:
+    the handler reads it from the Telegram user again)."""
+    return _button(_("✅ Use «{name}»").format(name=value), SettingsAction.TG_NAME, field)
+
+
+def country_confirm_kb(code: str, group: str) -> InlineKeyboardMarkup:
+    return InlineKeyboardMarkup(
+        inline_keyboard=[
+            [_button(_("✅ Save the country"), SettingsAction.COUNTRY_SAVE, code)],
+            [_button(_("✖️ Cancel"), SettingsAction.CANCEL, group)],
+        ]
+    )
 
 
 def clear_text(field: str) -> str:

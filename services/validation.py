@@ -3,8 +3,9 @@ normalised value or raises `ValidationFailed(code, **params)`; handlers turn the
 localized message. Over-long input is always refused (never truncated).
 
 Codes: empty, too_long(limit), name_chars, email_invalid, phone_invalid, phone_no_country,
-text_chars, postcode_invalid, tax_id_invalid, password_short(min), password_long(max),
-password_weak, password_spaces, code_word_short(min), ip_list_invalid(errors), ip_list_too_long.
+text_chars, postcode_invalid, tax_id_invalid, country_invalid, password_short(min),
+password_long(max), password_weak, password_spaces, code_word_short(min),
+ip_list_invalid(errors), ip_list_too_long.
 """
 
 from __future__ import annotations
@@ -13,6 +14,8 @@ import ipaddress
 import re
 import unicodedata
 from dataclasses import dataclass
+
+from babel import Locale
 
 from services.errors import ValidationFailed
 
@@ -30,6 +33,11 @@ PASSWORD_MIN, PASSWORD_MAX = 8, 128
 CODE_WORD_MIN, CODE_WORD_MAX = 4, 64
 IP_LIST_MAX_LINES = 100
 IP_LINE_MAX = 100
+# Two-letter territory codes Babel (CLDR) knows that are no ISO 3166-1 country: groupings,
+# "unknown region", pseudo-locales and the exceptionally reserved codes.
+_NOT_COUNTRIES = frozenset(
+    {"EU", "EZ", "UN", "ZZ", "QO", "XA", "XB", "AC", "CP", "DG", "EA", "IC", "TA"}
+)
 
 _EMAIL_LOCAL = re.compile(r"^[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+(\.[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+)*$")
 _EMAIL_LABEL = re.compile(r"^(?!-)[A-Za-z0-9-]{1,63}(?<!-)$")
@@ -62,6 +70,13 @@ def _limit(value: str, limit: int) -> None:
         raise ValidationFailed("too_long", limit=limit)
 
 
+def _paste_limit(text: str, limit: int) -> None:
+    """Refuse a huge paste before collapsing its whitespace, naming the field's own limit
+    (the one the prompt gives), not the slack allowed for the whitespace."""
+    if len(text) > limit * 2:
+        raise ValidationFailed("too_long", limit=limit)
+
+
 def _no_control_chars(value: str) -> None:
     if any(unicodedata.category(ch) in ("Cc", "Cf") and ch not in "\n" for ch in value):
         raise ValidationFailed("text_chars")
@@ -69,7 +84,7 @@ def _no_control_chars(value: str) -> None:
 
 def validate_name(text: str) -> str:
     """Last or first name: letters (any script), spaces, hyphens and apostrophes; 1–100."""
-    _limit(text, NAME_MAX * 2)  # whitespace collapses below; a huge paste is refused early
+    _paste_limit(text, NAME_MAX)  # whitespace collapses below
     value = " ".join(text.split())
     if not value:
         raise ValidationFailed("empty")
@@ -127,7 +142,7 @@ def normalize_phone(text: str, *, assume_plus: bool = False) -> str:
 def validate_text(field: str, text: str, *, required: bool) -> str | None:
     """Region, city, postcode, street address, company name, tax number."""
     limit = TEXT_LIMITS[field]
-    _limit(text, limit * 2)
+    _paste_limit(text, limit)
     value = " ".join(text.split())
     if not value:
         if required:
@@ -141,6 +156,17 @@ def validate_text(field: str, text: str, *, required: bool) -> str | None:
         raise ValidationFailed("tax_id_invalid")
     if not any(ch.isalnum() for ch in value):
         raise ValidationFailed("text_chars")
+    return value
+
+
+def validate_country(text: str) -> str:
+    """An ISO 3166-1 alpha-2 code of a country Babel knows ("de" -> "DE"); not a grouping such
+    as EU or UN, nor the "unknown region" ZZ."""
+    value = text.strip().upper()
+    if not (len(value) == 2 and value.isascii() and value.isalpha()):
+        raise ValidationFailed("country_invalid")
+    if value in _NOT_COUNTRIES or value not in Locale("en").territories:
+        raise ValidationFailed("country_invalid")
     return value
 
 

@@ -743,7 +743,7 @@ async def test_staff_refund_of_a_stars_payment(driver: BotDriver) -> None:
     replies = [c for c in calls if c.method == "sendMessage"]
     assert [(r["chat_id"], r.text) for r in replies] == [
         (-1001, "↩️ Refunded 500 ⭐ to tg671; €10.00 was taken off the balance."),
-        (671, f"↩️ Ваш платёж 500 ⭐ возвращён; с баланса списано 10,00{NBSP}€."),
+        (671, f"↩️ Ваш платёж на 500 ⭐ возвращён; с баланса списано 10,00{NBSP}€."),
     ]
     assert await balance_of(driver, account_id) == (0, 0, 4)
     again = await driver.send(admin, "/refund st-671", chat=staff_chat)

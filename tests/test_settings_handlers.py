@@ -31,7 +31,9 @@ L: dict[str, dict[str, str]] = {
         "Low-balance alert: <b>{threshold}</b>\nAuto-renewal of new orders: <b>{auto}</b>\n"
         "Currency: <b>{currency}</b> (balance: {balance})\n"
         "Payment without authorization: <b>{pay}</b>\nLanguage: <b>{language}</b>\n"
-        "Country: <b>{country}</b> — to change it, open a ticket.",
+        "{country_line}",
+        "country_set": "Country: <b>{country}</b> — to change it, open a ticket.",
+        "country_empty": "Country: <b>not specified</b> — set it once with the button below.",
         "on": "on",
         "off": "off",
         "below": "below {amount}",
@@ -49,12 +51,14 @@ L: dict[str, dict[str, str]] = {
         "IP allow-list: <b>{ips}</b>\nShow last IP: <b>{show_ip}</b>\nPassword: <b>{password}</b>",
         "not_set": "not set",
         "set": "set",
+        "pw_not_set": "not set",
+        "pw_set": "set",
         "code_word_set": "set (cannot be viewed or changed)",
         "no_restriction": "no restriction",
     },
     "ru": {
         "root": "⚙️ <b>Настройки</b>\nЛогин: <code>{login}</code> (изменить нельзя)\n\n"
-        "⚠️ Для оплаты нужно, но ещё не заполнено: фамилия, имя, e-mail, город, адрес.",
+        "⚠️ Для оплаты нужно заполнить: фамилия, имя, e-mail, город, адрес.",
         "root_done": "⚙️ <b>Настройки</b>\nЛогин: <code>{login}</code> (изменить нельзя)\n\n"
         "✅ Всё, что нужно для оплаты, заполнено.",
         "general_btn": "Общие",
@@ -68,7 +72,9 @@ L: dict[str, dict[str, str]] = {
         "Автопродление новых заказов: <b>{auto}</b>\n"
         "Валюта: <b>{currency}</b> (баланс: {balance})\n"
         "Оплата без авторизации: <b>{pay}</b>\nЯзык: <b>{language}</b>\n"
-        "Страна: <b>{country}</b> — чтобы сменить, создайте тикет.",
+        "{country_line}",
+        "country_set": "Страна: <b>{country}</b> — чтобы изменить, создайте обращение в поддержку.",
+        "country_empty": "Страна: <b>не указана</b> — укажите её один раз кнопкой ниже.",
         "on": "вкл.",
         "off": "выкл.",
         "below": "ниже {amount}",
@@ -87,6 +93,8 @@ L: dict[str, dict[str, str]] = {
         "Пароль: <b>{password}</b>",
         "not_set": "не задано",
         "set": "задано",
+        "pw_not_set": "не задан",  # «пароль» is masculine, «кодовое слово» neuter
+        "pw_set": "задан",
         "code_word_set": "задано (просмотр и изменение невозможны)",
         "no_restriction": "без ограничений",
     },
@@ -124,9 +132,10 @@ def general(lang: str, **values: str) -> str:
         "balance": eur(lang, "0.00"),
         "pay": t["off"],
         "language": t["lang_name"],
-        "country": t["not_specified"],
     }
-    return t["general"].format(**{**defaults, **values})
+    country = values.pop("country", None)
+    line = t["country_set"].format(country=country) if country else t["country_empty"]
+    return t["general"].format(**{**defaults, **values, "country_line": line})
 
 
 def profile(lang: str, **values: str) -> str:
@@ -150,7 +159,7 @@ def security(lang: str, **values: str) -> str:
         "code_word": t["not_set"],
         "ips": t["no_restriction"],
         "show_ip": t["off"],
-        "password": t["not_set"],
+        "password": t["pw_not_set"],
     }
     return t["security"].format(**{**defaults, **values})
 
@@ -210,8 +219,12 @@ async def test_general_screen_shows_every_value_with_a_button(driver: BotDriver,
     screen = await open_group(driver, user, lang, "general")
     assert screen.text == general(lang)
     assert len(screen.button_texts()) == 8
-    # Country: read-only, "change" opens a prefilled ticket (tickets section).
-    assert screen.callback_data("🎫") == "nt:country"
+    # Country: empty, so the customer may set it once here (a set one: a ticket, see
+    # test_settings_first_contact.py).
+    assert [row[0]["callback_data"] for row in screen.buttons()][-2:] == [
+        "st:country:general",
+        "st:open:",
+    ]
 
 
 # ---- toggles ------------------------------------------------------------------------------------
@@ -443,7 +456,7 @@ NAMES = {
         "символов.\nСейчас: —\n\n/cancel — выйти без изменений.",
         "chars": "❌ Используйте только буквы, пробелы, дефисы и апострофы.\n"
         "Ничего не сохранено. Отправьте другое значение или /cancel.",
-        "long": "❌ Слишком длинно: максимум 100 символов.\n"
+        "long": "❌ Слишком длинно: не более 100 символов.\n"
         "Ничего не сохранено. Отправьте другое значение или /cancel.",
         "saved": "✅ Фамилия — сохранено: <b>Smith-Jones</b>",
         "first_saved": "✅ Имя — сохранено: <b>Anna</b>",
@@ -515,20 +528,25 @@ async def test_postal_address_fields(driver: BotDriver, lang: str) -> None:
     user = user_for(driver, 814, lang)
     screen = await open_group(driver, user, lang, "address")
     texts = {
-        "en": "🏠 <b>Postal address</b>\nCountry: <b>not specified</b> (change it through a "
-        "ticket)\nRegion: <b>—</b>\nCity: <b>—</b> (required)\nPostcode: <b>—</b>\n"
+        "en": "🏠 <b>Postal address</b>\nCountry: <b>not specified</b> (set it once with the "
+        "button below)\nRegion: <b>—</b>\nCity: <b>—</b> (required)\nPostcode: <b>—</b>\n"
         "Address: <b>—</b> (required)",
-        "ru": "🏠 <b>Почтовый адрес</b>\nСтрана: <b>не указана</b> (смена — через тикет)\n"
+        "ru": "🏠 <b>Почтовый адрес</b>\nСтрана: <b>не указана</b> (укажите её один раз кнопкой "
+        "ниже)\n"
         "Регион: <b>—</b>\nГород: <b>—</b> (обязательно)\nИндекс: <b>—</b>\n"
         "Адрес: <b>—</b> (обязательно)",
     }
     assert screen.text == texts[lang]
-    assert screen.callback_data("🎫") == "nt:country"
+    # Country: empty, so set once here; no ticket for it yet.
+    assert [row[0]["callback_data"] for row in screen.buttons()][-2:] == [
+        "st:country:address",
+        "st:open:",
+    ]
     city_btn = "✏️ City" if lang == "en" else "✏️ Город"
     await driver.click(user, screen, city_btn)
     long = {
         "en": "❌ Too long: at most 100 characters.",
-        "ru": "❌ Слишком длинно: максимум 100 символов.",
+        "ru": "❌ Слишком длинно: не более 100 символов.",
     }
     assert (await driver.send(user, "R" * 101))[-1].text.startswith(long[lang] + "\n")
     saved = (await driver.send(user, "Riga"))[-1]
@@ -559,7 +577,7 @@ async def test_notice_emails(driver: BotDriver, lang: str) -> None:
     texts = {
         "en": "✉️ <b>Notice e-mails</b>\nInvoices and orders: <b>—</b>\nSupport: <b>—</b>\n"
         "Abuse reports: <b>—</b>",
-        "ru": "✉️ <b>Отправка e-mail сообщений</b>\nСчета и заказы: <b>—</b>\n"
+        "ru": "✉️ <b>Адреса для уведомлений</b>\nСчета и заказы: <b>—</b>\n"
         "Техподдержка: <b>—</b>\nЖалобы: <b>—</b>",
     }
     assert screen.text == texts[lang]
@@ -796,7 +814,7 @@ async def test_code_word_set_once_deleted_and_hashed(driver: BotDriver, lang: st
             "🔐 Отправьте кодовое слово (от 4 до 64 символов). Его можно задать только один "
             "раз: потом никто не сможет его увидеть или изменить, а поддержка сможет только "
             "проверить его. Ваше сообщение будет сразу удалено.\n\n/cancel — выйти без изменений.",
-            "❌ Кодовое слово слишком короткое: минимум 4 символа.\n"
+            "❌ Кодовое слово слишком короткое: не менее 4 символов.\n"
             "Ничего не сохранено. Отправьте другое значение или /cancel.",
             "✅ Кодовое слово сохранено. Больше оно нигде не будет показано.",
         ),
@@ -887,7 +905,7 @@ async def test_password_both_messages_deleted_mismatch_asks_again(
     assert deleted(first) and deleted(second)
     for message_id in deleted(first) + deleted(second):
         assert (821, message_id) not in driver.fake.messages
-    assert second[-1].text == changed + "\n\n" + security(lang, password=L[lang]["set"])
+    assert second[-1].text == changed + "\n\n" + security(lang, password=L[lang]["pw_set"])
     assert all("Horse9" not in (c.text or "") for c in driver.fake.calls)
     row = await account_row(driver, 821)
     assert row.password_hash is not None and "Horse9" not in row.password_hash

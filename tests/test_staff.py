@@ -123,16 +123,16 @@ async def test_answer_reaches_a_russian_customer_in_russian(driver: BotDriver) -
     assert [c.method for c in calls] == ["getChatMember", "sendMessage", "editForumTopic"]
     push = calls[1]
     assert push.text == (
-        "💬 <b>Поддержка</b> ответила в тикете #1 «Invoice question»:\n\nПроверьте сейчас"
+        "💬 <b>Поддержка</b> ответила в обращении #1 «Invoice question»:\n\nПроверьте сейчас"
     )
-    assert push.button_texts() == ["✍️ Ответить", "📄 Открыть тикет"]
+    assert push.button_texts() == ["✍️ Ответить", "📄 Открыть обращение"]
     calls = await driver.send(ANNA, "/close", chat=group, thread_id=100)
     notice = next(c for c in calls if c["chat_id"] == CUSTOMER)
     assert notice.text == (
-        "✅ Поддержка закрыла ваш тикет #1 «Invoice question».\nЕсли проблема не решена, "
-        "ответьте в течение 7 дней, чтобы открыть тикет снова."
+        "✅ Поддержка закрыла ваше обращение #1 «Invoice question».\nЕсли проблема не решена, "
+        "ответьте в течение 7 дней, чтобы снова открыть обращение."
     )
-    assert notice.button_texts() == [*STARS, "📄 Открыть тикет", "⬅️ Главное меню"]
+    assert notice.button_texts() == [*STARS, "📄 Открыть обращение", "⬅️ Главное меню"]
     assert replies_in_group(calls) == ["✅ Ticket #1 is closed.\nThe customer was notified."]
 
 

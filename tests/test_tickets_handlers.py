@@ -23,7 +23,11 @@ STALE = "This button is out of date. Please open the menu again: /menu"
 
 LABELS = {
     "en": {"create": "Create ticket", "tech": "Technical support", "billing": "Billing"},
-    "ru": {"create": "Создать тикет", "tech": "Техническая поддержка", "billing": "Бухгалтерия"},
+    "ru": {
+        "create": "Создать обращение",
+        "tech": "Техническая поддержка",
+        "billing": "Бухгалтерия",
+    },
 }
 
 
@@ -172,7 +176,7 @@ async def test_new_ticket_in_russian_and_header_for_staff_in_default_language(
     staff_forum(driver)
     user = driver.user(502, language_code="ru")
     calls = await driver.send(user, "/newticket")
-    assert calls[-1].text == "✏️ <b>Новый тикет</b>\n\nВыберите отдел:"
+    assert calls[-1].text == "✏️ <b>Новое обращение</b>\n\nВыберите отдел:"
     assert calls[-1].button_texts() == [
         "Техническая поддержка",
         "Бухгалтерия",
@@ -181,25 +185,25 @@ async def test_new_ticket_in_russian_and_header_for_staff_in_default_language(
     ]
     calls = await driver.click(user, calls[-1], "Техническая")
     assert calls[0].text == (
-        "✏️ <b>Новый тикет</b>\nОтдел: Техническая поддержка\n\nВведите тему (3–100 символов):"
+        "✏️ <b>Новое обращение</b>\nОтдел: Техническая поддержка\n\nВведите тему (3–100 символов):"
     )
     calls = await driver.send(user, "no")
     assert calls[-1].text == "Тема должна быть длиной от 3 до 100 символов. Попробуйте ещё раз:"
     calls = await driver.send(user, "Сервер не отвечает")
     assert calls[-1].text == (
-        "✏️ <b>Новый тикет</b>\nОтдел: Техническая поддержка\nТема: Сервер не отвечает\n\n"
+        "✏️ <b>Новое обращение</b>\nОтдел: Техническая поддержка\nТема: Сервер не отвечает\n\n"
         "Опишите проблему. Можно приложить фото и документы."
     )
     calls = await driver.send(user, photo="AgADphotoRU", caption="Пинг не проходит")
     assert calls[-1].text == (
         "📝 <b>Черновик</b>\nОтдел: Техническая поддержка\nТема: Сервер не отвечает\n"
         "Файлов: 1\n\nПинг не проходит\n\nОтправьте ещё текст, фото или документы, чтобы "
-        "добавить их, или создайте тикет."
+        "добавить их, или создайте обращение."
     )
-    assert calls[-1].button_texts() == ["✅ Создать тикет", "✖️ Отмена"]
-    calls = await driver.click(user, calls[-1], "Создать тикет")
-    assert calls[-2].text == "✅ Тикет #1 создан. Поддержка ответит здесь, в этом чате."
-    assert calls[-2].button_texts() == ["📄 Открыть тикет", "⬅️ Главное меню"]
+    assert calls[-1].button_texts() == ["✅ Создать обращение", "✖️ Отмена"]
+    calls = await driver.click(user, calls[-1], "Создать обращение")
+    assert calls[-2].text == "✅ Обращение #1 создано. Поддержка ответит здесь, в этом чате."
+    assert calls[-2].button_texts() == ["📄 Открыть обращение", "⬅️ Главное меню"]
     # One file and a short text: the header is the photo's caption, in the staff's language.
     [header] = sends(calls, STAFF)
     assert (header.method, header["photo"], header["message_thread_id"]) == (
@@ -466,11 +470,11 @@ async def test_prefilled_ticket_from_another_section(driver: BotDriver) -> None:
     menu = (await driver.send(user, "/menu"))[-1]
     calls = await driver.press(user, menu, NewTicketCb(topic="country").pack())
     assert calls[0].text == (
-        "✏️ <b>Новый тикет</b>\nОтдел: Бухгалтерия\nТема: Смена страны\n\n"
+        "✏️ <b>Новое обращение</b>\nОтдел: Бухгалтерия\nТема: Смена страны\n\n"
         "Опишите проблему. Можно приложить фото и документы."
     )
     calls = await driver.send(user, "Переехал в Германию")
-    calls = await driver.click(user, calls[-1], "Создать тикет")
+    calls = await driver.click(user, calls[-1], "Создать обращение")
     [ticket] = await tickets_in_db(driver)
     assert (ticket.department, ticket.subject) == ("billing", "Смена страны")
     assert next(c for c in calls if c.method == "createForumTopic")["name"] == "🔴 #1 Смена страны"

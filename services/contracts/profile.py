@@ -7,7 +7,8 @@ Rules kept by every implementation:
 - `low_balance_threshold_minor` is stored in base-currency minor units (the alerts job reads it
   so); the user types it in the display currency and sees it converted back;
 - secrets (password, code word, one-time codes) are stored only as scrypt hashes and never
-  returned; the code word can be set once.
+  returned; the code word can be set once;
+- the country can be set by the customer once, while it is empty; changing it is staff's.
 """
 
 from __future__ import annotations
@@ -130,6 +131,11 @@ class ProfileApi(Protocol):
         """A configured currency with a known rate; the ledger is not touched."""
 
     async def set_individual(self, account_id: int) -> Profile: ...
+
+    async def set_country(self, account_id: int, country: str) -> Profile:
+        """The customer sets the country once, while it is empty (an ISO 3166-1 alpha-2 code,
+        services.validation.validate_country); AlreadyDone when it is set: a change goes
+        through a ticket to staff."""
 
     async def set_company(self, account_id: int, name: str, tax_id: str) -> Profile:
         """Profile type company with its details; payments blocked until approve_company."""

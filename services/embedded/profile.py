@@ -31,6 +31,7 @@ from services.validation import (
     ascii_digits,
     normalize_phone,
     validate_code_word,
+    validate_country,
     validate_email,
     validate_ip_allowlist,
     validate_name,
@@ -181,6 +182,14 @@ class ProfileMixin(RatesMixin):
     async def set_individual(self, account_id: int) -> Profile:
         row = await self._account_row(account_id)
         row.profile_type = "individual"
+        return await self._saved(row)
+
+    async def set_country(self, account_id: int, country: str) -> Profile:
+        code = validate_country(country)
+        row = await self._account_row(account_id)
+        if row.country:
+            raise AlreadyDone("country_set")
+        row.country = code
         return await self._saved(row)
 
     async def set_company(self, account_id: int, name: str, tax_id: str) -> Profile:

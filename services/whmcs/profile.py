@@ -4,7 +4,7 @@ row (`self.local`: the embedded profile on the local database).
 In WHMCS (GetClientsDetails to read, UpdateClient to write; api-reference/updateclient.md):
 first name `firstname`, last name `lastname`, e-mail `email`, phone `phonenumber`, company name
 `companyname` and tax number `tax_id`, street address `address1`, `city`, region `state`,
-`postcode`, `country` (read only here: the cabinet changes it by a ticket), the newsletter flag
+`postcode`, `country` (set here once while empty; a change goes by a ticket), the newsletter flag
 `marketingoptin` (read back as `marketing_emails_opt_in`), and the balance (`credit`, in the
 client's currency, which is the account's base currency).
 
@@ -39,9 +39,15 @@ from services.contracts.profile import (
     CodeCheck,
     Profile,
 )
-from services.errors import PaymentBlocked, ValidationFailed
+from services.errors import AlreadyDone, PaymentBlocked, ValidationFailed
 from services.money import convert
-from services.validation import normalize_phone, validate_email, validate_name, validate_text
+from services.validation import (
+    normalize_phone,
+    validate_country,
+    validate_email,
+    validate_name,
+    validate_text,
+)
 from services.whmcs.base import WhmcsBase
 from services.whmcs.errors import WhmcsAuthError, WhmcsError
 from services.whmcs.models import ClientDetails
@@ -192,6 +198,14 @@ class WhmcsProfileMixin(WhmcsBase):
         tax = validate_text("company_tax_id", tax_id, required=True) or ""
         await self._update(account_id, {"companyname": company, "tax_id": tax})
         await self.local.set_company(account_id, company, tax)  # type, unverified again
+        return await self.get_profile(account_id)
+
+    async def set_country(self, account_id: int, country: str) -> Profile:
+        code = validate_country(country)
+        client = await self._client_of(account_id, fresh=True)
+        if client.country.strip():
+            raise AlreadyDone("country_set")
+        await self._update(account_id, {"country": code})
         return await self.get_profile(account_id)
 
     async def set_individual(self, account_id: int) -> Profile:
