@@ -38,6 +38,14 @@ def display_balance(balance_minor: int, account: Account, rates: Rates | None) -
     return f"{money(shown, account.currency)} ({money(balance_minor, base)})"
 
 
+async def display_rates(billing: Billing, account: Account) -> Rates | None:
+    """The rates `display_balance` needs for `account`: None, and nothing read, while it shows
+    the base currency."""
+    if account.currency == account.base_currency:
+        return None
+    return await billing.get_rates()
+
+
 def date(value: Date) -> str:
     return format_date(value, format="medium", locale=locale())
 

@@ -16,7 +16,7 @@ from aiogram.utils.i18n import ngettext
 from babel.numbers import format_decimal
 
 from bot.config import Settings
-from handlers.common import date, display_balance, locale, money, show
+from handlers.common import date, display_balance, display_rates, locale, money, show
 from handlers.errors import domain_error_text
 from keyboards.callbacks import MenuCb
 from keyboards.payments import (
@@ -384,7 +384,7 @@ async def show_history(
         page = result.page_count - 1
         result = await billing.list_ledger(account.id, page * HISTORY_PER_PAGE, HISTORY_PER_PAGE)
     balance = (await billing.get_account(account.id)).balance_minor
-    rates = await billing.get_rates() if account.currency != account.base_currency else None
+    rates = await display_rates(billing, account)
     # In the display currency with the base amount beside it, as the main menu shows it.
     footer = _("Balance: <b>{balance}</b>").format(balance=display_balance(balance, account, rates))
     if not result.items:

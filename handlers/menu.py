@@ -9,7 +9,7 @@ from aiogram.types import CallbackQuery, Message
 from aiogram.utils.i18n import I18n
 from aiogram.utils.i18n import gettext as _
 
-from handlers.common import display_balance, show
+from handlers.common import display_balance, display_rates, show
 from handlers.errors import not_linked_text
 from keyboards.callbacks import LangCb, MenuCb
 from keyboards.linking import link_kb
@@ -48,9 +48,7 @@ async def show_main_menu(
         # explanation and the linking button instead of an empty cabinet.
         await show(event, not_linked_text(), link_kb(), notice)
         return
-    rates = None
-    if billing is not None and account.currency != account.base_currency:
-        rates = await billing.get_rates()
+    rates = await display_rates(billing, account) if billing is not None else None
     await show(event, main_menu_text(account, rates), main_menu_kb(), notice)
 
 

@@ -17,7 +17,7 @@ from aiogram.utils.i18n import I18n
 from aiogram.utils.i18n import gettext as _
 
 from bot.config import Settings
-from handlers.common import answer_or_queue, display_balance, money
+from handlers.common import answer_or_queue, display_balance, display_rates, money
 from handlers.desk import in_staff_chat, is_staff
 from handlers.errors import domain_error_text, telegram_unavailable_error
 from keyboards.payments import after_payment_kb
@@ -157,7 +157,7 @@ async def _receipt(
     repeat: bool,
 ) -> tuple[str, InlineKeyboardMarkup | None]:
     fresh = await billing.get_account(account.id)
-    rates = await billing.get_rates() if fresh.currency != fresh.base_currency else None
+    rates = await display_rates(billing, fresh)
     balance = display_balance(result.balance_minor, fresh, rates)
     if not result.credited and repeat:
         text = _("This payment has already been credited. Balance: <b>{balance}</b>")

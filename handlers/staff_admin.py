@@ -14,7 +14,7 @@ from aiogram.utils.i18n import I18n
 from aiogram.utils.i18n import gettext as _
 
 from bot.config import Settings
-from handlers.common import answer_or_queue, display_balance, money
+from handlers.common import answer_or_queue, display_balance, display_rates, money
 from handlers.desk import is_admin
 from services.billing import Billing
 from services.contracts.common import Account
@@ -141,7 +141,7 @@ async def cmd_adjust(
             balance=money(account.balance_minor, account.base_currency),
         )
     )
-    rates = await billing.get_rates() if account.currency != account.base_currency else None
+    rates = await display_rates(billing, account)
     await tell_customer(
         bot,
         billing,
