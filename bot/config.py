@@ -150,6 +150,9 @@ class Settings(BaseSettings):
 
     # Dialogs (FSM state and data) are forgotten this long after their last change.
     fsm_ttl_seconds: int = Field(default=3600, ge=60)
+    # The caller's account, looked up by every update, is kept in memory this long at most;
+    # any commit that may change it drops it at once, in every instance. 0: always read.
+    account_cache_seconds: float = Field(default=30, ge=0, le=3600)
 
     log_level: str = "INFO"
     log_sql: bool = False  # log SQL statements (never their values) at INFO

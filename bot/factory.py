@@ -18,7 +18,11 @@ from bot.config import Settings, parse_id_map
 from bot.flow_control import FlowControl
 from bot.fsm_storage import ExpiringMemoryStorage
 from bot.inbox import DurableDispatcher, PaymentInboxMiddleware
-from bot.inline_filters import run_sync_filters_on_loop
+from bot.inline_filters import (
+    check_callback_prefixes_first,
+    run_sync_filters_on_loop,
+    skip_routers_by_callback_prefix,
+)
 from bot.metrics import TelegramMetrics, UpdateMetrics
 from bot.middlewares import (
     AccountI18nMiddleware,
@@ -60,6 +64,7 @@ def billing_config(settings: Settings) -> BillingConfig:
         max_open_tickets=settings.max_open_tickets,
         max_tickets_per_hour=settings.max_tickets_per_hour,
         max_open_invoices=settings.max_open_invoices,
+        account_cache_seconds=settings.account_cache_seconds,
     )
 
 
@@ -191,6 +196,8 @@ def create_dispatcher(
     dp["mailer"] = create_mailer_from(settings)
     dp["telephony"] = DevTelephony()
     dp.include_routers(*section_routers())
+    skip_routers_by_callback_prefix(dp)  # before the filters below are wrapped
+    check_callback_prefixes_first(dp)
     run_sync_filters_on_loop(dp)
     return dp
 

@@ -82,6 +82,12 @@ class BillingGateway(Protocol):
         """A Billing bound to one transaction: committed on success, rolled back on error.
         `read_only` transactions take no write lock (SQLite) and refuse writes."""
 
+    def cached_read(
+        self, name: str, call: Callable[..., Awaitable[Any]]
+    ) -> Callable[..., Awaitable[Any]]:
+        """`call`, the read-only method `name` run in a transaction of its own, or a cheaper
+        path to the same answer (the embedded billing's account cache)."""
+
     def is_retryable(self, error: BaseException) -> bool:
         """The error proves the call did nothing and may simply be made again (a dropped
         connection found at its first statement)."""
@@ -147,7 +153,7 @@ class PerCallBilling:
             return await once(*args, **kwargs)
 
         call.__name__ = call.__qualname__ = name
-        return call
+        return gateway.cached_read(name, call) if read_only else call
 
 
 def per_call(gateway: BillingGateway) -> Billing:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import re
 from decimal import ROUND_DOWN, ROUND_HALF_UP, ROUND_UP, Decimal, InvalidOperation
 
@@ -88,7 +89,10 @@ def parse_amount(text: str, currency: str) -> int:
 _FALLBACK_SYMBOLS = {"RUB": "₽"}
 
 
+@functools.lru_cache(maxsize=8192)
 def format_money(minor: int, currency: str, locale: str) -> str:
+    """`minor` units of `currency` as `locale` writes them. Cached: Babel takes ~0.1 ms per
+    amount, and a bot shows the same few prices over and over."""
     currency = currency.upper()
     if currency == "XTR":
         return f"{minor} ⭐"

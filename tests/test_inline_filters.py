@@ -45,3 +45,46 @@ async def test_menu_and_a_button_make_no_thread_round_trip(
     calls = await driver.send(user, "/menu")
     await driver.click(user, calls[-1], "📦 Orders")
     assert hops == []
+
+
+def test_routers_are_skipped_by_callback_prefix_only_when_every_handler_wants_one() -> None:
+    from aiogram import Dispatcher, F, Router
+
+    from bot.inline_filters import skip_routers_by_callback_prefix
+    from keyboards.callbacks import LangCb, MenuCb
+
+    dp = Dispatcher()
+    typed, mixed = Router(name="typed"), Router(name="mixed")
+
+    async def handler(query: Any) -> None:
+        return None
+
+    typed.callback_query.register(handler, MenuCb.filter())
+    typed.callback_query.register(handler, LangCb.filter(F.code == "ru"))
+    mixed.callback_query.register(handler, MenuCb.filter())
+    mixed.callback_query.register(handler, F.data == "noop")  # any data: never skipped
+    dp.include_routers(typed, mixed)
+
+    assert skip_routers_by_callback_prefix(dp) == 1
+    assert len(typed.callback_query._handler.filters or []) == 1
+    assert not mixed.callback_query._handler.filters
+
+
+async def test_a_press_is_checked_by_the_filters_of_its_own_routers_only(
+    driver: BotDriver, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from aiogram.filters.callback_data import CallbackData
+
+    user = driver.user(7302)
+    calls = await driver.send(user, "/menu")
+    unpacked: list[str] = []
+    unpack = CallbackData.unpack.__func__  # type: ignore[attr-defined]
+
+    def counting(cls: type[CallbackData], value: str) -> Any:
+        unpacked.append(cls.__prefix__)
+        return unpack(cls, value)
+
+    monkeypatch.setattr(CallbackData, "unpack", classmethod(counting))
+    await driver.click(user, calls[-1], "📦 Orders")
+    # Only "menu" filters unpack the press (42 filters of every prefix did before)
+    assert unpacked and set(unpacked) == {"menu"}, unpacked

@@ -7,13 +7,15 @@ Both halves of the seam live in one database here: `EmbeddedCore` is the Billing
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager, nullcontext
+from typing import Any
 
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from services.billing import Billing, BillingCore, BillingGateway, BotStore, TransactionMark
+from services.embedded.account_cache import AccountCache, PostgresChangeListener, SqliteDataVersion
 from services.embedded.accounts import AccountsMixin, CatalogueMixin
 from services.embedded.alerts import DueScansMixin
 from services.embedded.broadcasts import BroadcastsMixin
@@ -70,6 +72,12 @@ class EmbeddedGateway:
         # instead of in SQLite's busy handler, which polls with sleeps of up to 100 ms;
         # other processes on the same file still wait on busy_timeout.
         self._writers = asyncio.Lock() if engine.dialect.name == "sqlite" else None
+        self.accounts = AccountCache(
+            config.account_cache_seconds if engine.dialect.name in ("sqlite", "postgresql") else 0
+        )
+        self._data_version: SqliteDataVersion | None = None
+        self._listener: PostgresChangeListener | None = None
+        self._watching = False
 
     @asynccontextmanager
     async def transaction(self, *, read_only: bool = False) -> AsyncIterator[EmbeddedBilling]:
@@ -78,8 +86,42 @@ class EmbeddedGateway:
         sessions = self._read_sessions if read_only else self._sessions
         queue = self._writers if self._writers is not None and not read_only else nullcontext()
         with TransactionMark():
-            async with queue, sessions() as session, session.begin():
-                yield EmbeddedBilling(session, self.config)
+            async with queue, sessions() as session:
+                try:
+                    async with session.begin():
+                        yield EmbeddedBilling(session, self.config)
+                finally:
+                    if not read_only:  # committed, or perhaps (a COMMIT that failed)
+                        self.accounts.invalidate()
+
+    def cached_read(
+        self, name: str, call: Callable[..., Awaitable[Any]]
+    ) -> Callable[..., Awaitable[Any]]:
+        """The account lookup every update makes, answered from memory while no commit can
+        have changed it (services/embedded/account_cache.py)."""
+        if name != "find_account_by_telegram" or not self.accounts.enabled:
+            return call
+        cached = self.accounts.wrap(call)
+
+        async def find_account_by_telegram(telegram_id: int) -> Any:
+            self._watch_changes()
+            return await cached(telegram_id)
+
+        return find_account_by_telegram
+
+    def _watch_changes(self) -> None:
+        """From the first lookup on, see other processes' commits too: SQLite's data_version
+        (the file exists by then), PostgreSQL's NOTIFY on a connection of its own."""
+        if self._watching:
+            return
+        self._watching = True
+        url = self.engine.url
+        if self.engine.dialect.name == "postgresql":
+            self._listener = PostgresChangeListener(self.engine, self.accounts)
+            self._listener.start()
+        elif SqliteDataVersion.applies(url):
+            self._data_version = SqliteDataVersion(url)
+            self.accounts.watch_version(self._data_version)
 
     @staticmethod
     def is_retryable(error: BaseException) -> bool:
@@ -92,6 +134,10 @@ class EmbeddedGateway:
             return await seed_demo_catalogue(session)
 
     async def close(self) -> None:
+        if self._listener is not None:
+            await self._listener.close()
+        if self._data_version is not None:
+            self._data_version.close()
         if self.read_engine is not self.engine:
             await self.read_engine.dispose()
         await self.engine.dispose()

@@ -19,6 +19,9 @@ class BillingConfig:
     max_open_tickets: int = 3
     max_tickets_per_hour: int = 5
     max_open_invoices: int = 5
+    # How long the account every update looks up may be answered from memory between the
+    # commits that drop it (services/embedded/account_cache.py); 0: always read.
+    account_cache_seconds: float = 30.0
 
     def ip_pool_range(self) -> tuple[ipaddress.IPv4Address, ipaddress.IPv4Address]:
         first, _, last = self.ip_pool.partition("-")

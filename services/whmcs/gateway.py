@@ -137,6 +137,12 @@ class WhmcsGateway:
         problem = await check_default_currency(self.client, self.base_currency)
         return [problem] if problem else []
 
+    def cached_read(
+        self, name: str, call: Callable[..., Awaitable[Any]]
+    ) -> Callable[..., Awaitable[Any]]:
+        """Nothing cached here: an account's balance is WHMCS's, read through its client."""
+        return call
+
     def is_retryable(self, error: BaseException) -> bool:
         """A read that found the local database's connection dropped may run again; WHMCS
         reads are retried by the client itself (once), so a failure here is final."""
