@@ -92,7 +92,12 @@ async def prepare(settings: Settings) -> tuple[Bot, Dispatcher]:
     async def on_startup(bot: Bot) -> None:
         await check_billing_setup(gateway)
         await register_commands(
-            bot, dp["i18n"], settings.default_language, linking=settings.billing != "embedded"
+            bot,
+            dp["i18n"],
+            settings.default_language,
+            linking=settings.billing != "embedded",
+            staff_chat_id=settings.staff_chat_id,
+            admin_ids=settings.admin_ids,
         )
         await replay_unanswered_payments(dp, bot, settings)
         if settings.scheduler_enabled:

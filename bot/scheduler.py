@@ -25,6 +25,7 @@ from bot.inbox import replay_when_reachable
 from bot.metrics import instrument_job
 from services.alerts import AlertPolicy, run_alert_jobs
 from services.billing import BillingGateway
+from services.email import Mailer
 from services.outbox import OutboxSender, SendLimits, default_owner
 from services.rates import RatesConfig, refresh_rates
 
@@ -189,7 +190,12 @@ class ScheduledJobs:
 
 
 def create_sender(
-    settings: Settings, gateway: BillingGateway, bot: Bot, i18n: I18n, owner: str | None = None
+    settings: Settings,
+    gateway: BillingGateway,
+    bot: Bot,
+    i18n: I18n,
+    owner: str | None = None,
+    mailer: Mailer | None = None,
 ) -> OutboxSender:
     from handlers.broadcast import report_progress
 
@@ -200,6 +206,7 @@ def create_sender(
         owner=owner,
         progress=partial(report_progress, i18n=i18n),
         progress_interval=settings.broadcast_progress_interval_seconds,
+        mailer=mailer,  # alerts of chats that blocked the bot go by e-mail
     )
 
 
@@ -225,7 +232,8 @@ def add_jobs(
     from handlers.staff import remind_unanswered
 
     owner = default_owner()
-    sender = create_sender(settings, gateway, bot, i18n, owner)
+    mailer = dispatcher.get("mailer") if dispatcher is not None else None
+    sender = create_sender(settings, gateway, bot, i18n, owner, mailer)
     jobs = ScheduledJobs(sender)
 
     def every(name: str, seconds: float, job: Job) -> None:

@@ -129,31 +129,38 @@ def blocked_text() -> str:
     )
 
 
+def company_line(summary: AccountSummary, name: str) -> str:
+    if summary.profile_type != "company":
+        return _("Profile: individual")
+    if summary.company_verified:
+        return _("Profile: company {name} (verified)").format(name=name)
+    return _("Profile: company {name} (not verified)").format(name=name)
+
+
 def summary_text(summary: AccountSummary) -> str:
     def value(item: str | None) -> str:
         return html.escape(item) if item else "—"
 
     name = " ".join(filter(None, [summary.first_name, summary.last_name]))
-    yes, no = _("confirmed"), _("not confirmed")
     lines = [
         _("👤 <b>Account #{id}</b> <code>{login}</code>").format(
             id=summary.account_id, login=html.escape(summary.login)
         ),
         customer_line(summary),
         _("Name: {name}").format(name=value(name)),
-        _("E-mail: {email} ({state})").format(
-            email=value(summary.email), state=yes if summary.email_confirmed else no
-        ),
-        _("Phone: {phone} ({state})").format(
-            phone=value(summary.phone), state=yes if summary.phone_verified else no
-        ),
+        # Whole lines, not shared status words: Russian agrees them with each noun.
+        (
+            _("E-mail: {email} (confirmed)")
+            if summary.email_confirmed
+            else _("E-mail: {email} (not confirmed)")
+        ).format(email=value(summary.email)),
+        (
+            _("Phone: {phone} (confirmed)")
+            if summary.phone_verified
+            else _("Phone: {phone} (not confirmed)")
+        ).format(phone=value(summary.phone)),
         _("Country: {country}").format(country=value(summary.country)),
-        _("Profile: company {name} ({state})").format(
-            name=value(summary.company_name),
-            state=_("verified") if summary.company_verified else _("not verified"),
-        )
-        if summary.profile_type == "company"
-        else _("Profile: individual"),
+        company_line(summary, value(summary.company_name)),
         _("Balance: {balance}").format(balance=money(summary.balance_minor, summary.currency)),
     ]
     if summary.unreachable:

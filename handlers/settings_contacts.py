@@ -201,13 +201,12 @@ async def phone_entered(
         await ask_again(message, exc)
         return
     await state.clear()
-    status = _("verified") if profile.phone_verified else _("not verified")
-    await message.answer(
-        _("✅ Mobile phone saved: <b>{phone}</b> ({status})").format(
-            phone=esc(profile.phone), status=status
-        ),
-        reply_markup=ReplyKeyboardRemove(),
+    saved = (
+        _("✅ Mobile phone saved: <b>{phone}</b> (verified)")
+        if profile.phone_verified
+        else _("✅ Mobile phone saved: <b>{phone}</b> (not verified)")
     )
+    await message.answer(saved.format(phone=esc(profile.phone)), reply_markup=ReplyKeyboardRemove())
     await render(message, "profile", profile, i18n, mailer=mailer)
 
 

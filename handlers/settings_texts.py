@@ -213,24 +213,27 @@ def general_text(profile: Profile, language: str) -> str:
 def profile_type_text(profile: Profile) -> str:
     if profile.profile_type != "company":
         return _("individual")
-    status = _("verified") if profile.company_verified else _("waiting for verification")
-    return _("company «{name}», tax number {tax} ({status})").format(
-        name=esc(profile.company_name), tax=esc(profile.company_tax_id), status=status
+    # Whole phrases, not shared status words: Russian agrees them with each noun.
+    text = (
+        _("company «{name}», tax number {tax} (verified)")
+        if profile.company_verified
+        else _("company «{name}», tax number {tax} (waiting for verification)")
     )
+    return text.format(name=esc(profile.company_name), tax=esc(profile.company_tax_id))
 
 
 def email_status(profile: Profile) -> str:
     if not profile.email:
         return "—"
-    status = _("confirmed") if profile.email_confirmed else _("not confirmed")
-    return f"{esc(profile.email)} ({status})"
+    text = _("{email} (confirmed)") if profile.email_confirmed else _("{email} (not confirmed)")
+    return text.format(email=esc(profile.email))
 
 
 def phone_status(profile: Profile) -> str:
     if not profile.phone:
         return "—"
-    status = _("verified") if profile.phone_verified else _("not verified")
-    return f"{esc(profile.phone)} ({status})"
+    text = _("{phone} (verified)") if profile.phone_verified else _("{phone} (not verified)")
+    return text.format(phone=esc(profile.phone))
 
 
 def profile_text(profile: Profile, email_confirmable: bool = True) -> str:

@@ -20,6 +20,7 @@ from aiogram.utils.i18n import gettext as _
 from babel.dates import format_date
 
 from services.contracts import alerts as dto
+from services.email import plain_text
 from services.money import format_money
 
 
@@ -105,6 +106,27 @@ def _payload(text: str, markup: InlineKeyboardMarkup | None) -> dict[str, Any]:
     if markup is not None and markup.inline_keyboard:
         payload["reply_markup"] = markup.model_dump(mode="json", exclude_none=True)
     return payload
+
+
+def _email_subject(kind: str) -> str:
+    subjects = {
+        "low_balance": _("Your balance is running low"),
+        "expiry": _("Order expiry notice"),
+        "renewal": _("Auto-renewal of your orders"),
+        "suspended": _("Services suspended for non-payment"),
+    }
+    return subjects.get(kind) or _("A notice about your account")
+
+
+def alert_email(kind: str, text: str) -> dto.EmailCopy:
+    """The e-mail an alert of `kind` goes as when the customer blocked the bot: its text as
+    plain text and a note on why it came by e-mail (its buttons work only in Telegram)."""
+    note = _(
+        "This came by e-mail because the bot cannot write to you in Telegram: it is blocked, "
+        "or the Telegram account is deleted. Unblock the bot to get notices there again and "
+        "to use its buttons."
+    )
+    return dto.EmailCopy(_email_subject(kind), plain_text(text) + "\n\n—\n" + note)
 
 
 def _days_left(order: dto.DueOrder, now: datetime) -> int:

@@ -31,6 +31,7 @@ from services.alert_texts import (
     LocaleDefaults,
     Render,
     RenewedOrder,
+    alert_email,
     expiring_payload,
     localized,
     low_balance_payload,
@@ -198,17 +199,21 @@ class _JobRun:
         *,
         urgent: bool,
     ) -> dto.OutgoingMessage | None:
-        """The outbox row of an alert, rendered in the recipient's language; None without a
-        chat to send it to. `told` names what it tells: the idempotency key queues it once."""
+        """The outbox row of an alert, rendered in the recipient's language, with its e-mail
+        copy (sent instead when the customer blocked the bot); None without a chat to send it
+        to. `told` names what it tells: the idempotency key queues it once."""
         if recipient.chat_id is None:
             return None
         with localized(self.i18n, recipient, self.policy.locale) as r:
             rendered = payload(r, self.keyboards)
+            email = alert_email(kind, rendered["text"])
         return dto.OutgoingMessage(
             recipient.chat_id,
             rendered,
             idempotency_key=f"alert:{kind}:{recipient.account_id}:{told}",
             not_before=deliver_at(self.now, recipient.timezone, self.policy, urgent=urgent),
+            account_id=recipient.account_id,
+            email=email,
         )
 
 

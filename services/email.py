@@ -5,8 +5,10 @@ nothing here ever logs a body; recipients are logged masked (a***@example.com)."
 from __future__ import annotations
 
 import logging
+import re
 from email.message import EmailMessage
 from email.utils import formatdate, make_msgid
+from html.parser import HTMLParser
 from typing import Protocol
 
 import aiosmtplib
@@ -94,3 +96,40 @@ def create_mailer(
     if not host:
         return UnconfiguredMailer()
     return SmtpMailer(host, port, sender, username=username, password=password, tls=tls)
+
+
+def mailer_configured(mailer: Mailer | None) -> bool:
+    """Whether `mailer` can send at all (SMTP_HOST is set)."""
+    return mailer is not None and not isinstance(mailer, UnconfiguredMailer)
+
+
+class _PlainText(HTMLParser):
+    """Telegram's HTML (b, i, u, s, a, code, pre, blockquote, tg-spoiler...) as plain text: the
+    tags go, entities are decoded, a link keeps its address after its text."""
+
+    def __init__(self) -> None:
+        super().__init__(convert_charrefs=True)
+        self.parts: list[str] = []
+        self._links: list[tuple[str | None, int]] = []  # (href, where its text starts)
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        if tag == "a":
+            self._links.append((dict(attrs).get("href"), len(self.parts)))
+
+    def handle_endtag(self, tag: str) -> None:
+        if tag == "a" and self._links:
+            href, start = self._links.pop()
+            text = "".join(self.parts[start:])
+            if href and href != text and not href.startswith("tg://"):
+                self.parts.append(f" ({href})")
+
+    def handle_data(self, data: str) -> None:
+        self.parts.append(data)
+
+
+def plain_text(telegram_html: str) -> str:
+    """A message in Telegram's HTML parse mode as the plain text of an e-mail body."""
+    parser = _PlainText()
+    parser.feed(telegram_html)
+    parser.close()
+    return re.sub(r"\n{3,}", "\n\n", "".join(parser.parts)).strip()

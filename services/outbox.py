@@ -17,7 +17,9 @@
 - 5xx, network errors, timeouts: the row goes back to the queue with an exponential backoff;
   after `max_attempts` it is failed.
 - 403 (blocked, deactivated, kicked): the chat is marked unreachable and its queued rows are
-  closed; nothing is sent there until the user writes again.
+  closed; nothing is sent there until the user writes again. With a `mailer` that can send
+  (SMTP configured), alerts (rows with an e-mail copy) go by e-mail to the account's confirmed
+  address instead: services/outbox_email.py, run by `tick` after the Telegram queue.
 - Rows are claimed (locked_by/locked_until) before sending, so two senders (two instances, or
   an overlapping run) never send the same row; a crashed sender's claims expire after `lease`.
   A row that cannot start within 80 % of its claim's lease is given back (with the rest of its
@@ -73,6 +75,8 @@ from aiogram.methods import (
 from services.billing import BillingGateway
 from services.contracts.alerts import BroadcastInfo, OutboxItem
 from services.contracts.store import CustomerCopy, ticket_of_outbox_key
+from services.email import Mailer, mailer_configured
+from services.outbox_email import OutboxMailer
 
 log = logging.getLogger(__name__)
 
@@ -192,10 +196,12 @@ class SendReport:
     failed: int = 0
     unreachable: int = 0
     released: int = 0
+    emailed: int = 0  # alerts of unreachable chats that went by e-mail
     retry_after_waits: list[float] = field(default_factory=list)
 
     def add(self, other: SendReport) -> None:
         self.sent += other.sent
+        self.emailed += other.emailed
         self.retried += other.retried
         self.failed += other.failed
         self.unreachable += other.unreachable
@@ -236,6 +242,7 @@ class OutboxSender:
         mark_interval: float = 0.5,
         poll_interval: float = 1.0,
         max_local: int | None = None,
+        mailer: Mailer | None = None,
     ) -> None:
         self.gateway, self.bot = gateway, bot
         self.clock, self.sleep = clock, sleep
@@ -267,12 +274,20 @@ class OutboxSender:
         self._marks: list[tuple[OutboxItem, datetime]] = []  # sent, not yet recorded
         self._links: list[CustomerCopy] = []  # sent ticket messages, linked with the marks
         self._marks_since = 0.0  # when the oldest of them was sent, by self.clock()
+        # Alerts of chats that blocked the bot go by e-mail when SMTP is configured.
+        self.emails = (
+            OutboxMailer(gateway, mailer, owner=self.owner, clock=clock)
+            if mailer is not None and mailer_configured(mailer)
+            else None
+        )
 
     def stop(self) -> None:
         """Graceful shutdown: no new call starts; the calls in flight finish, claimed rows not
         yet sent are given back and the running tick returns. Then `close()`."""
         self._stopping = True
         self._stopped.set()
+        if self.emails is not None:
+            self.emails.stop()
 
     async def close(self) -> None:
         """After stop() and the last tick: give the sender lease back (its own short
@@ -358,7 +373,13 @@ class OutboxSender:
                     self._lease_until = 0.0
                     return SendReport()
             self._lease_until = self.clock() + ttl
-        return await self.drain(budget=budget)
+        started = self.clock()
+        report = await self.drain(budget=budget)
+        if self.emails is not None and not self._stopping:
+            # Some time for e-mails even when the Telegram queue took the whole budget.
+            left = max(budget * 0.2, budget - (self.clock() - started))
+            report.emailed += (await self.emails.send_due(budget=left)).emailed
+        return report
 
     async def send_batch(self, items: Sequence[OutboxItem]) -> SendReport:
         """Send claimed rows and keep the window full: claim more while there is room, until
@@ -507,6 +528,7 @@ class OutboxSender:
                 limit,
                 exclude_chats=list(exclude),
                 per_chat_limit=self.per_chat,
+                email_fallback=self.emails is not None,
             )
 
     async def _flush_marks(self, report: SendReport) -> None:
@@ -594,7 +616,12 @@ class OutboxSender:
                 continue
             except TelegramForbiddenError as exc:
                 async with self.gateway.transaction() as billing:
-                    await billing.mark_outbox_unreachable(item.id, item.chat_id, _error_text(exc))
+                    await billing.mark_outbox_unreachable(
+                        item.id,
+                        item.chat_id,
+                        _error_text(exc),
+                        email_fallback=self.emails is not None,
+                    )
                 report.unreachable += 1
                 self._blocked.add(item.chat_id)
                 log.info("Chat %s is unreachable: %s", item.chat_id, _error_text(exc))

@@ -25,6 +25,8 @@ PENDING, SENT, FAILED, UNREACHABLE, CANCELLED = (
     "unreachable",
     "cancelled",
 )
+# An alert whose chat is unreachable goes by e-mail instead (services/outbox_email.py).
+EMAIL_PENDING, EMAILED = "email_pending", "emailed"
 # Broadcast statuses.
 DRAFT, SENDING, DONE = "draft", "sending", "done"
 
@@ -108,8 +110,18 @@ class RenewalResult:
 
 
 @dataclass(frozen=True, slots=True)
+class EmailCopy:
+    """How an alert reads as an e-mail (plain text), rendered with its Telegram text."""
+
+    subject: str
+    body: str
+
+
+@dataclass(frozen=True, slots=True)
 class OutgoingMessage:
-    """One API call to queue: `payload` is the method's parameters without chat_id."""
+    """One API call to queue: `payload` is the method's parameters without chat_id. With
+    `email` (and the `account_id` it is for) the message goes by e-mail to the account's
+    confirmed address when its chat is unreachable (the customer blocked the bot)."""
 
     chat_id: int
     payload: dict[str, Any]
@@ -117,6 +129,19 @@ class OutgoingMessage:
     idempotency_key: str | None = None
     not_before: datetime | None = None
     broadcast_id: int | None = None
+    account_id: int | None = None
+    email: EmailCopy | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class OutboxEmail:
+    """An outbox row claimed to go by e-mail (status EMAIL_PENDING)."""
+
+    id: int
+    account_id: int
+    subject: str
+    body: str
+    attempts: int  # e-mail attempts so far
 
 
 @dataclass(frozen=True, slots=True)

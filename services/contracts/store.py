@@ -18,7 +18,13 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, Protocol
 
-from services.contracts.alerts import AlertMarkSpec, BroadcastInfo, OutboxItem, OutgoingMessage
+from services.contracts.alerts import (
+    AlertMarkSpec,
+    BroadcastInfo,
+    OutboxEmail,
+    OutboxItem,
+    OutgoingMessage,
+)
 from services.contracts.common import read_only
 from services.contracts.staff import CodeWordAttempt
 
@@ -101,12 +107,14 @@ class OutboxApi(Protocol):
         *,
         exclude_chats: Sequence[int] = (),
         per_chat_limit: int | None = None,
+        email_fallback: bool = False,
     ) -> list[OutboxItem]:
         """Take up to `limit` due pending rows for `owner` until now + lease: alerts and relays
         before broadcasts, oldest first. Rows claimed by another owner whose lease has not
         expired are never returned. Rows for chats marked unreachable are closed as unreachable
-        instead. Rows of `exclude_chats` are not claimed; with `per_chat_limit`, at most that
-        many rows of one chat (its first ones in the same order) are claimed."""
+        instead (with `email_fallback`, those with an e-mail copy become EMAIL_PENDING). Rows of
+        `exclude_chats` are not claimed; with `per_chat_limit`, at most that many rows of one
+        chat (its first ones in the same order) are claimed."""
 
     async def mark_outbox_sent(self, item_id: int, owner: str, now: datetime) -> None: ...
 
@@ -124,9 +132,31 @@ class OutboxApi(Protocol):
     async def release_outbox(self, item_ids: Sequence[int], owner: str) -> None:
         """Give claimed rows back untouched (the sender could not send them in its lease)."""
 
-    async def mark_outbox_unreachable(self, item_id: int, chat_id: int, error: str) -> int:
+    async def mark_outbox_unreachable(
+        self, item_id: int, chat_id: int, error: str, *, email_fallback: bool = False
+    ) -> int:
         """403: the chat blocked the bot. Marks its account unreachable and closes this and the
-        other pending rows of that chat. Returns how many rows were closed."""
+        other pending rows of that chat; with `email_fallback` (e-mail can be sent), those with
+        an e-mail copy become EMAIL_PENDING instead, their attempts counted from 0 again.
+        Returns how many rows were taken from the Telegram queue."""
+
+    async def claim_outbox_emails(
+        self, owner: str, now: datetime, lease: timedelta, limit: int = 5
+    ) -> list[OutboxEmail]:
+        """Take up to `limit` due EMAIL_PENDING rows for `owner` until now + lease, oldest
+        first; rows another owner holds under an unexpired lease are never returned. Writes
+        nothing when none is due."""
+
+    async def mark_outbox_emailed(self, item_id: int, owner: str, now: datetime) -> bool:
+        """The e-mail went out: EMAILED, if `owner` still holds the row (False: it did not)."""
+
+    async def mark_outbox_email_retry(
+        self, item_id: int, owner: str, not_before: datetime, error: str
+    ) -> None:
+        """Count a failed e-mail attempt and release the row until `not_before`."""
+
+    async def mark_outbox_email_dropped(self, item_id: int, owner: str, reason: str) -> None:
+        """No e-mail can be sent (no confirmed address): the row is closed as UNREACHABLE."""
 
     @read_only
     async def outbox_counts(self) -> dict[str, int]:

@@ -423,6 +423,12 @@ class OutboxMessage(Base):
     # (a crashed sender's rows come back after `locked_until`).
     locked_by: Mapped[str | None] = mapped_column(String(64))
     locked_until: Mapped[datetime | None]
+    # An alert also carries its e-mail copy (no foreign key: the account may be an external
+    # billing's); when the chat is unreachable (403) the row becomes `email_pending` and goes by
+    # e-mail to the account's confirmed address instead (services/outbox_email.py).
+    account_id: Mapped[int | None] = mapped_column(BigInteger)
+    email_subject: Mapped[str | None] = mapped_column(String(200))
+    email_body: Mapped[str | None] = mapped_column(Text)
 
     __table_args__ = (Index("ix_outbox_due", "status", "not_before"),)
 

@@ -36,6 +36,21 @@ def _item(row: m.OutboxMessage) -> dto.OutboxItem:
     )
 
 
+def _closed_for_telegram(error: str, email_fallback: bool) -> dict[Any, Any]:
+    """The values of rows whose chat is unreachable: closed, or with `email_fallback` those
+    with an e-mail copy left for the e-mail sender (their attempts counted from 0 again)."""
+    row = m.OutboxMessage
+    if not email_fallback:
+        return {row.status: dto.UNREACHABLE, row.locked_until: None, row.error: error[:300]}
+    by_email = and_(row.email_body.is_not(None), row.account_id.is_not(None))
+    return {
+        row.status: case((by_email, literal(dto.EMAIL_PENDING)), else_=literal(dto.UNREACHABLE)),
+        row.attempts: case((by_email, literal(0)), else_=row.attempts),
+        row.locked_until: None,
+        row.error: error[:300],
+    }
+
+
 class PaymentInboxMixin(EmbeddedBase):
     async def keep_payment_update(self, charge_id: str, update_id: int, body: str) -> bool:
         kept = await self.session.scalar(
@@ -88,6 +103,9 @@ class OutboxMixin(EmbeddedBase):
                     "not_before": message.not_before or now,
                     "created_at": now,
                     "broadcast_id": message.broadcast_id,
+                    "account_id": message.account_id,
+                    "email_subject": message.email.subject[:200] if message.email else None,
+                    "email_body": message.email.body if message.email else None,
                 }
                 for message in messages[start : start + INSERT_CHUNK]
             ]
@@ -124,6 +142,7 @@ class OutboxMixin(EmbeddedBase):
         *,
         exclude_chats: Sequence[int] = (),
         per_chat_limit: int | None = None,
+        email_fallback: bool = False,
     ) -> list[dto.OutboxItem]:
         row = m.OutboxMessage
         free = and_(
@@ -144,7 +163,7 @@ class OutboxMixin(EmbeddedBase):
                     )
                 ),
             )
-            .values(status=dto.UNREACHABLE, error="chat unreachable", locked_until=None)
+            .values(_closed_for_telegram("chat unreachable", email_fallback))
             .execution_options(synchronize_session=False)
         )
         postgresql = dialect_name(self.session) == "postgresql"
@@ -282,7 +301,9 @@ class OutboxMixin(EmbeddedBase):
             .execution_options(synchronize_session=False)
         )
 
-    async def mark_outbox_unreachable(self, item_id: int, chat_id: int, error: str) -> int:
+    async def mark_outbox_unreachable(
+        self, item_id: int, chat_id: int, error: str, *, email_fallback: bool = False
+    ) -> int:
         await self.session.execute(
             update(m.Account)
             .where(m.Account.chat_id == chat_id)
@@ -300,10 +321,81 @@ class OutboxMixin(EmbeddedBase):
                     ),
                 )
             )
-            .values(status=dto.UNREACHABLE, locked_until=None, error=error[:300])
+            .values(_closed_for_telegram(error, email_fallback))
             .execution_options(synchronize_session=False)
         )
         return result.rowcount or 0  # type: ignore[attr-defined]
+
+    # ---- alerts by e-mail (services/outbox_email.py) -----------------------------------------
+    async def claim_outbox_emails(
+        self, owner: str, now: datetime, lease: timedelta, limit: int = 5
+    ) -> list[dto.OutboxEmail]:
+        row = m.OutboxMessage
+        free = and_(
+            row.status == dto.EMAIL_PENDING,
+            row.account_id.is_not(None),  # always set on these rows (see _closed_for_telegram)
+            row.not_before <= now,
+            or_(row.locked_until.is_(None), row.locked_until < now),
+        )
+        candidates = select(row.id).where(free).order_by(row.id).limit(limit)
+        if dialect_name(self.session) == "postgresql":
+            candidates = candidates.with_for_update(skip_locked=True)
+        picked = list(await self.session.scalars(candidates))
+        if not picked:
+            return []  # the idle path writes nothing
+        claimed = await self.session.execute(
+            update(row)
+            .where(row.id.in_(picked), free)
+            .values(locked_by=owner, locked_until=now + lease)
+            .returning(row.id, row.account_id, row.email_subject, row.email_body, row.attempts)
+            .execution_options(synchronize_session=False)
+        )
+        return sorted(
+            (
+                dto.OutboxEmail(item_id, account_id, subject or "", body or "", attempts)
+                for item_id, account_id, subject, body, attempts in claimed
+                if account_id is not None
+            ),
+            key=lambda email: email.id,
+        )
+
+    async def mark_outbox_emailed(self, item_id: int, owner: str, now: datetime) -> bool:
+        result = await self.session.execute(
+            update(m.OutboxMessage)
+            .where(self._owned(item_id, owner), m.OutboxMessage.status == dto.EMAIL_PENDING)
+            .values(
+                status=dto.EMAILED,
+                sent_at=now,
+                attempts=m.OutboxMessage.attempts + 1,
+                locked_until=None,
+                error=None,
+            )
+            .execution_options(synchronize_session=False)
+        )
+        return bool(result.rowcount)  # type: ignore[attr-defined]
+
+    async def mark_outbox_email_retry(
+        self, item_id: int, owner: str, not_before: datetime, error: str
+    ) -> None:
+        await self.session.execute(
+            update(m.OutboxMessage)
+            .where(self._owned(item_id, owner), m.OutboxMessage.status == dto.EMAIL_PENDING)
+            .values(
+                attempts=m.OutboxMessage.attempts + 1,
+                not_before=not_before,
+                locked_until=None,
+                error=error[:300],
+            )
+            .execution_options(synchronize_session=False)
+        )
+
+    async def mark_outbox_email_dropped(self, item_id: int, owner: str, reason: str) -> None:
+        await self.session.execute(
+            update(m.OutboxMessage)
+            .where(self._owned(item_id, owner), m.OutboxMessage.status == dto.EMAIL_PENDING)
+            .values(status=dto.UNREACHABLE, locked_until=None, error=reason[:300])
+            .execution_options(synchronize_session=False)
+        )
 
     async def outbox_counts(self) -> dict[str, int]:
         rows = await self.session.execute(
