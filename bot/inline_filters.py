@@ -14,7 +14,7 @@ both).
 from __future__ import annotations
 
 from collections.abc import Iterator
-from typing import Any
+from typing import Any, Literal
 
 from aiogram import Router
 from aiogram.dispatcher.event.handler import CallableObject, FilterObject
@@ -96,21 +96,17 @@ def skip_routers_by_callback_prefix(router: Router) -> int:
     return sum(skip_routers_by_callback_prefix(sub) for sub in router.sub_routers)
 
 
-def _reject_other_prefixes(filter_object: FilterObject) -> None:
-    callback_filter = filter_object.callback
-    assert isinstance(callback_filter, CallbackQueryFilter)
-    prefix = callback_filter.callback_data.__prefix__
-    unpack_and_check = callback_filter.__call__
+class PrefixFirstFilter(CallbackQueryFilter):
+    """aiogram's CallbackData filter that compares the data's prefix before unpacking it (a
+    subclass, so what inspects the handlers still sees which factory each one takes)."""
 
-    async def same_prefix_first(query: Any, *args: Any, **kwargs: Any) -> Any:
+    __slots__ = ()
+
+    async def __call__(self, query: CallbackQuery) -> Literal[False] | dict[str, Any]:
         data = getattr(query, "data", None)
-        if not data or data.partition(SEPARATOR)[0] != prefix:
+        if not data or data.partition(SEPARATOR)[0] != self.callback_data.__prefix__:
             return False
-        return await unpack_and_check(query, *args, **kwargs)
-
-    # `params`/`varkw` stay those of the wrapped filter, so it gets the same arguments.
-    filter_object.callback = same_prefix_first
-    filter_object.awaitable = True
+        return await super().__call__(query)
 
 
 def check_callback_prefixes_first(router: Router) -> int:
@@ -119,7 +115,13 @@ def check_callback_prefixes_first(router: Router) -> int:
     refuses those by raising. Returns how many filters it changed."""
     count = 0
     for filter_object in all_filters(router):
-        if isinstance(filter_object.callback, CallbackQueryFilter):
-            _reject_other_prefixes(filter_object)
+        original = filter_object.callback
+        if isinstance(original, CallbackQueryFilter) and not isinstance(
+            original, PrefixFirstFilter
+        ):
+            # `params`/`awaitable` stay those of the original: the same signature.
+            filter_object.callback = PrefixFirstFilter(
+                callback_data=original.callback_data, rule=original.rule
+            )
             count += 1
     return count

@@ -47,8 +47,9 @@ def parse_quiet_hours(text: str) -> tuple[time | None, time | None]:
     return time.fromisoformat(first.strip()), time.fromisoformat(last.strip())
 
 
-def alert_policy(settings: Settings) -> AlertPolicy:
-    """What the alert jobs need from the settings (validated there: stages, quiet hours)."""
+def alert_policy(settings: Settings, *, email_unreachable: bool = False) -> AlertPolicy:
+    """What the alert jobs need from the settings (validated there: stages, quiet hours);
+    `email_unreachable`: the sender e-mails the alerts of customers who blocked the bot."""
     start, end = parse_quiet_hours(settings.quiet_hours)
     return AlertPolicy(
         stages=tuple(sorted(set(settings.expiry_alert_stages), reverse=True)),
@@ -59,6 +60,7 @@ def alert_policy(settings: Settings) -> AlertPolicy:
         default_timezone=settings.default_timezone,
         default_language=settings.default_language,
         base_currency=settings.default_currency,
+        email_unreachable=email_unreachable,
     )
 
 
@@ -157,6 +159,7 @@ class ScheduledJobs:
     running: RunningJobs = field(default_factory=RunningJobs)
     in_progress: set[str] = field(default_factory=set)
     """Leased jobs with a run under way; their leases are the sender's owner's (add_jobs)."""
+    policy: AlertPolicy = field(default_factory=AlertPolicy)  # what the alert job runs with
 
     async def stop(self, scheduler: AsyncIOScheduler, timeout: float = 5.0) -> None:
         """No new runs; the sender starts no new call, lets its calls in flight finish and
@@ -255,10 +258,11 @@ def add_jobs(
             replace_existing=True,
         )
 
+    jobs.policy = alert_policy(settings, email_unreachable=sender.emails is not None)
     every(
         "alerts",
         settings.alert_interval_seconds,
-        partial(run_alert_jobs, gateway, i18n, alert_policy(settings), keyboards=keyboards.alerts),
+        partial(run_alert_jobs, gateway, i18n, jobs.policy, keyboards=keyboards.alerts),
     )
     every(
         "rates",

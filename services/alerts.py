@@ -64,6 +64,9 @@ class AlertPolicy:
     default_language: str = "en"
     base_currency: str = "EUR"
     batch_size: int = 500  # accounts per page: memory stays bounded however many are due
+    # Customers who blocked the bot are told too when they confirmed an e-mail: the sender
+    # e-mails what Telegram refuses (services/outbox_email.py). Set when SMTP is configured.
+    email_unreachable: bool = False
 
     @property
     def locale(self) -> LocaleDefaults:
@@ -250,7 +253,9 @@ async def scan_low_balance(
         report.rearmed = await billing.rearm_low_balance()
 
     async def fetch(billing: Billing, after: int) -> list[dto.LowBalanceDue]:
-        return await billing.low_balance_due(after_account_id=after, limit=policy.batch_size)
+        return await billing.low_balance_due(
+            after_account_id=after, limit=policy.batch_size, emailable=policy.email_unreachable
+        )
 
     handle = partial(_tell_low_balance, _JobRun(i18n, policy, now, keyboards))
     report.add(await _in_batches(gateway, policy.batch_size, fetch, handle))
@@ -300,7 +305,12 @@ async def scan_expiring(
 
     async def fetch(billing: Billing, after: int) -> list[dto.AccountDue]:
         return await billing.expiring_due(
-            now, policy.stages, policy.grace, after_account_id=after, limit=policy.batch_size
+            now,
+            policy.stages,
+            policy.grace,
+            after_account_id=after,
+            limit=policy.batch_size,
+            emailable=policy.email_unreachable,
         )
 
     handle = partial(_tell_expiring, _JobRun(i18n, policy, now, keyboards))

@@ -17,8 +17,10 @@ from aiogram import Bot
 from aiosmtpd.controller import Controller
 from sqlalchemy import select, update
 
+import keyboards.alerts as alert_kb
 from bot.factory import create_bot, create_dispatcher, create_gateway
 from bot.scheduler import add_jobs, create_scheduler
+from services.alerts import scan_expiring, scan_low_balance
 from services.billing import per_call
 from services.contracts.alerts import EmailCopy, OutgoingMessage
 from services.email import Mailer, SmtpMailer, UnconfiguredMailer, plain_text
@@ -32,7 +34,7 @@ from tests.harness.server import free_port
 from tests.harness.session import RecordingSession
 from tests.harness.telegram import FakeTelegram
 from tests.harness.whmcs import WhmcsStandIn
-from tests.test_alerts import I18N, low, new_account
+from tests.test_alerts import I18N, NOW, POLICY, add_order, low, new_account
 from tests.test_email import Inbox, body
 from tests.test_outbox import FakeClock
 from tests.whmcs_fixtures import linked_account
@@ -163,6 +165,61 @@ async def test_an_alert_queued_after_the_chat_was_marked_unreachable_goes_by_ema
         "⚠️ Low balance\nYour balance is €5.00, below the €10.00 you asked to be warned about."
     )
     assert [row.status for row in await outbox(gateway)] == ["emailed"]
+
+
+async def long_blocked_customer(
+    gateway: EmbeddedGateway, telegram_id: int, *, confirmed: bool = True
+) -> int:
+    """A customer below their threshold, with an order expiring in 3 days, who blocked the
+    bot before any alert was due (the chat is already known unreachable)."""
+    account_id = await new_account(gateway, telegram_id, balance=500, threshold=1000)
+    await add_order(gateway, account_id, NOW + timedelta(days=2, hours=12))
+    async with gateway.transaction() as billing:
+        await billing.session.execute(
+            update(m.Account)
+            .where(m.Account.id == account_id)
+            .values(email="ivan@example.com", email_confirmed=confirmed)
+        )
+        await billing.set_chat_reachable(telegram_id, False)
+    return account_id
+
+
+async def test_alerts_due_after_the_customer_blocked_the_bot_go_by_email(
+    gateway: EmbeddedGateway,
+    bot: Bot,
+    fake_telegram: FakeTelegram,
+    clock: FakeClock,
+    smtp: tuple[Inbox, int],
+) -> None:
+    """Not only the alert that met the 403: the scans keep telling a customer who blocked
+    the bot long ago, by e-mail, when SMTP is set (the policy says so) and the e-mail is
+    confirmed; each alert once."""
+    inbox, port = smtp
+    await long_blocked_customer(gateway, 9151)
+    await long_blocked_customer(gateway, 9152, confirmed=False)
+    policy = replace(POLICY, email_unreachable=True)
+    low_report = await scan_low_balance(gateway, I18N, policy, NOW, keyboards=alert_kb)
+    expiry_report = await scan_expiring(gateway, I18N, policy, NOW, keyboards=alert_kb)
+    assert (low_report.alerts, expiry_report.alerts) == (1, 1)  # not the unconfirmed one
+    report = await sender(gateway, bot, clock, smtp_mailer(port)).tick(budget=5)
+    assert report.emailed == 2
+    assert fake_telegram.calls_of("sendMessage") == []
+    subjects = sorted(message["Subject"] for _, _, message in inbox.messages)
+    assert subjects == ["Order expiry notice", "Your balance is running low"]
+    assert [row.status for row in await outbox(gateway)] == ["emailed", "emailed"]
+    again = await scan_low_balance(gateway, I18N, policy, NOW, keyboards=alert_kb)
+    assert again.alerts == 0
+    assert (await scan_expiring(gateway, I18N, policy, NOW, keyboards=alert_kb)).alerts == 0
+
+
+async def test_without_smtp_the_scans_skip_customers_who_blocked_the_bot(
+    gateway: EmbeddedGateway,
+) -> None:
+    await long_blocked_customer(gateway, 9161)
+    assert not POLICY.email_unreachable
+    assert (await scan_low_balance(gateway, I18N, POLICY, NOW, keyboards=alert_kb)).alerts == 0
+    assert (await scan_expiring(gateway, I18N, POLICY, NOW, keyboards=alert_kb)).alerts == 0
+    assert await outbox(gateway) == []
 
 
 @pytest.mark.parametrize(
@@ -366,6 +423,7 @@ async def test_the_scheduled_sender_gets_the_dispatchers_mailer(
             create_scheduler(settings), settings, gateway, create_bot(settings), I18N, dispatcher=dp
         )
         assert (jobs.sender.emails is not None) is (smtp_host is not None)
+        assert jobs.policy.email_unreachable is (smtp_host is not None)
     finally:
         await gateway.close()
 

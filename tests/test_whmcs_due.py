@@ -172,3 +172,31 @@ async def test_the_low_balance_flag_is_written_on_the_blocks_local_transaction(
         assert due.crossing == 1
         assert await billing.mark_low_balance_alerted([account.id]) == [account.id]
     assert await per_call(whmcs_gateway).low_balance_due() == []
+
+
+@pytest.mark.parametrize("confirmed", [True, False], ids=["confirmed", "unconfirmed"])
+async def test_a_client_who_blocked_the_bot_is_due_only_by_a_confirmed_email(
+    whmcs_gateway: WhmcsGateway, whmcs: WhmcsStandIn, confirmed: bool
+) -> None:
+    """With `emailable` (SMTP set) a client who blocked the bot is still told, by e-mail, when
+    the address was confirmed in the bot; without it, or unconfirmed, not at all."""
+    client = whmcs.add_client("Alice", "Smith", "a@example.com", credit=Decimal("1.00"))
+    whmcs.add_service(client, whmcs.add_product("VPS 1", "5.00"), nextduedate=date(2027, 3, 12))
+    account = await linked_account(whmcs_gateway, 511, client)
+    local = per_call(whmcs_gateway.local)
+    await local.set_low_balance_threshold(account.id, 500, whmcs_gateway.local.base_currency)
+    if confirmed:
+        code = await per_call(whmcs_gateway).start_email_confirmation(account.id)
+        assert (
+            await per_call(whmcs_gateway).confirm_code(account.id, "email", code)
+        ).status == "ok"
+    await local.set_chat_reachable(511, False)
+    billing = per_call(whmcs_gateway)
+    grace = timedelta(days=3)
+    assert await billing.low_balance_due() == []
+    assert await billing.expiring_due(NOW, (7, 3, 1), grace) == []
+    low = await billing.low_balance_due(emailable=True)
+    expiring = await billing.expiring_due(NOW, (7, 3, 1), grace, emailable=True)
+    expected = [account.id] if confirmed else []
+    assert [due.recipient.account_id for due in low] == expected
+    assert [due.recipient.account_id for due in expiring] == expected

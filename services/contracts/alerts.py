@@ -190,9 +190,11 @@ class DueScansApi(Protocol):
 
     @read_only
     async def low_balance_due(
-        self, *, after_account_id: int = 0, limit: int = 500
+        self, *, after_account_id: int = 0, limit: int = 500, emailable: bool = False
     ) -> list[LowBalanceDue]:
-        """Reachable accounts below their threshold and not alerted yet, by id."""
+        """Reachable accounts below their threshold and not alerted yet, by id. With
+        `emailable`, also those that blocked the bot but have a confirmed e-mail (their alerts
+        go by e-mail: services/outbox_email.py)."""
 
     async def mark_low_balance_alerted(self, account_ids: Sequence[int]) -> list[int]:
         """Flag the crossings as told (one statement); returns the ids this call flagged (a
@@ -207,12 +209,14 @@ class DueScansApi(Protocol):
         *,
         after_account_id: int = 0,
         limit: int = 500,
+        emailable: bool = False,
     ) -> list[AccountDue]:
         """Orders whose current expiry stage was not alerted yet, grouped per account (at most
         `limit` accounts, ids above `after_account_id`). The current stage of an order is the
         smallest of `stages` (days) with now >= paid_until - stage, or 0 once paid-until has
         passed (for expired orders still within `grace`). Orders set to be cancelled at period
-        end and unreachable chats are left out."""
+        end and unreachable chats are left out (with `emailable`, not those with a confirmed
+        e-mail, as in `low_balance_due`)."""
 
     @read_only
     async def renewals_due(

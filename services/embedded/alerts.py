@@ -24,7 +24,7 @@ from sqlalchemy import (
 from services.contracts import alerts as dto
 from services.contracts.orders import ACTIVE, CANCELLED, EXPIRED, SUSPENDED
 from services.embedded import models as m
-from services.embedded.base import REACHABLE
+from services.embedded.base import REACHABLE, REACHABLE_OR_EMAILABLE
 from services.embedded.renewals import RenewalsMixin
 
 _ORDER_COLUMNS = (
@@ -92,7 +92,7 @@ class DueScansMixin(RenewalsMixin):  # the renewal of what is due: services/embe
         return result.rowcount or 0  # type: ignore[attr-defined]
 
     async def low_balance_due(
-        self, *, after_account_id: int = 0, limit: int = 500
+        self, *, after_account_id: int = 0, limit: int = 500, emailable: bool = False
     ) -> list[dto.LowBalanceDue]:
         newest_entry = (
             select(func.coalesce(func.max(m.LedgerEntry.id), 0))
@@ -111,7 +111,7 @@ class DueScansMixin(RenewalsMixin):  # the renewal of what is due: services/embe
                     m.Account.low_balance_threshold_minor.is_not(None),
                     m.Account.balance_minor < m.Account.low_balance_threshold_minor,
                     m.Account.low_balance_alerted.is_(False),
-                    REACHABLE,
+                    REACHABLE_OR_EMAILABLE if emailable else REACHABLE,
                 )
                 .order_by(m.Account.id)
                 .limit(limit)
@@ -169,6 +169,7 @@ class DueScansMixin(RenewalsMixin):  # the renewal of what is due: services/embe
         *,
         after_account_id: int = 0,
         limit: int = 500,
+        emailable: bool = False,
     ) -> list[dto.AccountDue]:
         days = sorted({int(d) for d in stages if int(d) > 0})
         horizon = now + timedelta(days=days[-1] if days else 0)
@@ -194,7 +195,8 @@ class DueScansMixin(RenewalsMixin):  # the renewal of what is due: services/embe
             m.Order.cancel_at_period_end.is_(False),
             ~told,
         )
-        return await self._grouped(due, after_account_id, limit, stage, reachable_only=True)
+        reachable = REACHABLE_OR_EMAILABLE if emailable else REACHABLE
+        return await self._grouped(due, after_account_id, limit, stage, reachable=reachable)
 
     async def renewals_due(
         self, now: datetime, lead: timedelta, *, after_account_id: int = 0, limit: int = 500
@@ -215,13 +217,13 @@ class DueScansMixin(RenewalsMixin):  # the renewal of what is due: services/embe
             m.Order.cancel_at_period_end.is_(False),
             or_(~failure_told, m.Account.balance_minor >= m.Order.price_minor),
         )
-        return await self._grouped(due, after_account_id, limit, None, reachable_only=False)
+        return await self._grouped(due, after_account_id, limit, None)
 
     async def suspension_due(
         self, now: datetime, grace: timedelta, *, limit: int = 500
     ) -> list[dto.AccountDue]:
         due = and_(m.Order.status == EXPIRED, m.Order.paid_until <= now - grace)
-        return await self._grouped(due, 0, limit, None, reachable_only=False)
+        return await self._grouped(due, 0, limit, None)
 
     async def _grouped(
         self,
@@ -230,7 +232,7 @@ class DueScansMixin(RenewalsMixin):  # the renewal of what is due: services/embe
         limit: int,
         stage: Any,
         *,
-        reachable_only: bool,
+        reachable: Any = None,
     ) -> list[dto.AccountDue]:
         """Orders matching `due`, grouped per account: the first `limit` accounts by id."""
         accounts = (
@@ -241,8 +243,8 @@ class DueScansMixin(RenewalsMixin):  # the renewal of what is due: services/embe
             .order_by(m.Order.account_id)
             .limit(limit)
         )
-        if reachable_only:
-            accounts = accounts.where(REACHABLE)
+        if reachable is not None:  # which accounts can be told (None: all of them)
+            accounts = accounts.where(reachable)
         account_ids = list(await self.session.scalars(accounts))
         if not account_ids:
             return []

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import and_, select
+from sqlalchemy import and_, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.embedded import models as m
@@ -14,6 +14,11 @@ from services.errors import NotFound
 
 # Accounts with a private chat that has not blocked the bot.
 REACHABLE = and_(m.Account.chat_id.is_not(None), m.Account.unreachable.is_(False))
+# Reachable, or blocked the bot with a confirmed e-mail (its alerts go by e-mail instead).
+REACHABLE_OR_EMAILABLE = and_(
+    m.Account.chat_id.is_not(None),
+    or_(m.Account.unreachable.is_(False), m.Account.email_confirmed.is_(True)),
+)
 INSERT_CHUNK = 500  # rows per multi-row INSERT (SQLite allows 32766 bound parameters)
 
 

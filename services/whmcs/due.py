@@ -69,9 +69,17 @@ class WhmcsDueScansMixin(WhmcsOrderBase):
             balance_minor=balance_minor,
         )
 
-    async def _reachable(self, account_id: int) -> Account | None:
+    async def _reachable(self, account_id: int, emailable: bool) -> Account | None:
+        """The account when its alerts can reach it: in its chat, or with `emailable` by the
+        e-mail it confirmed in the bot when it blocked the bot."""
         account = await self.local.get_account(account_id)
-        return None if account.chat_id is None or account.unreachable else account
+        if account.chat_id is None:
+            return None
+        if not account.unreachable:
+            return account
+        if emailable and (await self.local.get_profile(account_id)).email_confirmed:
+            return account
+        return None
 
     async def _orders_of(self, account_id: int, client_id: int) -> tuple[int, list[Order]]:
         """The client's credit and its services as orders (with the bot's flags)."""
@@ -95,6 +103,7 @@ class WhmcsDueScansMixin(WhmcsOrderBase):
         *,
         after_account_id: int = 0,
         limit: int = 500,
+        emailable: bool = False,
     ) -> list[dto.AccountDue]:
         days = sorted({int(d) for d in stages if int(d) > 0})
         found: list[dto.AccountDue] = []
@@ -102,7 +111,7 @@ class WhmcsDueScansMixin(WhmcsOrderBase):
         while len(found) < limit:
             linked = await self.local.linked_accounts(after_account_id=after, limit=limit)
             for account_id, client_id in linked:
-                due = await self._expiring_of(account_id, client_id, now, days, grace)
+                due = await self._expiring_of(account_id, client_id, now, days, grace, emailable)
                 if due is not None:
                     found.append(due)
                     if len(found) >= limit:
@@ -113,9 +122,15 @@ class WhmcsDueScansMixin(WhmcsOrderBase):
         return found
 
     async def _expiring_of(
-        self, account_id: int, client_id: int, now: datetime, days: list[int], grace: timedelta
+        self,
+        account_id: int,
+        client_id: int,
+        now: datetime,
+        days: list[int],
+        grace: timedelta,
+        emailable: bool,
     ) -> dto.AccountDue | None:
-        account = await self._reachable(account_id)
+        account = await self._reachable(account_id, emailable)
         if account is None:
             return None
         balance, orders = await self._orders_of(account_id, client_id)
@@ -136,14 +151,14 @@ class WhmcsDueScansMixin(WhmcsOrderBase):
         return await self.local.get_adapter_state(LOW_BALANCE_KIND, str(account_id)) or {}
 
     async def low_balance_due(
-        self, *, after_account_id: int = 0, limit: int = 500
+        self, *, after_account_id: int = 0, limit: int = 500, emailable: bool = False
     ) -> list[dto.LowBalanceDue]:
         found: list[dto.LowBalanceDue] = []
         after = after_account_id
         while len(found) < limit:
             linked = await self.local.linked_accounts(after_account_id=after, limit=limit)
             for account_id, client_id in linked:
-                due = await self._low_balance_of(account_id, client_id)
+                due = await self._low_balance_of(account_id, client_id, emailable)
                 if due is not None:
                     found.append(due)
                     if len(found) >= limit:
@@ -153,14 +168,16 @@ class WhmcsDueScansMixin(WhmcsOrderBase):
             after = linked[-1][0]
         return found
 
-    async def _low_balance_of(self, account_id: int, client_id: int) -> dto.LowBalanceDue | None:
+    async def _low_balance_of(
+        self, account_id: int, client_id: int, emailable: bool
+    ) -> dto.LowBalanceDue | None:
         threshold = (await self.local.get_profile(account_id)).low_balance_threshold_minor
         if threshold is None:
             return None
         state = await self._low_balance_state(account_id)
         if state.get("alerted"):
             return None
-        account = await self._reachable(account_id)
+        account = await self._reachable(account_id, emailable)
         if account is None:
             return None
         balance, orders = await self._orders_of(account_id, client_id)
