@@ -194,7 +194,7 @@ class DueScansApi(Protocol):
     ) -> list[LowBalanceDue]:
         """Reachable accounts below their threshold and not alerted yet, by id. With
         `emailable`, also those that blocked the bot but have a confirmed e-mail (their alerts
-        go by e-mail: services/outbox_email.py)."""
+        are then e-mailed instead)."""
 
     async def mark_low_balance_alerted(self, account_ids: Sequence[int]) -> list[int]:
         """Flag the crossings as told (one statement); returns the ids this call flagged (a
