@@ -34,8 +34,8 @@ from services.validation import (
     validate_country,
     validate_email,
     validate_ip_allowlist,
-    validate_name,
     validate_password,
+    validate_profile_field,
     validate_text,
 )
 
@@ -136,13 +136,7 @@ class ProfileMixin(RatesMixin):
     async def set_profile_field(self, account_id: int, name: str, value: str | None) -> Profile:
         if name not in TEXT_FIELDS:
             raise ValidationFailed("unknown_setting")
-        text = value or ""
-        if name in ("last_name", "first_name"):
-            cleaned: str | None = validate_name(text)
-        elif name.startswith("email_"):
-            cleaned = validate_email(text) if text.strip() else None
-        else:
-            cleaned = validate_text(name, text, required=name not in OPTIONAL_FIELDS)
+        cleaned = validate_profile_field(name, value or "")
         if cleaned is None and name not in OPTIONAL_FIELDS:
             raise ValidationFailed("empty")
         row = await self._account_row(account_id)
