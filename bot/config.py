@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ipaddress
 import re
 from collections.abc import Callable
 from decimal import Decimal
@@ -169,6 +170,10 @@ class Settings(BaseSettings):
     web_initdata_max_age: int = Field(default=3600, ge=60, le=86400)  # seconds
     web_secret: SecretStr | None = None  # signs pay links; default: derived from the bot token
     web_pay_link_days: int = Field(default=30, ge=1, le=365)  # how long a pay link works
+    # Reverse proxies (addresses or CIDR networks) whose X-Forwarded-For names the client: the
+    # web side's IP allow-list and last IP see the address they report, never a header a
+    # client wrote itself. Empty: the TCP peer is the client.
+    trusted_proxies: Annotated[list[str], NoDecode] = Field(default_factory=list)
 
     @field_validator("bot_token")
     @classmethod
@@ -282,6 +287,22 @@ class Settings(BaseSettings):
         if not re.match(r"^https?://[^/\s?#]+(/[^\s?#]*)?$", value.strip()):
             raise ValueError("must be the http(s) address the web side is reached at")
         return value.strip().rstrip("/")
+
+    @field_validator("trusted_proxies", mode="before")
+    @classmethod
+    def _trusted_proxies_list(cls, value: object) -> object:
+        return _split_csv(value)
+
+    @field_validator("trusted_proxies")
+    @classmethod
+    def _trusted_proxies(cls, value: list[str]) -> list[str]:
+        networks = []
+        for item in value:
+            try:
+                networks.append(str(ipaddress.ip_network(item, strict=False)))
+            except ValueError:
+                raise ValueError(f"{item!r} is not an IP address or network") from None
+        return networks
 
     @field_validator("web_secret")
     @classmethod

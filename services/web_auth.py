@@ -1,6 +1,7 @@
 """The web side's security, free of any web framework: Telegram Mini App `initData` checked
-with a maximum age (aiogram checks the signature only), and signed single-purpose tokens for
-pay links (HMAC-SHA256 over purpose, invoice, account and expiry; base64url)."""
+with a maximum age (aiogram checks the signature only), signed single-purpose tokens for pay
+links (HMAC-SHA256 over purpose, invoice, account and expiry; base64url), and the client's
+address behind trusted reverse proxies."""
 
 from __future__ import annotations
 
@@ -8,6 +9,8 @@ import base64
 import binascii
 import hashlib
 import hmac
+import ipaddress
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 from aiogram.utils.web_app import WebAppInitData, safe_parse_webapp_init_data
@@ -113,3 +116,42 @@ def verify_token(secret: bytes, token: str, purpose: str, *, now: float) -> PayC
 
 def verify_pay_token(secret: bytes, token: str, *, now: float) -> PayClaim:
     return verify_token(secret, token, PAY, now=now)
+
+
+IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
+
+
+def _ip(text: str | None) -> IPAddress | None:
+    try:
+        address = ipaddress.ip_address((text or "").strip())
+    except ValueError:
+        return None
+    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
+        return address.ipv4_mapped  # a dual-stack socket's ::ffff:a.b.c.d is that IPv4 client
+    return address
+
+
+def client_address(
+    peer: str | None, forwarded_for: str | None, trusted_proxies: Sequence[str]
+) -> str | None:
+    """The client's IP address: the TCP peer, unless the peer is a trusted proxy; then the
+    X-Forwarded-For hops are read from the right (each appended by the proxy that saw it),
+    skipping trusted proxies, and the first untrusted one is the client. A hop that is no IP
+    address stops the walk at the last address a trusted proxy vouched for. None when the
+    peer is not an IP address (a Unix socket)."""
+    networks = [ipaddress.ip_network(item, strict=False) for item in trusted_proxies]
+
+    def trusted(address: IPAddress) -> bool:
+        return any(address in network for network in networks)
+
+    current = _ip(peer)
+    if current is None or not trusted(current) or not forwarded_for:
+        return str(current) if current is not None else None
+    for hop in reversed(forwarded_for.split(",")):
+        address = _ip(hop)
+        if address is None:
+            break
+        current = address
+        if not trusted(address):
+            break
+    return str(current)

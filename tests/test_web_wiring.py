@@ -246,12 +246,21 @@ def test_web_settings(monkeypatch: pytest.MonkeyPatch) -> None:
         True,
     )
     assert settings.web_initdata_max_age == 600
+    monkeypatch.setenv("TRUSTED_PROXIES", "127.0.0.1, 10.1.2.3/8,::1")
+    assert load_settings(_env_file=None).trusted_proxies == [
+        "127.0.0.1/32",
+        "10.0.0.0/8",
+        "::1/128",
+    ]
+    monkeypatch.delenv("TRUSTED_PROXIES")
     for name, value, message in [
         ("PUBLIC_URL", "cabinet.example.com", "PUBLIC_URL"),
         ("PUBLIC_URL", "https://cabinet.example.com/?x=1", "PUBLIC_URL"),
         ("WEB_SECRET", "short", "WEB_SECRET"),
         ("WEB_INITDATA_MAX_AGE", "10", "WEB_INITDATA_MAX_AGE"),
         ("WEB_PAY_LINK_DAYS", "0", "WEB_PAY_LINK_DAYS"),
+        ("TRUSTED_PROXIES", "10.0.0.0/33", "TRUSTED_PROXIES"),
+        ("TRUSTED_PROXIES", "proxy.local", "TRUSTED_PROXIES"),
     ]:
         monkeypatch.setenv(name, value)
         with pytest.raises(ConfigError, match=message):

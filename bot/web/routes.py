@@ -36,8 +36,14 @@ from services.contracts.common import Account
 from services.contracts.payments import STARS, Invoice
 from services.errors import DomainError, NotFound, ValidationFailed
 from services.languages import pick_language
-from services.validation import parse_id, validate_profile_field
-from services.web_auth import TokenExpired, WebAuthError, check_init_data, verify_pay_token
+from services.validation import ip_allowed, parse_id, validate_profile_field
+from services.web_auth import (
+    TokenExpired,
+    WebAuthError,
+    check_init_data,
+    client_address,
+    verify_pay_token,
+)
 
 log = logging.getLogger(__name__)
 
@@ -97,15 +103,23 @@ class Customer:
     user: WebAppUser
     account: Account | None  # None: never started the bot (the web creates no accounts)
     lang: str
+    ip: str | None  # the client's address (behind TRUSTED_PROXIES: the one they report)
 
 
 def unauthorized() -> web.Response:
     return web.json_response({"error": "unauthorized"}, status=401)
 
 
-async def customer(request: web.Request) -> Customer | None:
+def request_address(request: web.Request) -> str | None:
+    settings = web_context(request).settings
+    forwarded = request.headers.get("X-Forwarded-For")
+    return client_address(request.remote, forwarded, settings.trusted_proxies)
+
+
+async def customer(request: web.Request) -> Customer | web.Response:
     """Who sent this request, by its initData (signed with the bot token, not older than
-    WEB_INITDATA_MAX_AGE); None when it proves nothing."""
+    WEB_INITDATA_MAX_AGE), from an address the account's IP allow-list admits; else the
+    answer: 401, or 403 naming the refused address."""
     context = web_context(request)
     try:
         data = check_init_data(
@@ -116,14 +130,26 @@ async def customer(request: web.Request) -> Customer | None:
         )
     except WebAuthError as exc:
         log.info("Mini App request refused: %s", exc.reason)
-        return None
+        return unauthorized()
     user = data.user
     assert user is not None  # check_init_data refuses initData without one
     # The lookup the bot's account middleware makes, and only a read.
     account = await context.billing.find_account_by_telegram(user.id)
     if account is not None and not account.linked:
         account = None  # in front of an external billing: not linked to a client yet
-    return Customer(user, account, language(request, account, user.language_code))
+    lang = language(request, account, user.language_code)
+    who = Customer(user, account, lang, request_address(request))
+    if account is not None:
+        allowlist = (await context.billing.get_profile(account.id)).ip_allowlist
+        if not ip_allowed(who.ip or "", allowlist):
+            log.info("Mini App request of account %s refused by its IP allow-list", account.id)
+            with context.i18n.use_locale(who.lang):
+                message = _(
+                    "Access from your address {ip} is not allowed by your IP allow-list. "
+                    "Change the list in the bot: Settings → Security."
+                ).format(ip=who.ip or _("unknown"))
+            return web.json_response({"error": "address_refused", "message": message}, status=403)
+    return who
 
 
 async def app_page(request: web.Request) -> web.Response:
@@ -156,10 +182,15 @@ async def cabinet_page(
 
 
 async def cabinet_view(request: web.Request) -> web.Response:
+    """Opening the Mini App is its login: the page shows the address of the previous one
+    (with "show last IP" on), then this one's is recorded."""
     who = await customer(request)
-    if who is None:
-        return unauthorized()
-    return await cabinet_page(request, who)
+    if isinstance(who, web.Response):
+        return who
+    response = await cabinet_page(request, who)
+    if who.account is not None and who.ip is not None:
+        await web_context(request).billing.record_last_ip(who.account.id, who.ip)
+    return response
 
 
 async def json_body(request: web.Request) -> dict[str, Any] | None:
@@ -178,8 +209,8 @@ async def save_form(request: web.Request) -> web.Response:
     Settings use (nothing is saved while one is refused), then the changed ones saved with
     the same billing methods."""
     who = await customer(request)
-    if who is None:
-        return unauthorized()
+    if isinstance(who, web.Response):
+        return who
     form = request.match_info["form"]
     body = await json_body(request)
     if body is None or form not in FORMS:
@@ -265,8 +296,8 @@ async def app_pay(request: web.Request) -> web.Response:
     """The Mini App's pay button: {"invoice": id, "method": "card"|"stars"} → {"url": the
     invoice link}, which the script opens with Telegram.WebApp.openInvoice."""
     who = await customer(request)
-    if who is None:
-        return unauthorized()
+    if isinstance(who, web.Response):
+        return who
     body = await json_body(request)
     invoice_id = parse_id(str(body.get("invoice", ""))) if body is not None else None
     method = body.get("method") if body is not None else None

@@ -76,6 +76,8 @@ class Cabinet:
     email_confirmed: bool
     missing: list[str]  # labels of what paying still needs
     forms: dict[str, list[FormField]]
+    show_last_ip: bool
+    last_ip: str | None
 
 
 def pay_methods(invoice: Invoice, settings: Settings) -> list[str]:
@@ -164,6 +166,8 @@ async def cabinet(
         email_confirmed=profile.email_confirmed,
         missing=[field_label(name) for name in profile.missing],
         forms=forms,
+        show_last_ip=profile.show_last_ip,
+        last_ip=profile.last_ip,
     )
 
 

@@ -6,14 +6,18 @@
   var app = window.Telegram && window.Telegram.WebApp;
   var box = document.getElementById("cabinet");
   var api = box.dataset.endpoint;
-  function show(id) {
+  function show(id, text) {
+    var element = document.getElementById(id);
     box.hidden = true;
-    document.getElementById(id).hidden = false;
+    if (text) element.textContent = text;
+    element.hidden = false;
   }
   if (!app || !app.initData) { show("unauthorized"); return; }
   app.ready();
   app.expand();
 
+  var shown = new Error("already shown");  // a refusal on screen: no "could not load" over it
+  function failed(error) { if (error !== shown) show("failed"); }
   function call(path, body) {
     var options = { headers: { "X-Telegram-Init-Data": app.initData } };
     if (body !== undefined) {
@@ -22,7 +26,13 @@
       options.body = JSON.stringify(body);
     }
     return fetch(api + path, options).then(function (response) {
-      if (response.status === 401) { show("unauthorized"); throw new Error("unauthorized"); }
+      if (response.status === 401) { show("unauthorized"); throw shown; }
+      if (response.status === 403 && (response.headers.get("Content-Type") || "").indexOf("json") >= 0) {
+        return response.json().then(function (answer) {  // refused by the IP allow-list
+          show("refused", answer.message);
+          throw shown;
+        });
+      }
       return response;
     });
   }
@@ -34,7 +44,7 @@
       if (invalid) invalid.focus(); else window.scrollTo(0, 0);
     });
   }
-  function load() { return call("/cabinet").then(page).catch(function () { show("failed"); }); }
+  function load() { return call("/cabinet").then(page).catch(failed); }
 
   box.addEventListener("submit", function (event) {
     var form = event.target.closest("form[data-form]");
@@ -42,7 +52,7 @@
     event.preventDefault();
     var values = {};
     new FormData(form).forEach(function (value, name) { values[name] = value; });
-    call("/forms/" + form.dataset.form, values).then(page).catch(function () { show("failed"); });
+    call("/forms/" + form.dataset.form, values).then(page).catch(failed);
   });
   box.addEventListener("click", function (event) {
     var pay = event.target.closest("button[data-pay]");
