@@ -113,6 +113,7 @@ class ProfileMixin(RatesMixin):
             ip_allowlist=[line for line in (row.ip_allowlist or "").splitlines() if line],
             show_last_ip=row.show_last_ip,
             last_ip=row.last_ip,
+            last_login_at=row.last_login_at,
             password_set=bool(row.password_hash),
             region=row.region,
             city=row.city,
@@ -351,6 +352,7 @@ class ProfileMixin(RatesMixin):
             return
         row = await self._account_row(account_id)
         row.last_ip = str(address)
+        row.last_login_at = self.now()
         await self.session.flush()
 
     async def set_password(self, account_id: int, password: str) -> None:
