@@ -8,6 +8,7 @@ import json
 from collections.abc import AsyncIterator
 
 import pytest
+from babel.dates import format_datetime
 
 from keyboards.settings import SettingsAction, SettingsCb
 from services.web_auth import client_address
@@ -114,10 +115,14 @@ async def test_opening_the_mini_app_records_the_last_ip_and_shows_the_previous(
     _, account_id = await site.customer(1006, show_last_ip=True)
     status, html = await cabinet(site, 1006, forwarded="203.0.113.7")
     assert status == 200
-    assert "Balance: €0.00 Last login from: unknown" in text_of(html)
+    assert "Balance: €0.00 Last login: unknown" in text_of(html)
     assert await last_ip(site, account_id) == "203.0.113.7"
+    async with site.gateway.transaction() as billing:
+        first = (await billing.get_profile(account_id)).last_login_at
+    assert first is not None
     status, html = await cabinet(site, 1006, forwarded="203.0.113.8")
-    assert "Last login from: 203.0.113.7" in text_of(html)
+    when = " ".join(format_datetime(first, format="short", locale="en").split())
+    assert f"Balance: €0.00 Last login: {when} from 203.0.113.7 " in text_of(html)
     assert await last_ip(site, account_id) == "203.0.113.8"
     # The bot's Settings → Security shows it.
     user = site.driver.user(1006)
@@ -133,7 +138,7 @@ async def test_opening_the_mini_app_records_the_last_ip_and_shows_the_previous(
     async with site.gateway.transaction() as billing:
         await billing.set_flag(account_id, "show_last_ip", False)
     status, html = await cabinet(site, 1006, forwarded="203.0.113.9")
-    assert "Last login from" not in text_of(html)
+    assert "Last login" not in text_of(html)
 
 
 @pytest.mark.parametrize(

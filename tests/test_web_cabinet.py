@@ -288,6 +288,8 @@ async def test_security_headers_on_every_web_response(site: WebSite) -> None:
         ("/app/api/cabinet", None, 401),
         ("/app/nothing-here", None, 404),
         ("/pay/forged", None, 400),
+        ("/login", None, 200),
+        ("/cabinet", None, 200),  # redirected to /login, which is checked too
     ]:
         headers = {"X-Telegram-Init-Data": init} if init else {}
         async with site.client.get(path, headers=headers) as response:

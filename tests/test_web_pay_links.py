@@ -91,7 +91,7 @@ async def test_with_the_setting_off_the_link_asks_to_log_in(site: WebSite) -> No
     expected = (
         403,
         "Log in to pay Payment without authorization is off for this account. Log in first, or "
-        "pay the invoice in the bot. Open the bot",
+        "pay the invoice in the bot. Log in Open the bot",
     )
     assert await get(site, path) == expected
     async with site.client.post(path + "/card", allow_redirects=False) as response:

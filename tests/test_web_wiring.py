@@ -29,7 +29,7 @@ from tests.harness.session import RecordingSession
 from tests.harness.telegram import FakeTelegram
 from tests.harness.web import PUBLIC_URL
 
-WEB_PATHS = ("/app", "/app/static/app.js", "/pay/anything")
+WEB_PATHS = ("/app", "/app/static/app.js", "/pay/anything", "/login")
 
 
 async def bot_for(
@@ -70,7 +70,7 @@ async def test_the_webhook_app_serves_the_web_side_only_with_public_url(
     client = TestClient(TestServer(create_webhook_app(dp, bot, settings, "s" * 32)))
     await client.start_server()
     try:
-        expected = [200, 200, 400] if public_url else [404, 404, 404]
+        expected = [200, 200, 400, 200] if public_url else [404, 404, 404, 404]
         assert await statuses(client, WEB_PATHS) == expected
         async with client.post(settings.webhook_path, json={}) as response:
             assert response.status == 401  # the webhook is as it was
@@ -90,7 +90,7 @@ async def test_polling_serves_it_beside_healthz_or_on_its_own_site(
     client = TestClient(TestServer(ops_app))
     await client.start_server()
     try:
-        assert await statuses(client, (*WEB_PATHS, "/healthz")) == [200, 200, 400, 200]
+        assert await statuses(client, (*WEB_PATHS, "/healthz")) == [200, 200, 400, 200, 200]
     finally:
         await client.close()
 

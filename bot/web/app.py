@@ -27,6 +27,9 @@ log = logging.getLogger(__name__)
 
 HERE = Path(__file__).resolve().parent
 STATIC_PATH = APP_PATH + "/static"
+LOGIN_PATH = "/login"
+LOGOUT_PATH = "/logout"
+CABINET_PATH = "/cabinet"  # the browser's cabinet after a web login
 TELEGRAM_JS = "https://telegram.org/js/telegram-web-app.js"
 # Telegram's web clients (web.telegram.org/k, /a) frame the Mini App; nobody frames the rest.
 TELEGRAM_FRAME_ANCESTORS = "https://web.telegram.org"
@@ -51,7 +54,8 @@ def _under(path: str, prefix: str) -> bool:
 
 
 def is_web_path(path: str) -> bool:
-    return _under(path, APP_PATH) or _under(path, PAY_PATH)
+    prefixes = (APP_PATH, PAY_PATH, LOGIN_PATH, LOGOUT_PATH, CABINET_PATH)
+    return any(_under(path, prefix) for prefix in prefixes)
 
 
 def content_security_policy(path: str) -> str:
@@ -115,12 +119,13 @@ def create_environment(app: web.Application, i18n: I18n) -> jinja2.Environment:
 
 
 def setup_web(app: web.Application, context: WebContext) -> None:
-    from bot.web import routes  # the routes import the handlers' helpers: only when on
+    from bot.web import login, routes  # they import the handlers' helpers: only when on
 
     app[WEB_KEY] = context
     create_environment(app, context.i18n)
     app.middlewares.append(web_middleware)
     routes.add_routes(app)
+    login.add_routes(app)
 
 
 def add_web(app: web.Application, dp: Dispatcher, bot: Bot) -> bool:

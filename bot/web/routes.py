@@ -16,6 +16,7 @@ import logging
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
+from urllib.parse import urlencode
 
 import aiohttp_jinja2
 from aiogram.exceptions import TelegramAPIError
@@ -24,7 +25,8 @@ from aiogram.utils.i18n import gettext as _
 from aiogram.utils.web_app import WebAppUser
 from aiohttp import web
 
-from bot.web.app import HERE, STATIC_PATH, TELEGRAM_JS, WEB_KEY, WebContext
+from bot.web.app import HERE, LOGIN_PATH, STATIC_PATH, TELEGRAM_JS, WEB_KEY, WebContext
+from bot.web.sessions import CSRF_FIELD, csrf_ok, csrf_token, keep_csrf, session_account_id
 from bot.web.views import FORMS, cabinet, pay_methods, pay_page
 from handlers.errors import domain_error_text
 from handlers.invoices import invoice_description, invoice_title
@@ -88,12 +90,26 @@ def render(
     return aiohttp_jinja2.render_template(template, request, values, status=status)
 
 
-async def message_page(request: web.Request, kind: str, lang: str, status: int) -> web.Response:
+async def message_page(
+    request: web.Request,
+    kind: str,
+    lang: str,
+    status: int,
+    *,
+    login_url: str | None = None,
+    detail: str | None = None,
+) -> web.Response:
     """A page that only says something (an invalid link, log in first, ...)."""
     context = web_context(request)
     bot_url = await bot_link(context)  # before the page: a network call
     with context.i18n.use_locale(lang):
-        values = {"lang": lang, "kind": kind, "bot_url": bot_url}
+        values = {
+            "lang": lang,
+            "kind": kind,
+            "bot_url": bot_url,
+            "login_url": login_url,
+            "detail": detail,
+        }
         return render(request, "message.html", values, status)
 
 
@@ -108,6 +124,13 @@ class Customer:
 
 def unauthorized() -> web.Response:
     return web.json_response({"error": "unauthorized"}, status=401)
+
+
+def address_refused_text(ip: str | None) -> str:
+    return _(
+        "Access from your address {ip} is not allowed by your IP allow-list. "
+        "Change the list in the bot: Settings → Security."
+    ).format(ip=ip or _("unknown"))
 
 
 def request_address(request: web.Request) -> str | None:
@@ -144,10 +167,7 @@ async def customer(request: web.Request) -> Customer | web.Response:
         if not ip_allowed(who.ip or "", allowlist):
             log.info("Mini App request of account %s refused by its IP allow-list", account.id)
             with context.i18n.use_locale(who.lang):
-                message = _(
-                    "Access from your address {ip} is not allowed by your IP allow-list. "
-                    "Change the list in the bot: Settings → Security."
-                ).format(ip=who.ip or _("unknown"))
+                message = address_refused_text(who.ip)
             return web.json_response({"error": "address_refused", "message": message}, status=403)
     return who
 
@@ -177,7 +197,7 @@ async def cabinet_page(
         page = await cabinet(
             context.billing, who.account, context.settings, context.clock(), submitted
         )
-        values = {"cabinet": page, "notice": notice, "forms": FORMS}
+        values = {"cabinet": page, "notice": notice, "forms": FORMS, "browser": False}
         return render(request, "cabinet.html", values, status)
 
 
@@ -324,6 +344,7 @@ class PaySubject:
     account: Account
     invoice: Invoice
     lang: str
+    by_session: bool  # opened by a web login's session (its forms then need the CSRF token)
 
 
 async def pay_subject(request: web.Request) -> PaySubject | web.Response:
@@ -344,9 +365,18 @@ async def pay_subject(request: web.Request) -> PaySubject | web.Response:
         return await message_page(request, "not_found", language(request, None), 404)
     lang = language(request, account)
     profile = await context.billing.get_profile(account.id)
-    if not profile.pay_without_auth:
-        return await message_page(request, "login_required", lang, 403)
-    return PaySubject(account, invoice, lang)
+    if profile.pay_without_auth:
+        return PaySubject(account, invoice, lang, by_session=False)
+    # "Payment without authorization" off: only this account's web login opens it.
+    if session_account_id(request) != account.id:
+        login_url = f"{LOGIN_PATH}?{urlencode({'next': request.path})}"
+        return await message_page(request, "login_required", lang, 403, login_url=login_url)
+    ip = request_address(request)
+    if not ip_allowed(ip or "", profile.ip_allowlist):
+        with context.i18n.use_locale(lang):
+            detail = address_refused_text(ip)
+        return await message_page(request, "address_refused", lang, 403, detail=detail)
+    return PaySubject(account, invoice, lang, by_session=True)
 
 
 def show_pay_page(
@@ -359,8 +389,11 @@ def show_pay_page(
             "page": pay_page(subject.invoice, context.settings),
             "action": f"{PAY_PATH}/{request.match_info['token']}",
             "error": error,
+            "csrf": csrf_token(request) if subject.by_session else None,
         }
-        return render(request, "pay.html", values, status)
+        response = render(request, "pay.html", values, status)
+    keep_csrf(request, response)
+    return response
 
 
 async def pay_link_page(request: web.Request) -> web.Response:
@@ -376,6 +409,8 @@ async def pay_link_start(request: web.Request) -> web.Response:
     if isinstance(subject, web.Response):
         return subject
     context = web_context(request)
+    if subject.by_session and not csrf_ok(request, (await request.post()).get(CSRF_FIELD)):
+        raise web.HTTPForbidden()  # cookie-authenticated: the form must carry its token
     with context.i18n.use_locale(subject.lang):
         try:
             link = await telegram_invoice_link(

@@ -7,12 +7,15 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
+from aiogram.utils.i18n import gettext as _
+
 from bot.config import Settings
-from handlers.common import date, display_rates, money
+from handlers.common import date, datetime_text, display_rates, money
 from handlers.invoices import stars_payable
 from handlers.invoices import status_text as invoice_status_text
 from handlers.menu import menu_balance
 from handlers.settings_texts import country_name, field_label
+from handlers.web_links import pay_url
 from keyboards.orders import days_left_text
 from keyboards.orders import status_text as order_status_text
 from keyboards.tickets import status_name as ticket_status_text
@@ -47,6 +50,7 @@ class InvoiceRow:
     created: str
     status: str
     methods: list[str]  # the Telegram payments offered: none once it is not unpaid
+    pay_link: str | None  # its signed pay link (the browser's cabinet), while payable
 
 
 @dataclass(frozen=True, slots=True)
@@ -77,7 +81,7 @@ class Cabinet:
     missing: list[str]  # labels of what paying still needs
     forms: dict[str, list[FormField]]
     show_last_ip: bool
-    last_ip: str | None
+    last_login: str  # the last recorded login: when and from where
 
 
 def pay_methods(invoice: Invoice, settings: Settings) -> list[str]:
@@ -155,6 +159,11 @@ async def cabinet(
                 created=date(invoice.created_at),
                 status=invoice_status_text(invoice.status),
                 methods=pay_methods(invoice, settings),
+                pay_link=(
+                    pay_url(settings, invoice.id, account.id, now)
+                    if pay_methods(invoice, settings)
+                    else None
+                ),
             )
             for invoice in invoices.items
         ],
@@ -167,7 +176,17 @@ async def cabinet(
         missing=[field_label(name) for name in profile.missing],
         forms=forms,
         show_last_ip=profile.show_last_ip,
-        last_ip=profile.last_ip,
+        last_login=last_login_text(profile),
+    )
+
+
+def last_login_text(profile: Profile) -> str:
+    if profile.last_ip is None:
+        return _("Last login: unknown")
+    if profile.last_login_at is None:
+        return _("Last login from: {ip}").format(ip=profile.last_ip)
+    return _("Last login: {when} from {ip}").format(
+        when=datetime_text(profile.last_login_at), ip=profile.last_ip
     )
 
 

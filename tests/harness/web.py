@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlencode
 
-from aiohttp import web
+from aiohttp import DummyCookieJar, web
 from aiohttp.test_utils import TestClient, TestServer
 from sqlalchemy import update
 
@@ -131,7 +131,7 @@ async def web_site(
     context = app[WEB_KEY]
     frozen = float(int(time.time()))  # real time (the chat signs pay links with it), held
     context.clock = lambda: frozen
-    client = TestClient(TestServer(app))
+    client = TestClient(TestServer(app), cookie_jar=DummyCookieJar())  # cookies: by hand
     await client.start_server()
     try:
         yield WebSite(client, driver, gateway, fake, context)
