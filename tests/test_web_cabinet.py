@@ -272,6 +272,7 @@ def assert_security_headers(headers: Any, *, framed_by_telegram: bool, cache: st
     assert "default-src 'none'" in csp
     assert "script-src 'self' https://telegram.org;" in csp
     assert "object-src 'none'" in csp and "base-uri 'none'" in csp
+    assert "form-action 'self' https://t.me;" in csp  # the pay form's redirect to Telegram
     ancestors = "https://web.telegram.org" if framed_by_telegram else "'none'"
     assert csp.endswith(f"frame-ancestors {ancestors}")
     assert headers["X-Content-Type-Options"] == "nosniff"

@@ -63,7 +63,9 @@ def content_security_policy(path: str) -> str:
     return (
         "default-src 'none'; script-src 'self' https://telegram.org; style-src 'self'; "
         "img-src 'self' data:; connect-src 'self'; base-uri 'none'; object-src 'none'; "
-        f"form-action 'self'; frame-ancestors {ancestors}"
+        # The pay page's form is answered by a redirect to Telegram's invoice link, and
+        # browsers apply form-action to the redirect too.
+        f"form-action 'self' https://t.me; frame-ancestors {ancestors}"
     )
 
 
