@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ipaddress
 import re
 from collections.abc import Callable
 from decimal import Decimal
@@ -163,6 +164,17 @@ class Settings(BaseSettings):
     metrics_host: str | None = None  # default: WEB_HOST
     metrics_port: int | None = Field(default=None, ge=1, le=65535)
 
+    # The web side (Mini App cabinet, pay links), served on the same server as /healthz.
+    # Unset PUBLIC_URL: no web routes, no menu button, no pay links.
+    public_url: str | None = None  # e.g. https://cabinet.example.com (what users' browsers see)
+    web_initdata_max_age: int = Field(default=3600, ge=60, le=86400)  # seconds
+    web_secret: SecretStr | None = None  # signs pay links; default: derived from the bot token
+    web_pay_link_days: int = Field(default=30, ge=1, le=365)  # how long a pay link works
+    # Reverse proxies (addresses or CIDR networks) whose X-Forwarded-For names the client: the
+    # web side's IP allow-list and last IP see the address they report, never a header a
+    # client wrote itself. Empty: the TCP peer is the client.
+    trusted_proxies: Annotated[list[str], NoDecode] = Field(default_factory=list)
+
     @field_validator("bot_token")
     @classmethod
     def _token_format(cls, value: SecretStr) -> SecretStr:
@@ -259,11 +271,45 @@ class Settings(BaseSettings):
         "bot_username",
         "metrics_host",
         "metrics_port",
+        "public_url",
+        "web_secret",
         mode="before",
     )
     @classmethod
     def _empty_is_none(cls, value: object) -> object:
         return None if value == "" else value
+
+    @field_validator("public_url")
+    @classmethod
+    def _public_url(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        if not re.match(r"^https?://[^/\s?#]+(/[^\s?#]*)?$", value.strip()):
+            raise ValueError("must be the http(s) address the web side is reached at")
+        return value.strip().rstrip("/")
+
+    @field_validator("trusted_proxies", mode="before")
+    @classmethod
+    def _trusted_proxies_list(cls, value: object) -> object:
+        return _split_csv(value)
+
+    @field_validator("trusted_proxies")
+    @classmethod
+    def _trusted_proxies(cls, value: list[str]) -> list[str]:
+        networks = []
+        for item in value:
+            try:
+                networks.append(str(ipaddress.ip_network(item, strict=False)))
+            except ValueError:
+                raise ValueError(f"{item!r} is not an IP address or network") from None
+        return networks
+
+    @field_validator("web_secret")
+    @classmethod
+    def _web_secret(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is not None and len(value.get_secret_value()) < 32:
+            raise ValueError("must be at least 32 characters (e.g. `openssl rand -hex 32`)")
+        return value
 
     @field_validator("log_format", mode="before")
     @classmethod
@@ -300,6 +346,10 @@ class Settings(BaseSettings):
     @property
     def webhook_mode(self) -> bool:
         return bool(self.webhook_url)
+
+    @property
+    def web_enabled(self) -> bool:
+        return self.public_url is not None
 
     @property
     def ops_address(self) -> tuple[str, int]:

@@ -33,6 +33,7 @@ from bot.factory import (
 from bot.health import OpsState, add_ops_routes, create_ops_app, use_redis
 from bot.inbox import replay_payment_updates
 from bot.scheduler import add_jobs, create_scheduler
+from bot.web.app import add_web, set_menu_button
 from services.embedded.billing import EmbeddedGateway
 from services.embedded.db import alembic_config, migrate
 
@@ -111,7 +112,11 @@ async def prepare(settings: Settings) -> tuple[Bot, Dispatcher]:
         await gateway.close()
         await dp.storage.close()
 
+    async def show_cabinet(bot: Bot) -> None:  # the Mini App, when PUBLIC_URL is set
+        await set_menu_button(bot, settings, dp["i18n"])
+
     dp.startup.register(on_startup)
+    dp.startup.register(show_cabinet)
     dp.shutdown.register(on_shutdown)
     # Everything built so far (aiogram's and pydantic's models, the catalogs, the ORM) lives as
     # long as the process: out of the collector's sight, a full collection stays short.
@@ -133,10 +138,26 @@ async def replay_unanswered_payments(dp: Dispatcher, bot: Bot, settings: Setting
         log.warning("Replayed %d payment updates that were never answered", replayed)
 
 
+async def start_polling_web(
+    ops_app: web.Application, dp: Dispatcher, bot: Bot, settings: Settings
+) -> web.AppRunner | None:
+    """The web side (PUBLIC_URL) on WEB_HOST:WEB_PORT: beside /healthz on the ops app, or on a
+    site of its own when METRICS_PORT moves the ops endpoints elsewhere."""
+    if settings.metrics_port is None:
+        add_web(ops_app, dp, bot)
+        return None
+    app = web.Application()
+    if not add_web(app, dp, bot):
+        return None
+    return await start_site(app, settings.web_host, settings.web_port)
+
+
 async def run_polling(settings: Settings) -> None:
     bot, dp = await prepare(settings)
     host, port = settings.ops_address
-    ops = await start_site(create_ops_app(dp["ops"]), host, port)
+    ops_app = create_ops_app(dp["ops"])
+    web_site = await start_polling_web(ops_app, dp, bot, settings)
+    ops = await start_site(ops_app, host, port)
     log.info("Serving /healthz, /readyz and /metrics on %s:%s", host, port)
     try:
         me = await bot.get_me()
@@ -145,6 +166,8 @@ async def run_polling(settings: Settings) -> None:
         await dp.start_polling(bot, handle_signals=True)
     finally:
         await ops.cleanup()
+        if web_site is not None:
+            await web_site.cleanup()
         await dp["ops"].close()
 
 
@@ -219,6 +242,7 @@ def create_webhook_app(
         app, path=settings.webhook_path
     )
     setup_application(app, dp, bot=bot)
+    add_web(app, dp, bot)  # when PUBLIC_URL is set
     return app
 
 

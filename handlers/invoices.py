@@ -18,6 +18,7 @@ from babel.numbers import format_decimal
 from bot.config import Settings
 from handlers.common import date, display_balance, display_rates, locale, money, show
 from handlers.errors import domain_error_text
+from handlers.web_links import pay_url
 from keyboards.callbacks import MenuCb
 from keyboards.payments import (
     HistoryCb,
@@ -79,6 +80,17 @@ def invoice_title(invoice: Invoice) -> str:
     if invoice.purpose == "topup":
         return _("Balance top-up")
     return _("Invoice {number}").format(number=invoice.number)
+
+
+def invoice_description(invoice: Invoice) -> str:
+    """The Telegram invoice's description (the chat's and the web's pay buttons)."""
+    if invoice.purpose == "topup":
+        return _("Invoice No. {number}: {amount} to the balance.").format(
+            number=invoice.number, amount=money(invoice.credit_minor, invoice.base_currency)
+        )
+    return _("Invoice No. {number}: {amount}.").format(
+        number=invoice.number, amount=money(invoice.amount_minor, invoice.currency)
+    )
 
 
 def invoice_text(invoice: Invoice) -> str:
@@ -155,6 +167,7 @@ async def render_invoice(
         stars_label=stars_label,
         from_balance=from_balance,
         cancellable=unpaid,
+        pay_url=pay_url(settings, invoice.id, account.id) if unpaid else None,
     )
     text = invoice_text(invoice)
     await show(event, f"{header}\n\n{text}" if header else text, markup, notice)
@@ -341,18 +354,11 @@ async def invoice_pay_in_stars(
 async def send_telegram_invoice(
     query: CallbackQuery, bot: Bot, invoice: Invoice, currency: str, amount: int, token: str | None
 ) -> None:
-    description = _("Invoice No. {number}: {amount} to the balance.").format(
-        number=invoice.number, amount=money(invoice.credit_minor, invoice.base_currency)
-    )
-    if invoice.purpose != "topup":
-        description = _("Invoice No. {number}: {amount}.").format(
-            number=invoice.number, amount=money(invoice.amount_minor, invoice.currency)
-        )
     try:
         await bot.send_invoice(
             chat_id=query.from_user.id,
             title=invoice_title(invoice)[:32],
-            description=description[:255],
+            description=invoice_description(invoice)[:255],
             payload=invoice.payload,
             currency=currency,
             prices=[LabeledPrice(label=invoice_title(invoice)[:32], amount=amount)],

@@ -9,8 +9,10 @@ from aiogram.types import CallbackQuery, Message
 from aiogram.utils.i18n import I18n
 from aiogram.utils.i18n import gettext as _
 
+from bot.config import Settings
 from handlers.common import display_balance, display_rates, show
 from handlers.errors import not_linked_text
+from handlers.web_links import cabinet_url
 from keyboards.callbacks import LangCb, MenuCb
 from keyboards.linking import link_kb
 from keyboards.menu import LANGUAGE_NAMES, back_to_menu_kb, language_kb, main_menu_kb
@@ -41,7 +43,9 @@ async def show_main_menu(
     account: Account,
     notice: str | None = None,
     billing: Billing | None = None,
+    settings: Settings | None = None,
 ) -> None:
+    """`settings`: with the web side on, the menu gets the Mini App's button."""
     await state.clear()
     if not account.linked:
         # In front of an external billing, a Telegram user not linked to a client yet: the
@@ -49,7 +53,8 @@ async def show_main_menu(
         await show(event, not_linked_text(), link_kb(), notice)
         return
     rates = await display_rates(billing, account) if billing is not None else None
-    await show(event, main_menu_text(account, rates), main_menu_kb(), notice)
+    cabinet = cabinet_url(settings) if settings is not None else None
+    await show(event, main_menu_text(account, rates), main_menu_kb(cabinet), notice)
 
 
 async def cmd_start(
@@ -58,6 +63,7 @@ async def cmd_start(
     account: Account,
     account_created: bool,
     billing: Billing | None = None,
+    settings: Settings | None = None,
 ) -> None:
     if account_created and account.linked:  # an unlinked one has no billing account yet
         await message.answer(
@@ -65,7 +71,7 @@ async def cmd_start(
                 login=account.login
             )
         )
-    await show_main_menu(message, state, account, billing=billing)
+    await show_main_menu(message, state, account, billing=billing, settings=settings)
 
 
 def help_text() -> str:
@@ -91,13 +97,17 @@ async def cmd_help(event: Message | CallbackQuery) -> None:
 
 
 async def cmd_cancel(
-    message: Message, state: FSMContext, account: Account, billing: Billing | None = None
+    message: Message,
+    state: FSMContext,
+    account: Account,
+    billing: Billing | None = None,
+    settings: Settings | None = None,
 ) -> None:
     had_dialog = await state.get_state() is not None
     await message.answer(
         _("Cancelled. Nothing was changed.") if had_dialog else _("There is nothing to cancel.")
     )
-    await show_main_menu(message, state, account, billing=billing)
+    await show_main_menu(message, state, account, billing=billing, settings=settings)
 
 
 async def cmd_language(event: Message | CallbackQuery, i18n: I18n) -> None:
@@ -111,19 +121,25 @@ async def set_language(
     account: Account,
     state: FSMContext,
     i18n: I18n,
+    settings: Settings | None = None,
 ) -> None:
     if callback_data.code not in LANGUAGE_NAMES:
         await query.answer(_("This language is not available."), show_alert=True)
         return
     account = await billing.set_language(account.id, callback_data.code)
     with i18n.use_locale(callback_data.code):
-        await show_main_menu(query, state, account, notice=_("Language: English"), billing=billing)
+        notice = _("Language: English")
+        await show_main_menu(query, state, account, notice, billing, settings)
 
 
 async def menu_button(
-    query: CallbackQuery, state: FSMContext, account: Account, billing: Billing | None = None
+    query: CallbackQuery,
+    state: FSMContext,
+    account: Account,
+    billing: Billing | None = None,
+    settings: Settings | None = None,
 ) -> None:
-    await show_main_menu(query, state, account, billing=billing)
+    await show_main_menu(query, state, account, billing=billing, settings=settings)
 
 
 def create_router() -> Router:

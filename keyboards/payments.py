@@ -99,7 +99,9 @@ def invoice_kb(
     stars_label: str | None,
     from_balance: bool,
     cancellable: bool,
+    pay_url: str | None = None,
 ) -> InlineKeyboardMarkup:
+    """`pay_url`: the invoice's signed pay link (bot/web), when the web side is on."""
     builder = InlineKeyboardBuilder()
 
     def action(text: str, name: InvoiceAction) -> None:
@@ -116,6 +118,8 @@ def invoice_kb(
         action(stars_label, InvoiceAction.STARS)
     if from_balance:
         action(_("💰 Pay from the balance"), InvoiceAction.BALANCE)
+    if pay_url:
+        builder.row(InlineKeyboardButton(text=_("🌐 Pay in browser"), url=pay_url))
     if cancellable:
         action(_("✖️ Cancel the invoice"), InvoiceAction.CANCEL)
     builder.row(

@@ -39,6 +39,7 @@ from services.contracts.store import (
     OutboxApi,
     PaymentInboxApi,
     StaffDeskApi,
+    WebLoginsApi,
 )
 from services.contracts.tickets import TicketsApi
 
@@ -66,6 +67,7 @@ class BotStore(
     StaffDeskApi,
     BillingLinksApi,
     AdapterStateApi,
+    WebLoginsApi,
     Protocol,
 ):
     """What the bot keeps in its own database, whatever billing is behind it."""

@@ -17,6 +17,7 @@ from dataclasses import dataclass
 
 from babel import Locale
 
+from services.contracts.profile import OPTIONAL_FIELDS
 from services.errors import ValidationFailed
 
 NAME_MAX = 100
@@ -157,6 +158,19 @@ def validate_text(field: str, text: str, *, required: bool) -> str | None:
     if not any(ch.isalnum() for ch in value):
         raise ValidationFailed("text_chars")
     return value
+
+
+def validate_profile_field(name: str, text: str) -> str | None:
+    """A text field of the profile (services.contracts.profile.TEXT_FIELDS, or the main
+    "email") as the billing stores it; None clears an optional field. The one dispatch the
+    billing's setters and the web forms share, so the chat and the web refuse the same."""
+    if name in ("last_name", "first_name"):
+        return validate_name(text)
+    if name == "email":
+        return validate_email(text)
+    if name.startswith("email_"):
+        return validate_email(text) if text.strip() else None
+    return validate_text(name, text, required=name not in OPTIONAL_FIELDS)
 
 
 def validate_country(text: str) -> str:

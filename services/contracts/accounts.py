@@ -46,6 +46,11 @@ class AccountsApi(Protocol):
     async def find_account_by_telegram(self, telegram_id: int) -> Account | None: ...
 
     @read_only
+    async def find_account_by_login(self, login: str) -> Account | None:
+        """The account with this billing login (Settings shows it), compared ignoring case
+        and surrounding spaces; None when there is none (the web login)."""
+
+    @read_only
     async def get_account(self, account_id: int) -> Account:
         """Raise NotFound when there is no such account."""
 

@@ -14,6 +14,7 @@ Rules kept by every implementation:
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Protocol
 
 from services.contracts.common import read_only
@@ -74,6 +75,7 @@ class Profile:
     ip_allowlist: list[str] = field(default_factory=list)
     show_last_ip: bool = False
     last_ip: str | None = None
+    last_login_at: datetime | None = None  # when last_ip was recorded (a web login)
     password_set: bool = False
     region: str | None = None
     city: str | None = None
@@ -170,8 +172,8 @@ class ProfileApi(Protocol):
         """Entries from services.validation.parse_ip_allowlist; empty = no restriction."""
 
     async def record_last_ip(self, account_id: int, ip: str) -> None:
-        """The bot's web endpoints (e.g. pay links) note the caller's address for "show last
-        IP"; anything that is not an IP address is ignored."""
+        """A web login (the Mini App opened, the web login form) notes the caller's address
+        and the time for "show last IP"; anything that is not an IP address is ignored."""
 
     async def set_password(self, account_id: int, password: str) -> None:
         """Validated by the strength rules, stored hashed."""

@@ -368,6 +368,21 @@ class BillingLinksApi(Protocol):
         """(account id, client id) of linked accounts, by account id."""
 
 
+class WebLoginsApi(Protocol):
+    """The limits on the web login's attempts, per login and per client address."""
+
+    async def take_web_login_attempt(
+        self, login: str, ip: str, *, per_login: int, per_ip: int, window: timedelta
+    ) -> int:
+        """Count one attempt to log in as `login` (compared lowercased) from `ip`, unless
+        `per_login` attempts at that login or `per_ip` from that address were counted within
+        `window`: then nothing is counted and the answer is the seconds until one more is
+        possible; 0 when this one was counted (its password may be checked now)."""
+
+    async def clear_web_login_attempts(self, login: str) -> None:
+        """A successful login: its login's attempts count no more."""
+
+
 class AdapterStateApi(Protocol):
     """Small JSON records an external billing adapter keeps locally, by (kind, key). An
     expired record reads as absent."""

@@ -109,6 +109,14 @@ class AccountsMixin(EmbeddedBase):
         row = result.first()
         return dto.Account(**row._mapping, base_currency=self.base_currency) if row else None
 
+    async def find_account_by_login(self, login: str) -> dto.Account | None:
+        key = login.strip().lower()
+        if not key or len(key) > 64:
+            return None
+        statement = select(*_ACCOUNT_COLUMNS).where(func.lower(m.Account.login) == key)
+        row = (await self.session.execute(statement)).first()
+        return dto.Account(**row._mapping, base_currency=self.base_currency) if row else None
+
     async def get_account(self, account_id: int) -> dto.Account:
         return account_dto(await self._account_row(account_id), self.base_currency)
 

@@ -29,6 +29,7 @@ from services.embedded.outbox import JobLeasesMixin, OutboxMixin, PaymentInboxMi
 from services.embedded.payments import PaymentsMixin
 from services.embedded.seed import seed_demo_catalogue
 from services.embedded.tickets import TicketsMixin
+from services.embedded.web_logins import WebLoginsMixin
 
 
 class EmbeddedCore(
@@ -52,6 +53,7 @@ class EmbeddedStore(
     StaffDeskMixin,
     BillingLinksMixin,
     AdapterStateMixin,
+    WebLoginsMixin,
 ):
     """The bot's own half."""
 

@@ -107,6 +107,7 @@ class Account(Base):
     ip_allowlist: Mapped[str] = mapped_column(Text, default="")
     show_last_ip: Mapped[bool] = mapped_column(Boolean, default=False)
     last_ip: Mapped[str | None] = mapped_column(String(45))
+    last_login_at: Mapped[datetime | None] = mapped_column()  # with last_ip: the web's last login
     password_hash: Mapped[str | None] = mapped_column(String(256))
     region: Mapped[str | None] = mapped_column(String(100))
     city: Mapped[str | None] = mapped_column(String(100))
@@ -369,6 +370,24 @@ class Verification(Base):
     sent_at: Mapped[datetime] = mapped_column(default=utcnow)
     expires_at: Mapped[datetime]
     used: Mapped[bool] = mapped_column(Boolean, default=False)
+
+
+class WebLoginAttempt(Base):
+    """One attempt at the web login (issue 17) that has not succeeded (yet): the limits per
+    login and per client address count these, across restarts and bot instances. A success
+    removes its login's rows; rows older than the window are pruned."""
+
+    __tablename__ = "web_login_attempts"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    login: Mapped[str] = mapped_column(String(64))  # as typed, lowercased
+    ip: Mapped[str] = mapped_column(String(45))
+    attempted_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+    __table_args__ = (
+        Index("ix_web_login_attempts_login", "login", "attempted_at"),
+        Index("ix_web_login_attempts_ip", "ip", "attempted_at"),
+    )
 
 
 class CodeWordCheck(Base):

@@ -34,8 +34,8 @@ from services.validation import (
     validate_country,
     validate_email,
     validate_ip_allowlist,
-    validate_name,
     validate_password,
+    validate_profile_field,
     validate_text,
 )
 
@@ -113,6 +113,7 @@ class ProfileMixin(RatesMixin):
             ip_allowlist=[line for line in (row.ip_allowlist or "").splitlines() if line],
             show_last_ip=row.show_last_ip,
             last_ip=row.last_ip,
+            last_login_at=row.last_login_at,
             password_set=bool(row.password_hash),
             region=row.region,
             city=row.city,
@@ -136,13 +137,7 @@ class ProfileMixin(RatesMixin):
     async def set_profile_field(self, account_id: int, name: str, value: str | None) -> Profile:
         if name not in TEXT_FIELDS:
             raise ValidationFailed("unknown_setting")
-        text = value or ""
-        if name in ("last_name", "first_name"):
-            cleaned: str | None = validate_name(text)
-        elif name.startswith("email_"):
-            cleaned = validate_email(text) if text.strip() else None
-        else:
-            cleaned = validate_text(name, text, required=name not in OPTIONAL_FIELDS)
+        cleaned = validate_profile_field(name, value or "")
         if cleaned is None and name not in OPTIONAL_FIELDS:
             raise ValidationFailed("empty")
         row = await self._account_row(account_id)
@@ -357,6 +352,7 @@ class ProfileMixin(RatesMixin):
             return
         row = await self._account_row(account_id)
         row.last_ip = str(address)
+        row.last_login_at = self.now()
         await self.session.flush()
 
     async def set_password(self, account_id: int, password: str) -> None:

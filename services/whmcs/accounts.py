@@ -58,6 +58,11 @@ class WhmcsAccountsMixin(WhmcsLinkingMixin):
         account = await self.local.find_account_by_telegram(telegram_id)
         return None if account is None else await self._with_client(account, tolerant=True)
 
+    async def find_account_by_login(self, login: str) -> Account | None:
+        # The login is the bot's own (kept locally, shown in Settings), as the password is.
+        account = await self.local.find_account_by_login(login)
+        return None if account is None else await self._with_client(account, tolerant=True)
+
     async def get_account(self, account_id: int) -> Account:
         return await self._with_client(await self.local.get_account(account_id))
 

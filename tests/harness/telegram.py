@@ -726,6 +726,20 @@ class FakeTelegram:
         }
         return self._store(chat, content, params)
 
+    def _m_createInvoiceLink(self, params: dict[str, Any]) -> str:
+        """As sendInvoice checks it; the link names the payload (the real one is opaque)."""
+        if params["currency"] != "XTR" and not params.get("provider_token"):
+            raise bad_request("PAYMENT_PROVIDER_INVALID")
+        if sum(int(p["amount"]) for p in params["prices"]) <= 0:
+            raise bad_request("CURRENCY_TOTAL_AMOUNT_INVALID")
+        return f"https://t.me/$invoice-{params['payload'].replace(':', '-')}"
+
+    def _m_setChatMenuButton(self, params: dict[str, Any]) -> bool:
+        button = params.get("menu_button") or {}
+        if button.get("type") == "web_app" and not button["web_app"]["url"].startswith("https://"):
+            raise bad_request("BUTTON_URL_INVALID")
+        return True
+
     def _m_editMessageText(self, params: dict[str, Any]) -> dict[str, Any]:
         message = self._editable(params)
         if "text" not in message:
