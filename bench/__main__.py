@@ -1,9 +1,10 @@
 """`python -m bench` (`make bench`): the alert scan and the outbox sender (bench.alerts), the
 sender's window against the old batch loop (bench.sender), then the update throughput of the
-dispatcher (bench.dispatch), then the real bot process against the Bot API stand-in with an
-injected round trip, next to a bare aiogram bot (bench.roundtrip). Each also runs alone:
-`python -m bench.alerts --help`, `python -m bench.sender --help`, `python -m bench.dispatch
---help`, `python -m bench.roundtrip --help`."""
+dispatcher (bench.dispatch), RSS per 1,000 active users (bench.memory), then the real bot
+process against the Bot API stand-in with an injected round trip, next to a bare aiogram bot
+(bench.roundtrip). Each also runs alone: `python -m bench.alerts --help`, `python -m
+bench.sender --help`, `python -m bench.dispatch --help`, `python -m bench.memory --help`,
+`python -m bench.roundtrip --help`."""
 
 from __future__ import annotations
 
@@ -27,6 +28,10 @@ def main() -> None:
             return
         print("\n== dispatch: update throughput ==")
         dispatch.main()
+        from bench import memory
+
+        print("\n== memory: RSS per 1,000 active users, flat once their dialogs expire ==")
+        memory.main()
         try:
             from bench import roundtrip
         except ImportError:
