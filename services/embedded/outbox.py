@@ -266,9 +266,15 @@ class OutboxMixin(EmbeddedBase):
     async def mark_outbox_retry(
         self, item_id: int, owner: str, not_before: datetime, error: str
     ) -> None:
+        await self._retry_later(item_id, owner, dto.PENDING, not_before, error)
+
+    async def _retry_later(
+        self, item_id: int, owner: str, status: str, not_before: datetime, error: str
+    ) -> None:
+        """Gives the owned row (still in `status`) back, to be tried again at `not_before`."""
         await self.session.execute(
             update(m.OutboxMessage)
-            .where(self._owned(item_id, owner), m.OutboxMessage.status == dto.PENDING)
+            .where(self._owned(item_id, owner), m.OutboxMessage.status == status)
             .values(
                 attempts=m.OutboxMessage.attempts + 1,
                 not_before=not_before,
@@ -377,17 +383,7 @@ class OutboxMixin(EmbeddedBase):
     async def mark_outbox_email_retry(
         self, item_id: int, owner: str, not_before: datetime, error: str
     ) -> None:
-        await self.session.execute(
-            update(m.OutboxMessage)
-            .where(self._owned(item_id, owner), m.OutboxMessage.status == dto.EMAIL_PENDING)
-            .values(
-                attempts=m.OutboxMessage.attempts + 1,
-                not_before=not_before,
-                locked_until=None,
-                error=error[:300],
-            )
-            .execution_options(synchronize_session=False)
-        )
+        await self._retry_later(item_id, owner, dto.EMAIL_PENDING, not_before, error)
 
     async def mark_outbox_email_dropped(self, item_id: int, owner: str, reason: str) -> None:
         await self.session.execute(
