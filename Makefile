@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 PY := $(BIN)/python
 STAMP := $(VENV)/.installed
 
-.PHONY: help run test install catalogs extract migrate schema lint bench clean
+.PHONY: help run test install catalogs extract migrate schema lint bench screenshots clean
 
 help: ## List the targets (`make run` and `make test` are all a newcomer needs)
 	@awk 'BEGIN {FS = ":.*## "} /^[a-z][a-z-]*:.*## / {printf "  make %-16s %s\n", $$1, $$2}' \
@@ -54,6 +54,9 @@ schema: install ## Regenerate the initial migration from the models
 
 bench: install ## Run the benchmarks
 	$(PY) -m bench
+
+screenshots: catalogs ## Redo docs/screenshots (the web pages in en/ru; needs Debian's chromium)
+	$(PY) tools/screenshots.py
 
 clean: ## Remove .venv and the tool caches
 	rm -rf $(VENV) .pytest_cache .ruff_cache

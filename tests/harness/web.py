@@ -74,6 +74,10 @@ class WebSite:
     def now(self) -> float:
         return self.context.clock()
 
+    def url(self, path: str) -> str:
+        """`path` on the server's real port of 127.0.0.1 (what a browser opens)."""
+        return str(self.client.make_url(path))
+
     def set_clock(self, now: float) -> None:
         self.context.clock = lambda: now
 
