@@ -16,6 +16,7 @@ from babel.numbers import get_currency_name
 
 from bot.config import Settings
 from handlers.common import date, locale, money, show
+from handlers.invoice_email import email_new_invoice
 from handlers.invoices import RESUME_INVOICE, rate_text, render_invoice, show_payment_blocked
 from keyboards.callbacks import MenuCb, TopupCb
 from keyboards.payments import (
@@ -30,6 +31,7 @@ from keyboards.payments import (
 from services.billing import Billing
 from services.contracts.common import Account
 from services.contracts.payments import Rates
+from services.email import Mailer
 from services.errors import LimitReached, NotFound, PaymentBlocked, ValidationFailed
 from services.money import (
     AMOUNT_MINOR_MAX,
@@ -280,6 +282,7 @@ async def choose_currency(
     account: Account,
     state: FSMContext,
     settings: Settings,
+    mailer: Mailer | None = None,
 ) -> None:
     currency = callback_data.currency
     rates = await offered_rates(query, billing, state, currency)
@@ -302,7 +305,9 @@ async def choose_currency(
             "{minimum}, and the rest stays on your balance."
         ).format(needed=money(needed, currency), minimum=money(low, currency))
     amount = max(low, needed)
-    await issue_invoice(query, billing, account, state, settings, amount, currency, header)
+    await issue_invoice(
+        query, billing, account, state, settings, amount, currency, header, mailer=mailer
+    )
 
 
 async def preset_chosen(
@@ -312,6 +317,7 @@ async def preset_chosen(
     account: Account,
     state: FSMContext,
     settings: Settings,
+    mailer: Mailer | None = None,
 ) -> None:
     currency = callback_data.currency
     rates = await offered_rates(query, billing, state, currency)
@@ -321,9 +327,8 @@ async def preset_chosen(
     if not low <= callback_data.amount_minor <= high:  # a stale or forged preset
         await query.answer(_("This amount is not available any more."), show_alert=True)
         return
-    await issue_invoice(
-        query, billing, account, state, settings, callback_data.amount_minor, currency
-    )
+    amount = callback_data.amount_minor
+    await issue_invoice(query, billing, account, state, settings, amount, currency, mailer=mailer)
 
 
 async def amount_entered(
@@ -332,6 +337,7 @@ async def amount_entered(
     account: Account,
     state: FSMContext,
     settings: Settings,
+    mailer: Mailer | None = None,
 ) -> None:
     currency = str((await state.get_data()).get("currency") or account.base_currency)
     rates = await offered_rates(message, billing, state, currency)
@@ -344,7 +350,7 @@ async def amount_entered(
     except ValidationFailed as error:
         await message.answer(amount_error_text(error, currency), reply_markup=back_kb("topup"))
         return
-    await issue_invoice(message, billing, account, state, settings, amount, currency)
+    await issue_invoice(message, billing, account, state, settings, amount, currency, mailer=mailer)
 
 
 async def not_an_amount(message: Message, account: Account) -> None:
@@ -364,6 +370,8 @@ async def issue_invoice(
     amount: int,
     currency: str,
     header: str | None = None,
+    *,
+    mailer: Mailer | None = None,
 ) -> None:
     try:
         invoice, created = await billing.topup_invoice(account.id, amount, currency)
@@ -381,6 +389,8 @@ async def issue_invoice(
     await state.clear()
     notice = _("Invoice created.") if created else _("You already have this invoice: here it is.")
     await render_invoice(event, billing, account, settings, invoice, 0, notice, header=header)
+    if created:  # after the reply: SMTP never delays the screen
+        await email_new_invoice(billing, account, settings, mailer, invoice)
 
 
 def create_router() -> Router:
