@@ -226,9 +226,26 @@ async def test_logout_ends_the_session(site: WebSite) -> None:
     assert (answer.status, answer.headers["Location"]) == (303, "/login")
     assert "cabinet_session" not in b.cookies
     assert (await b.get("/cabinet")).headers["Location"] == "/login?next=/cabinet"
-    # A copy of the cookie kept elsewhere works until it expires (signed, not stored).
+    # A copy of the cookie kept elsewhere (another browser, a thief) has ended too.
     copied = await request(site, "GET", "/cabinet", cookies={"cabinet_session": session})
-    assert copied.status == 200
+    assert (copied.status, copied.headers["Location"]) == (303, "/login?next=/cabinet")
+    # Logging in again gives a session that works.
+    assert (await b.log_in(login, PASSWORD)).status == 303
+    assert (await b.get("/cabinet")).status == 200
+
+
+async def test_a_new_password_ends_the_sessions_of_the_old_one(site: WebSite) -> None:
+    login, account_id = await with_password(site, 1109)
+    first, second = browser(site), browser(site)
+    assert (await first.log_in(login, PASSWORD)).status == 303
+    assert (await second.log_in(login, PASSWORD)).status == 303
+    assert (await first.get("/cabinet")).status == 200
+    async with site.gateway.transaction() as billing:
+        await billing.set_password(account_id, PASSWORD + "-new")
+    for each in (first, second):
+        assert (await each.get("/cabinet")).headers["Location"] == "/login?next=/cabinet"
+    assert (await first.log_in(login, PASSWORD + "-new")).status == 303
+    assert (await first.get("/cabinet")).status == 200
 
 
 async def test_a_forged_or_expired_session_is_no_session(site: WebSite) -> None:

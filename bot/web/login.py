@@ -145,7 +145,7 @@ async def login_submit(request: web.Request) -> web.StreamResponse:
     if ip is not None:
         await context.billing.record_last_ip(account.id, ip)
     redirect = web.HTTPSeeOther(next_path)
-    start_session(request, redirect, account.id)
+    await start_session(request, redirect, account.id)
     log.info("Web login of account %s", account.id)
     raise redirect
 
@@ -154,6 +154,9 @@ async def logout(request: web.Request) -> web.StreamResponse:
     form = await request.post()
     if not csrf_ok(request, form.get(CSRF_FIELD)):
         raise web.HTTPForbidden()
+    account_id = await session_account_id(request)
+    if account_id is not None:  # every session of the account ends, not only this cookie
+        await web_context(request).billing.end_web_sessions(account_id)
     redirect = web.HTTPSeeOther(LOGIN_PATH)
     end_session(redirect)
     raise redirect
@@ -163,7 +166,7 @@ async def session_customer(request: web.Request) -> Account | web.StreamResponse
     """The account of this browser's session, admitted by its IP allow-list; else where to
     go: the login (no session) or a 403 page."""
     context = web_context(request)
-    account_id = session_account_id(request)
+    account_id = await session_account_id(request)
     if account_id is None:
         raise web.HTTPSeeOther(f"{LOGIN_PATH}?next={CABINET_PATH}")
     try:

@@ -368,7 +368,7 @@ async def pay_subject(request: web.Request) -> PaySubject | web.Response:
     if profile.pay_without_auth:
         return PaySubject(account, invoice, lang, by_session=False)
     # "Payment without authorization" off: only this account's web login opens it.
-    if session_account_id(request) != account.id:
+    if await session_account_id(request) != account.id:
         login_url = f"{LOGIN_PATH}?{urlencode({'next': request.path})}"
         return await message_page(request, "login_required", lang, 403, login_url=login_url)
     ip = request_address(request)

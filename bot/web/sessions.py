@@ -1,5 +1,7 @@
 """The browser side's cookies: the session of a web login (a token signed like the pay links,
-for its own purpose, with an expiry; HttpOnly, Secure when PUBLIC_URL is https, SameSite=Lax)
+for its own purpose, with an expiry and the account's session epoch, so that a logout or a new
+password ends every session given out before; HttpOnly, Secure when PUBLIC_URL is https,
+SameSite=Lax)
 and the CSRF token of the forms (double submit: a random value in an HttpOnly SameSite=Strict
 cookie, repeated in a hidden field; another site can neither read the cookie nor set it, so it
 cannot write the field)."""
@@ -12,6 +14,7 @@ import secrets
 from aiohttp import web
 
 from bot.web.app import WEB_KEY
+from services.errors import NotFound
 from services.web_auth import WebAuthError, sign_token, verify_token
 
 SESSION_COOKIE = "cabinet_session"
@@ -27,24 +30,29 @@ def _secure(request: web.Request) -> bool:
     return url.startswith("https://")
 
 
-def session_account_id(request: web.Request) -> int | None:
-    """The account a valid, unexpired session cookie names; None otherwise."""
+async def session_account_id(request: web.Request) -> int | None:
+    """The account a valid, unexpired session cookie names, of its account's current
+    session epoch; None otherwise."""
     context = request.app[WEB_KEY]
     token = request.cookies.get(SESSION_COOKIE, "")
     if not token:
         return None
     try:
         claim = verify_token(context.secret, token, SESSION, now=context.clock())
-    except WebAuthError:
+        epoch = await context.billing.web_session_epoch(claim.account_id)
+    except (WebAuthError, NotFound):
         return None
-    return claim.account_id
+    return claim.account_id if claim.invoice_id == epoch else None
 
 
-def start_session(request: web.Request, response: web.StreamResponse, account_id: int) -> None:
+async def start_session(
+    request: web.Request, response: web.StreamResponse, account_id: int
+) -> None:
     context = request.app[WEB_KEY]
     expires = int(context.clock()) + SESSION_SECONDS
-    # The subject is the account itself (a pay link's is its invoice).
-    token = sign_token(context.secret, SESSION, account_id, account_id, expires)
+    # The subject is the account's session epoch (a pay link's is its invoice).
+    epoch = await context.billing.web_session_epoch(account_id)
+    token = sign_token(context.secret, SESSION, epoch, account_id, expires)
     response.set_cookie(
         SESSION_COOKIE,
         token,

@@ -382,6 +382,15 @@ class WebLoginsApi(Protocol):
     async def clear_web_login_attempts(self, login: str) -> None:
         """A successful login: its login's attempts count no more."""
 
+    @read_only
+    async def web_session_epoch(self, account_id: int) -> int:
+        """The epoch a web session of the account must name to be valid (NotFound without
+        the account)."""
+
+    async def end_web_sessions(self, account_id: int) -> int:
+        """Logout: every web session of the account given out so far ends (the epoch moves
+        on; a new password does the same). Returns the new epoch."""
+
 
 class AdapterStateApi(Protocol):
     """Small JSON records an external billing adapter keeps locally, by (kind, key). An

@@ -109,6 +109,8 @@ class Account(Base):
     last_ip: Mapped[str | None] = mapped_column(String(45))
     last_login_at: Mapped[datetime | None] = mapped_column()  # with last_ip: the web's last login
     password_hash: Mapped[str | None] = mapped_column(String(256))
+    # Web sessions name the epoch they began in; logout and a new password move it on.
+    web_session_epoch: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
     region: Mapped[str | None] = mapped_column(String(100))
     city: Mapped[str | None] = mapped_column(String(100))
     postcode: Mapped[str | None] = mapped_column(String(20))

@@ -360,6 +360,7 @@ class ProfileMixin(RatesMixin):
         digest = await hash_secret(password)  # before the first query: no lock held meanwhile
         row = await self._account_row(account_id)
         row.password_hash = digest
+        row.web_session_epoch += 1  # the web sessions of the old password end
         await self.session.flush()
 
     async def check_password(self, account_id: int, password: str) -> bool:

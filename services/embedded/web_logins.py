@@ -52,6 +52,15 @@ class WebLoginsMixin(EmbeddedBase):
         await self.session.flush()
         return 0
 
+    async def web_session_epoch(self, account_id: int) -> int:
+        return (await self._account_row(account_id)).web_session_epoch
+
+    async def end_web_sessions(self, account_id: int) -> int:
+        row = await self._account_row(account_id)
+        row.web_session_epoch += 1
+        await self.session.flush()
+        return row.web_session_epoch
+
     async def clear_web_login_attempts(self, login: str) -> None:
         table = m.WebLoginAttempt
         await self.session.execute(
