@@ -7,7 +7,6 @@ from pathlib import Path
 
 from aiogram import Bot, Dispatcher
 from aiogram.client.default import DefaultBotProperties
-from aiogram.client.session.aiohttp import AiohttpSession
 from aiogram.client.session.base import BaseSession
 from aiogram.client.telegram import TelegramAPIServer
 from aiogram.enums import ParseMode
@@ -23,6 +22,7 @@ from bot.inline_filters import (
     run_sync_filters_on_loop,
     skip_routers_by_callback_prefix,
 )
+from bot.json_session import JsonAiohttpSession
 from bot.metrics import TelegramMetrics, UpdateMetrics
 from bot.middlewares import (
     AccountI18nMiddleware,
@@ -142,7 +142,7 @@ def billing_jobs(
 def create_bot(settings: Settings, session: BaseSession | None = None) -> Bot:
     keep_response_types()
     if session is None:
-        session = AiohttpSession(api=TelegramAPIServer.from_base(settings.telegram_api_url))
+        session = JsonAiohttpSession(api=TelegramAPIServer.from_base(settings.telegram_api_url))
     bot = Bot(
         token=settings.bot_token.get_secret_value(),
         session=session,
