@@ -22,6 +22,7 @@ from services.embedded.db import _upgrade, create_engine
 from services.embedded.models import Base
 from tests.harness.driver import BotDriver
 from tests.harness.session import RecordingSession
+from tests.harness.smtp import Inbox, smtp_server
 from tests.harness.telegram import TOKEN, FakeTelegram
 
 pytest_plugins = ["tests.whmcs_fixtures"]  # the bot in front of WHMCS
@@ -169,3 +170,10 @@ async def _driver(url: str, fake_telegram: FakeTelegram) -> AsyncIterator[BotDri
     yield drv
     drv.close()
     await gw.close()
+
+
+@pytest.fixture
+def smtp() -> Iterator[tuple[Inbox, int]]:
+    """An in-process SMTP server: its inbox and port."""
+    with smtp_server() as server:
+        yield server

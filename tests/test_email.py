@@ -5,14 +5,10 @@ from __future__ import annotations
 
 import logging
 import re
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from datetime import timedelta
-from email import message_from_bytes
-from email.message import Message
-from email.policy import default as default_policy
 
 import pytest
-from aiosmtpd.controller import Controller
 from sqlalchemy import select
 
 from bot.factory import create_bot, create_dispatcher
@@ -22,31 +18,8 @@ from tests.conftest import _gateway, make_settings
 from tests.harness.driver import BotDriver
 from tests.harness.server import free_port
 from tests.harness.session import RecordingSession
+from tests.harness.smtp import Inbox, body
 from tests.harness.telegram import Call, FakeTelegram, User
-
-
-class Inbox:
-    """An aiosmtpd handler keeping every message it accepts."""
-
-    def __init__(self) -> None:
-        self.messages: list[tuple[str, list[str], Message]] = []
-
-    async def handle_DATA(self, server, session, envelope) -> str:  # type: ignore[no-untyped-def]
-        parsed = message_from_bytes(envelope.content, policy=default_policy)
-        self.messages.append((envelope.mail_from, list(envelope.rcpt_tos), parsed))
-        return "250 Message accepted for delivery"
-
-
-@pytest.fixture
-def smtp() -> Iterator[tuple[Inbox, int]]:
-    inbox = Inbox()
-    port = free_port()
-    controller = Controller(inbox, hostname="127.0.0.1", port=port)
-    controller.start()
-    try:
-        yield inbox, port
-    finally:
-        controller.stop()
 
 
 @pytest.fixture
@@ -68,11 +41,6 @@ async def mail_driver(
     yield drv
     drv.close()
     await gw.close()
-
-
-def body(message: Message) -> str:
-    """The text part, with the wire's CRLF line ends read back as \\n."""
-    return message.get_content().replace("\r\n", "\n")  # type: ignore[attr-defined,no-any-return]
 
 
 # ---- the sender ---------------------------------------------------------------------------------

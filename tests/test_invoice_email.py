@@ -7,11 +7,10 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
-from aiosmtpd.controller import Controller
 
 from bot.factory import create_bot, create_dispatcher, create_gateway
 from handlers.web_links import PAY_PATH, signing_key
@@ -20,23 +19,11 @@ from tests.conftest import make_settings
 from tests.harness.driver import BotDriver
 from tests.harness.server import free_port
 from tests.harness.session import RecordingSession
+from tests.harness.smtp import Inbox, body
 from tests.harness.telegram import FakeTelegram
-from tests.test_email import Inbox, body
 from tests.test_payments_handlers import customer, open_amount_prompt, screen
 
 PUBLIC_URL = "https://cabinet.example.com"
-
-
-@pytest.fixture
-def smtp() -> Iterator[tuple[Inbox, int]]:
-    inbox = Inbox()
-    port = free_port()
-    controller = Controller(inbox, hostname="127.0.0.1", port=port)
-    controller.start()
-    try:
-        yield inbox, port
-    finally:
-        controller.stop()
 
 
 def mail_settings(url: str, port: int, **values: Any) -> Any:

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from dataclasses import replace
 from datetime import timedelta
 
@@ -32,10 +32,10 @@ from services.whmcs.gateway import WhmcsGateway
 from tests.conftest import make_settings
 from tests.harness.server import free_port
 from tests.harness.session import RecordingSession
+from tests.harness.smtp import Inbox, body
 from tests.harness.telegram import FakeTelegram
 from tests.harness.whmcs import WhmcsStandIn
 from tests.test_alerts import I18N, NOW, POLICY, add_order, low, new_account
-from tests.test_email import Inbox, body
 from tests.test_outbox import FakeClock
 from tests.whmcs_fixtures import linked_account
 
@@ -48,18 +48,6 @@ RU_BODY = (
     "заблокирован или аккаунт Telegram удалён. Разблокируйте бота, чтобы снова получать "
     "уведомления там и пользоваться кнопками."
 )
-
-
-@pytest.fixture
-def smtp() -> Iterator[tuple[Inbox, int]]:
-    inbox = Inbox()
-    port = free_port()
-    controller = Controller(inbox, hostname="127.0.0.1", port=port)
-    controller.start()
-    try:
-        yield inbox, port
-    finally:
-        controller.stop()
 
 
 @pytest.fixture
