@@ -26,7 +26,7 @@ from typing import Any, Protocol, cast
 
 from services.contracts.accounts import AccountsApi, CatalogueApi, LedgerApi
 from services.contracts.alerts import DueScansApi
-from services.contracts.common import is_read_only
+from services.contracts.common import is_read_only, is_scan
 from services.contracts.orders import OrdersApi
 from services.contracts.payments import PaymentsApi
 from services.contracts.profile import ProfileApi
@@ -80,9 +80,12 @@ class Billing(BillingCore, BotStore, Protocol):
 class BillingGateway(Protocol):
     base_currency: str
 
-    def transaction(self, *, read_only: bool = False) -> AbstractAsyncContextManager[Billing]:
+    def transaction(
+        self, *, read_only: bool = False, scan: bool = False
+    ) -> AbstractAsyncContextManager[Billing]:
         """A Billing bound to one transaction: committed on success, rolled back on error.
-        `read_only` transactions take no write lock (SQLite) and refuse writes."""
+        `read_only` transactions take no write lock (SQLite) and refuse writes; `scan`, with
+        it, says the reads may walk many rows (`services.contracts.common.scan`)."""
 
     def cached_read(
         self, name: str, call: Callable[..., Awaitable[Any]]
@@ -137,11 +140,11 @@ class PerCallBilling:
         declared = getattr(Billing, name, None)
         if not callable(declared):
             raise AttributeError(f"Billing has no method {name!r}")
-        read_only = is_read_only(declared)
+        read_only, scan = is_read_only(declared), is_scan(declared)
         gateway = self._gateway
 
         async def once(*args: Any, **kwargs: Any) -> Any:
-            async with gateway.transaction(read_only=read_only) as billing:
+            async with gateway.transaction(read_only=read_only, scan=scan) as billing:
                 return await getattr(billing, name)(*args, **kwargs)
 
         async def call(*args: Any, **kwargs: Any) -> Any:

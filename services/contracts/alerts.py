@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any, Protocol
 
-from services.contracts.common import read_only
+from services.contracts.common import scan
 
 # Outbox row statuses.
 PENDING, SENT, FAILED, UNREACHABLE, CANCELLED = (
@@ -188,7 +188,7 @@ class DueScansApi(Protocol):
         """Re-arm the low-balance alert of accounts whose balance is at or above their threshold
         again (or that have no threshold any more). Returns how many were re-armed."""
 
-    @read_only
+    @scan
     async def low_balance_due(
         self, *, after_account_id: int = 0, limit: int = 500, emailable: bool = False
     ) -> list[LowBalanceDue]:
@@ -200,7 +200,7 @@ class DueScansApi(Protocol):
         """Flag the crossings as told (one statement); returns the ids this call flagged (a
         concurrent run may have flagged the others)."""
 
-    @read_only
+    @scan
     async def expiring_due(
         self,
         now: datetime,
@@ -218,7 +218,7 @@ class DueScansApi(Protocol):
         end and unreachable chats are left out (with `emailable`, not those with a confirmed
         e-mail, as in `low_balance_due`)."""
 
-    @read_only
+    @scan
     async def renewals_due(
         self, now: datetime, lead: timedelta, *, after_account_id: int = 0, limit: int = 500
     ) -> list[AccountDue]:
@@ -242,7 +242,7 @@ class DueScansApi(Protocol):
         """Active orders past paid-until become expired (cancelled when set to be cancelled at
         the period end). Returns how many changed."""
 
-    @read_only
+    @scan
     async def suspension_due(
         self, now: datetime, grace: timedelta, *, limit: int = 500
     ) -> list[AccountDue]:

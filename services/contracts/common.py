@@ -11,6 +11,7 @@ T = TypeVar("T")
 F = TypeVar("F", bound=Callable[..., Any])
 
 READ_ONLY_MARK = "__billing_read_only__"
+SCAN_MARK = "__billing_scan__"
 
 
 def read_only(method: F) -> F:
@@ -22,6 +23,18 @@ def read_only(method: F) -> F:
 
 def is_read_only(method: object) -> bool:
     return bool(getattr(method, READ_ONLY_MARK, False))
+
+
+def scan(method: F) -> F:
+    """Marks a read-only billing method that may read many rows (a whole audience, a search,
+    a due list). Where short reads run on the event loop (the embedded billing on SQLite), a
+    scan still runs on a worker thread, so the bot keeps answering while it reads."""
+    setattr(method, SCAN_MARK, True)
+    return read_only(method)
+
+
+def is_scan(method: object) -> bool:
+    return bool(getattr(method, SCAN_MARK, False))
 
 
 @dataclass(frozen=True, slots=True)

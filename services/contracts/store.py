@@ -25,7 +25,7 @@ from services.contracts.alerts import (
     OutboxItem,
     OutgoingMessage,
 )
-from services.contracts.common import read_only
+from services.contracts.common import read_only, scan
 from services.contracts.staff import CodeWordAttempt
 
 
@@ -158,7 +158,7 @@ class OutboxApi(Protocol):
     async def mark_outbox_email_dropped(self, item_id: int, owner: str, reason: str) -> None:
         """No e-mail can be sent (no confirmed address): the row is closed as UNREACHABLE."""
 
-    @read_only
+    @scan
     async def outbox_counts(self) -> dict[str, int]:
         """Rows per status."""
 
@@ -176,7 +176,7 @@ class PaymentInboxApi(Protocol):
 
     async def mark_payment_update_answered(self, charge_id: str) -> None: ...
 
-    @read_only
+    @scan
     async def unanswered_payment_updates(self, received_before: datetime) -> list[str]:
         """The JSON of kept payment updates not yet answered, oldest first."""
 
@@ -192,13 +192,13 @@ class JobLeasesApi(Protocol):
 
 
 class BroadcastsApi(Protocol):
-    @read_only
+    @scan
     async def newsletter_subscriber_chat_ids(
         self, *, after_chat_id: int = 0, limit: int = 1000
     ) -> list[int]:
         """Private chats of reachable accounts subscribed to the newsletter, ascending."""
 
-    @read_only
+    @scan
     async def newsletter_subscriber_count(self) -> int: ...
 
     async def create_broadcast(
@@ -361,7 +361,7 @@ class BillingLinksApi(Protocol):
 
     async def unlink_billing_client(self, account_id: int) -> None: ...
 
-    @read_only
+    @scan
     async def linked_accounts(
         self, *, after_account_id: int = 0, limit: int = 500
     ) -> list[tuple[int, int]]:

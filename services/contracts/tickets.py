@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Protocol
 
-from services.contracts.common import Page, read_only
+from services.contracts.common import Page, read_only, scan
 from services.errors import ValidationFailed
 
 DEPARTMENTS = ("tech", "billing", "abuse")
@@ -209,7 +209,7 @@ class TicketsApi(Protocol):
     async def staff_reopen_ticket(self, ticket_id: int) -> Ticket:
         """AlreadyDone when not closed."""
 
-    @read_only
+    @scan
     async def tickets_awaiting_reminder(self, waiting_since: datetime) -> list[Ticket]:
         """Tickets waiting for the support since before `waiting_since`. Those the bot store
         has reminded about since the customer last wrote may be left out (the embedded billing

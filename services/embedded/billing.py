@@ -21,7 +21,7 @@ from services.embedded.alerts import DueScansMixin
 from services.embedded.broadcasts import BroadcastsMixin
 from services.embedded.carts import CartsMixin
 from services.embedded.config import BillingConfig
-from services.embedded.db import read_only_engine, session_factory
+from services.embedded.db import read_only_engine, session_factory, short_read_engine
 from services.embedded.desk import StaffDeskMixin
 from services.embedded.links import AdapterStateMixin, BillingLinksMixin
 from services.embedded.marks import AlertMarksMixin
@@ -70,6 +70,8 @@ class EmbeddedGateway:
         self._sessions = session_factory(engine)
         self.read_engine = read_only_engine(engine)
         self._read_sessions = session_factory(self.read_engine)
+        self.short_read_engine = short_read_engine(engine, self.read_engine)
+        self._short_read_sessions = session_factory(self.short_read_engine)
         # SQLite has one writer at a time. Writers of this process queue here, in order,
         # instead of in SQLite's busy handler, which polls with sleeps of up to 100 ms;
         # other processes on the same file still wait on busy_timeout.
@@ -82,10 +84,16 @@ class EmbeddedGateway:
         self._watching = False
 
     @asynccontextmanager
-    async def transaction(self, *, read_only: bool = False) -> AsyncIterator[EmbeddedBilling]:
+    async def transaction(
+        self, *, read_only: bool = False, scan: bool = False
+    ) -> AsyncIterator[EmbeddedBilling]:
         """Commit when the block succeeds, roll back when it raises. A read-only transaction
-        takes no write lock and refuses writes."""
-        sessions = self._read_sessions if read_only else self._sessions
+        takes no write lock and refuses writes; unless it is a `scan`, it runs on the short
+        read engine (on SQLite: on the event loop)."""
+        if not read_only:
+            sessions = self._sessions
+        else:
+            sessions = self._read_sessions if scan else self._short_read_sessions
         queue = self._writers if self._writers is not None and not read_only else nullcontext()
         with TransactionMark():
             async with queue, sessions() as session:
@@ -140,6 +148,8 @@ class EmbeddedGateway:
             await self._listener.close()
         if self._data_version is not None:
             self._data_version.close()
+        if self.short_read_engine is not self.read_engine:
+            await self.short_read_engine.dispose()
         if self.read_engine is not self.engine:
             await self.read_engine.dispose()
         await self.engine.dispose()

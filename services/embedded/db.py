@@ -10,6 +10,8 @@ from sqlalchemy import event
 from sqlalchemy.engine import Connection, make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker, create_async_engine
 
+from services.embedded.loop_sqlite import loop_connector
+
 if TYPE_CHECKING:
     from alembic.config import Config
 
@@ -19,14 +21,27 @@ ROOT = Path(__file__).resolve().parents[2]
 # max_connections of 100.
 READERS, READERS_BURST = 15, 10
 WRITERS, WRITERS_BURST = 10, 5
+BUSY_SECONDS = 30.0  # how long a SQLite connection waits for a lock another one holds
+# A reader on the event loop would block the whole bot while it waited: in WAL mode a reader
+# meets a lock only in rare moments (another connection recovering the WAL), so it waits
+# briefly and the read fails rather than stalling every update.
+LOOP_BUSY_SECONDS = 0.5
 
 
-def create_engine(database_url: str, *, read_only: bool = False, **kwargs: object) -> AsyncEngine:
-    """`read_only`: an engine for transactions that only read — see read_only_engine."""
+def create_engine(
+    database_url: str, *, read_only: bool = False, on_loop: bool = False, **kwargs: object
+) -> AsyncEngine:
+    """`read_only`: an engine for transactions that only read — see read_only_engine;
+    `on_loop` (with `read_only`, a SQLite file): its statements run on the event loop."""
     url = make_url(database_url)
     if url.get_backend_name() == "sqlite":
         if url.database and url.database != ":memory:":
             Path(url.database).parent.mkdir(parents=True, exist_ok=True)
+        busy = BUSY_SECONDS
+        if read_only and on_loop and url.database and url.database != ":memory:":
+            busy = LOOP_BUSY_SECONDS
+            uri = str(url.query.get("uri", "")).lower() in ("true", "1")
+            kwargs.setdefault("async_creator", loop_connector(url.database, uri=uri, timeout=busy))
         if read_only:
             # Nothing is ever left open on a reader (no BEGIN, writes refused), so the pool's
             # rollback on return is skipped: one thread hop less per call. Readers run side by
@@ -35,9 +50,9 @@ def create_engine(database_url: str, *, read_only: bool = False, **kwargs: objec
             kwargs.setdefault("pool_size", READERS)
             kwargs.setdefault("max_overflow", READERS_BURST)
         engine = create_async_engine(
-            url, connect_args={"timeout": 30}, **kwargs, hide_parameters=True, echo=False
+            url, connect_args={"timeout": busy}, **kwargs, hide_parameters=True, echo=False
         )
-        _configure_sqlite(engine, read_only)
+        _configure_sqlite(engine, read_only, busy)
         return engine
     # Every call is a short transaction of its own, so a burst of updates checks connections
     # in and out quickly: a pool that keeps enough of them open never pays for a connect.
@@ -62,7 +77,7 @@ def _no_commit(dbapi_connection: object) -> None:
     return None
 
 
-def _configure_sqlite(engine: AsyncEngine, read_only: bool) -> None:
+def _configure_sqlite(engine: AsyncEngine, read_only: bool, busy_seconds: float) -> None:
     """SQLite: WAL with synchronous=NORMAL (a commit is not fsynced; the WAL is, at each
     checkpoint: a killed process loses nothing, a power loss may lose the last commits — see
     README), and foreign keys. Writers BEGIN IMMEDIATE, so that concurrent read-then-write
@@ -77,7 +92,7 @@ def _configure_sqlite(engine: AsyncEngine, read_only: bool) -> None:
         cursor.execute("PRAGMA journal_mode=WAL")
         cursor.execute("PRAGMA synchronous=NORMAL")
         cursor.execute("PRAGMA foreign_keys=ON")
-        cursor.execute("PRAGMA busy_timeout=30000")
+        cursor.execute(f"PRAGMA busy_timeout={int(busy_seconds * 1000)}")
         if read_only:
             cursor.execute("PRAGMA query_only=ON")
         cursor.close()
@@ -99,6 +114,16 @@ def read_only_engine(engine: AsyncEngine) -> AsyncEngine:
     if engine.dialect.name == "sqlite" and engine.url.database in (None, "", ":memory:"):
         return engine  # a second engine would open another, empty, in-memory database
     return create_engine(engine.url.render_as_string(hide_password=False), read_only=True)
+
+
+def short_read_engine(engine: AsyncEngine, read_engine: AsyncEngine) -> AsyncEngine:
+    """For short reads (every read but a scan): on a SQLite file, a read-only engine whose
+    statements run on the event loop (services/embedded/loop_sqlite.py); elsewhere
+    `read_engine` itself (asyncpg already runs on the loop)."""
+    if engine.dialect.name != "sqlite" or read_engine is engine:
+        return read_engine
+    url = engine.url.render_as_string(hide_password=False)
+    return create_engine(url, read_only=True, on_loop=True)
 
 
 def session_factory(engine: AsyncEngine) -> async_sessionmaker:

@@ -47,10 +47,13 @@ class ComposedBilling:
     """One `transaction()` block: core calls to `core`, store calls to a lazily opened local
     transaction of `local`."""
 
-    def __init__(self, core: BillingCore, local: BillingGateway, read_only: bool) -> None:
+    def __init__(
+        self, core: BillingCore, local: BillingGateway, read_only: bool, scan: bool = False
+    ) -> None:
         self._core = core
         self._local_gateway = local
         self._read_only = read_only
+        self._scan = scan
         self._local_block: AbstractAsyncContextManager[Billing] | None = None
         self._store: Billing | None = None
         self.base_currency = core.base_currency
@@ -98,7 +101,9 @@ class ComposedBilling:
 
     async def _open_store(self) -> Billing:
         if self._store is None:
-            self._local_block = self._local_gateway.transaction(read_only=self._read_only)
+            self._local_block = self._local_gateway.transaction(
+                read_only=self._read_only, scan=self._scan
+            )
             self._store = await self._local_block.__aenter__()
         return self._store
 
@@ -122,8 +127,10 @@ class WhmcsGateway:
         self.base_currency = core.base_currency
 
     @asynccontextmanager
-    async def transaction(self, *, read_only: bool = False) -> AsyncIterator[Billing]:
-        composed = ComposedBilling(self.core, self.local, read_only)
+    async def transaction(
+        self, *, read_only: bool = False, scan: bool = False
+    ) -> AsyncIterator[Billing]:
+        composed = ComposedBilling(self.core, self.local, read_only, scan)
         try:
             yield cast(Billing, composed)
         except BaseException as error:
