@@ -90,19 +90,21 @@ class EmbeddedGateway:
         """Commit when the block succeeds, roll back when it raises. A read-only transaction
         takes no write lock and refuses writes; unless it is a `scan`, it runs on the short
         read engine (on SQLite: on the event loop)."""
-        if not read_only:
-            sessions = self._sessions
-        else:
-            sessions = self._read_sessions if scan else self._short_read_sessions
-        queue = self._writers if self._writers is not None and not read_only else nullcontext()
         with TransactionMark():
-            async with queue, sessions() as session:
+            if read_only:
+                # Nothing to commit: the readers run each statement in autocommit and refuse
+                # writes, so the session just begins on its first statement and closing it
+                # ends it (no session-level BEGIN and COMMIT around every read).
+                sessions = self._read_sessions if scan else self._short_read_sessions
+                async with sessions() as session:
+                    yield EmbeddedBilling(session, self.config)
+                return
+            async with self._writers or nullcontext(), self._sessions() as session:
                 try:
                     async with session.begin():
                         yield EmbeddedBilling(session, self.config)
-                finally:
-                    if not read_only:  # committed, or perhaps (a COMMIT that failed)
-                        self.accounts.invalidate()
+                finally:  # committed, or perhaps (a COMMIT that failed)
+                    self.accounts.invalidate()
 
     def cached_read(
         self, name: str, call: Callable[..., Awaitable[Any]]
