@@ -16,11 +16,13 @@ if TYPE_CHECKING:
     from alembic.config import Config
 
 ROOT = Path(__file__).resolve().parents[2]
-# Connections a pool keeps open, and how many more it may open in a burst. On PostgreSQL an
-# instance has both pools: two instances at their peak (80) stay below the server's default
-# max_connections of 100.
-READERS, READERS_BURST = 15, 10
-WRITERS, WRITERS_BURST = 10, 5
+# Connections a pool may open; it keeps every one it opened, and a burst beyond them waits for
+# one to be returned. (A pool that opened more and closed them as they came back reconnected
+# for every call of the next burst: on PostgreSQL a server process, a TLS attempt and the
+# statements prepared again each time.) On PostgreSQL an instance has both pools: two
+# instances (80) stay below the server's default max_connections of 100.
+READERS = 25
+WRITERS = 15
 BUSY_SECONDS = 30.0  # how long a SQLite connection waits for a lock another one holds
 # A reader on the event loop would block the whole bot while it waited: in WAL mode a reader
 # meets a lock only in rare moments (another connection recovering the WAL), so it waits
@@ -48,7 +50,7 @@ def create_engine(
             # side: enough of them stay open that a burst does not open (and close) new ones.
             kwargs.setdefault("pool_reset_on_return", None)
             kwargs.setdefault("pool_size", READERS)
-            kwargs.setdefault("max_overflow", READERS_BURST)
+            kwargs.setdefault("max_overflow", 0)
         engine = create_async_engine(
             url, connect_args={"timeout": busy}, **kwargs, hide_parameters=True, echo=False
         )
@@ -64,7 +66,7 @@ def create_engine(
             "connect_args", {"server_settings": {"default_transaction_read_only": "on"}}
         )
     kwargs.setdefault("pool_size", READERS if read_only else WRITERS)
-    kwargs.setdefault("max_overflow", READERS_BURST if read_only else WRITERS_BURST)
+    kwargs.setdefault("max_overflow", 0)
     # No ping before every checkout (a round trip per call, a quarter of a short read's CPU):
     # a connection found dead invalidates the pool, and a read that met it is run again
     # (EmbeddedGateway.is_retryable); idle connections are renewed before a server or a
