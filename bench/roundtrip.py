@@ -23,7 +23,8 @@ Printed per (database, round trip, bot): updates/s = 2 × customers / the median
 the bursts;
 p50 and p95 of the per-step latency (update delivered → the stand-in answered the bot's
 matching call: the sendMessage for /menu, the editMessageText for the button); CPU ms of the
-bot process per update (utime + stime from /proc); failed updates (no correct answer within
+bot process per update (utime + stime from /proc), and of its main thread alone (`loop`: the
+event loop, which runs every handler, so a burst's p95 is bounded by it); failed updates (no correct answer within
 the step timeout; a customer whose /menu failed never presses, both count); Traceback and
 "database is locked" occurrences in the bot's log; and cabinet/bare updates/s.
 """
@@ -199,7 +200,7 @@ def _cabinet_env(server: TelegramServer, database_url: str) -> dict[str, str]:
         "STAFF_CHAT_ID": "-100500",
         "ADMIN_IDS": "9001",
         "STATIC_RATES": "USD=1.08,RUB=100",
-        "LOG_LEVEL": os.environ.get("BENCH_LOG_LEVEL", "INFO"),
+        "LOG_LEVEL": "INFO",
         "SCHEDULER_ENABLED": "false",
     }
 
