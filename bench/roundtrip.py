@@ -24,9 +24,10 @@ the bursts;
 p50 and p95 of the per-step latency (update delivered → the stand-in answered the bot's
 matching call: the sendMessage for /menu, the editMessageText for the button); CPU ms of the
 bot process per update (utime + stime from /proc), and of its main thread alone (`loop`: the
-event loop, which runs every handler, so a burst's p95 is bounded by it); failed updates (no correct answer within
-the step timeout; a customer whose /menu failed never presses, both count); Traceback and
-"database is locked" occurrences in the bot's log; and cabinet/bare updates/s.
+event loop, which runs every handler, so a burst's p95 is bounded by it); failed updates (no
+correct answer within the step timeout; a customer whose /menu failed never presses, both
+count); Traceback and "database is locked" occurrences in the bot's log; and cabinet/bare
+updates/s.
 """
 
 from __future__ import annotations
