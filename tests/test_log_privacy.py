@@ -15,12 +15,9 @@ import re
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from email import message_from_bytes
-from email.policy import default as default_policy
 from typing import Any
 
 import pytest
-from aiosmtpd.controller import Controller
 from sqlalchemy import select
 
 from bot.config import Settings
@@ -34,8 +31,8 @@ from services.embedded import models as m
 from services.privacy import mask_email, mask_phone, redact
 from tests.conftest import _gateway, make_settings
 from tests.harness.driver import BotDriver
-from tests.harness.server import free_port
 from tests.harness.session import RecordingSession
+from tests.harness.smtp import Inbox, body
 from tests.harness.telegram import TOKEN, Call, Chat, FakeTelegram
 
 USER_ID = 7001
@@ -52,27 +49,6 @@ WATCHED = ("aiosqlite", "asyncpg", SQL_LOGGER, "aiogram", "aiogram.event", "bot"
 
 
 # ---- an SMTP server for the e-mail code ---------------------------------------------------------
-class Inbox:
-    def __init__(self) -> None:
-        self.bodies: list[str] = []
-
-    async def handle_DATA(self, server, session, envelope) -> str:  # type: ignore[no-untyped-def]
-        parsed = message_from_bytes(envelope.content, policy=default_policy)
-        self.bodies.append(parsed.get_content())  # type: ignore[attr-defined]
-        return "250 Message accepted for delivery"
-
-
-@pytest.fixture
-def smtp() -> Iterator[tuple[Inbox, int]]:
-    inbox, port = Inbox(), free_port()
-    controller = Controller(inbox, hostname="127.0.0.1", port=port)
-    controller.start()
-    try:
-        yield inbox, port
-    finally:
-        controller.stop()
-
-
 # ---- the log capture ----------------------------------------------------------------------------
 class RawCapture(logging.Handler):
     """Each record as emitted: message, exception and stack text, before any redaction."""
@@ -158,7 +134,7 @@ async def customer_journey(driver: BotDriver, inbox: Inbox) -> Journey:
     # E-mail, confirmed by the code it receives.
     calls = await edit("email", EMAIL)
     assert "📨 We sent a 6-digit code to" in last(calls).text
-    code = re.search(r"\b(\d{6})\b", inbox.bodies[-1])
+    code = re.search(r"\b(\d{6})\b", body(inbox.messages[-1][2]))
     assert code is not None
     found.email_code = code.group(1)
     assert last(await driver.send(user, found.email_code)).text.startswith("✅ E-mail confirmed")
