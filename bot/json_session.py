@@ -13,6 +13,7 @@ from typing import Any, cast
 
 from aiogram import Bot
 from aiogram.client.session.aiohttp import AiohttpSession
+from aiogram.client.session.base import BaseSession
 from aiogram.exceptions import TelegramNetworkError
 from aiogram.methods import TelegramMethod
 from aiogram.methods.base import TelegramType
@@ -22,15 +23,24 @@ from aiohttp import ClientError, ClientTimeout
 JSON_HEADERS = {"Content-Type": "application/json"}
 
 
+def prepared_params(
+    session: BaseSession, bot: Bot, method: TelegramMethod[Any]
+) -> tuple[dict[str, Any], dict[str, InputFile]]:
+    """The call's parameters as the Bot API takes them (defaults resolved, dates as Unix
+    time, nested objects as plain values; unset ones left out), and the files it uploads."""
+    files: dict[str, InputFile] = {}
+    params = {}
+    for key, value in method.model_dump(warnings=False).items():
+        prepared = session.prepare_value(value, bot=bot, files=files, _dumps_json=False)
+        if prepared is not None:
+            params[key] = prepared
+    return params, files
+
+
 class JsonAiohttpSession(AiohttpSession):
     def json_body(self, bot: Bot, method: TelegramMethod[Any]) -> str | None:
         """The call's parameters as JSON, or None when it uploads a file (a form then)."""
-        files: dict[str, InputFile] = {}
-        params = {}
-        for key, value in method.model_dump(warnings=False).items():
-            prepared = self.prepare_value(value, bot=bot, files=files, _dumps_json=False)
-            if prepared is not None:
-                params[key] = prepared
+        params, files = prepared_params(self, bot, method)
         return None if files else self.json_dumps(params)
 
     async def make_request(

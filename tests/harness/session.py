@@ -12,6 +12,7 @@ from aiogram.exceptions import TelegramNetworkError
 from aiogram.methods import TelegramMethod
 from aiogram.methods.base import TelegramType
 
+from bot.json_session import prepared_params
 from services.billing import in_transaction
 from tests.harness.telegram import ConnectionDropped, FakeTelegram
 
@@ -27,12 +28,7 @@ class RecordingSession(BaseSession):
         if in_transaction():  # the rule: commit first, then talk to Telegram
             self.fake.calls_in_transaction.append(method.__api_method__)
             raise AssertionError(f"{method.__api_method__} called inside a billing transaction")
-        files: dict[str, Any] = {}
-        params = {}
-        for key, value in method.model_dump(warnings=False).items():
-            prepared = self.prepare_value(value, bot=bot, files=files, _dumps_json=False)
-            if prepared is not None:
-                params[key] = prepared
+        params, _files = prepared_params(self, bot, method)
         try:
             status, body = await self.fake.handle(method.__api_method__, params)
         except ConnectionDropped:
