@@ -30,6 +30,7 @@ from sqlalchemy.engine import URL
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from services.contracts.common import Account
+from services.embedded.db import sqlite_uri
 
 log = logging.getLogger(__name__)
 
@@ -124,9 +125,8 @@ class SqliteDataVersion:
     index and takes no lock a writer waits for."""
 
     def __init__(self, url: URL) -> None:
-        uri = str(url.query.get("uri", "")).lower() in ("true", "1")
         self._connection = sqlite3.connect(
-            str(url.database), isolation_level=None, check_same_thread=False, uri=uri
+            str(url.database), isolation_level=None, check_same_thread=False, uri=sqlite_uri(url)
         )
         self._connection.execute("PRAGMA query_only=ON")
 

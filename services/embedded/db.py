@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import event
-from sqlalchemy.engine import Connection, make_url
+from sqlalchemy.engine import URL, Connection, make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker, create_async_engine
 
 from services.embedded.loop_sqlite import loop_connector
@@ -37,13 +37,14 @@ def create_engine(
     `on_loop` (with `read_only`, a SQLite file): its statements run on the event loop."""
     url = make_url(database_url)
     if url.get_backend_name() == "sqlite":
-        if url.database and url.database != ":memory:":
-            Path(url.database).parent.mkdir(parents=True, exist_ok=True)
+        on_file = url.database not in (None, "", ":memory:")
+        if on_file:
+            Path(str(url.database)).parent.mkdir(parents=True, exist_ok=True)
         busy = BUSY_SECONDS
-        if read_only and on_loop and url.database and url.database != ":memory:":
+        if read_only and on_loop and on_file:
             busy = LOOP_BUSY_SECONDS
-            uri = str(url.query.get("uri", "")).lower() in ("true", "1")
-            kwargs.setdefault("async_creator", loop_connector(url.database, uri=uri, timeout=busy))
+            connector = loop_connector(str(url.database), uri=sqlite_uri(url), timeout=busy)
+            kwargs.setdefault("async_creator", connector)
         if read_only:
             # Nothing is ever left open on a reader (no BEGIN, writes refused), so the pool's
             # rollback on return is skipped: one thread hop less per call. Readers run side by
@@ -73,6 +74,11 @@ def create_engine(
     # firewall drops them.
     kwargs.setdefault("pool_recycle", 1800)
     return create_async_engine(url, **kwargs, hide_parameters=True, echo=False)
+
+
+def sqlite_uri(url: URL) -> bool:
+    """The URL names its file as a `file:` URI (`?uri=true`), as sqlite3.connect must know."""
+    return str(url.query.get("uri", "")).lower() in ("true", "1")
 
 
 def _no_commit(dbapi_connection: object) -> None:
